@@ -1,0 +1,46 @@
+# Two commands for a new Debian 12 machine (as root), both idempotent:
+#   make run   - install what is missing, then redis-server with the module on 127.0.0.1:6379
+#   make test  - install what is missing, then the whole test suite
+PYTHON ?= /usr/bin/python3.11
+VENV := .venv
+VPY := $(VENV)/bin/python
+PORT ?= 6379
+DEPS_STAMP := $(VENV)/.deps-installed
+SHIM := $(VENV)/lib/python3.11/site-packages/redisai_py/redisai_shim.so
+PYTEST_ARGS ?=
+
+.PHONY: run test install system build bench clean
+
+run: install
+	$(VPY) -m redisai_py serve --port $(PORT) --dir .data
+
+test: install
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(VPY) benchmarks/tensor_ops.py
+
+install: system $(DEPS_STAMP) build
+
+# Debian packages: redis-server (7.0), and Python 3.11 with venv and headers.
+system:
+	@command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null \
+	  && [ -x $(PYTHON) ] && [ -f /usr/include/python3.11/Python.h ] \
+	  && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	      redis-server redis-tools python3.11 python3.11-venv python3.11-dev cmake ninja-build gcc git)
+
+# The venv and every dependency; redone when pyproject.toml changes.
+$(DEPS_STAMP): pyproject.toml
+	[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet "scikit-build-core>=0.10" torch==2.13.0
+	$(VPY) -m pip install --quiet $$($(VPY) -c 'import tomllib; d=tomllib.load(open("pyproject.toml","rb"))["project"]; print(" ".join(d["dependencies"] + [x for k in ("backends","test") for x in d["optional-dependencies"][k]]))')
+	touch $@
+
+# The shim and the package, built into the venv (incremental CMake build under build/).
+build: $(DEPS_STAMP)
+	$(VPY) -m pip install --quiet --no-build-isolation --no-deps .
+
+clean:
+	rm -rf build $(VENV) .data

@@ -1,0 +1,44 @@
+/* backends.c -- the backend table: names, load state, INFO fields. */
+#include "backends.h"
+
+#include <string.h>
+
+#include "parse.h"
+
+static const char *const BACKEND_NAMES[RAI_BACKEND_COUNT] = {"TF", "TFLITE", "TORCH", "ONNX"};
+
+/* The INFO field that carries each backend's version, as RedisAI names it. */
+static const char *const VERSION_FIELDS[RAI_BACKEND_COUNT] = {
+    "TensorFlow_version", "TensorFlowLite_version", "Torch_version", "onnxruntime_version"};
+
+static char *loaded_versions[RAI_BACKEND_COUNT];
+
+const char *RAI_BackendName(RAI_Backend b) {
+    return BACKEND_NAMES[b];
+}
+
+const char *RAI_ParseBackend(RedisModuleString *arg, RAI_Backend *out) {
+    for (int i = 0; i < RAI_BACKEND_COUNT; i++) {
+        if (RAI_ArgIs(arg, BACKEND_NAMES[i])) {
+            *out = (RAI_Backend)i;
+            return NULL;
+        }
+    }
+    return "ERR unsupported backend";
+}
+
+const char *RAI_BackendVersion(RAI_Backend b) {
+    return loaded_versions[b];
+}
+
+void RAI_BackendSetLoaded(RAI_Backend b, const char *version) {
+    RedisModule_Free(loaded_versions[b]);
+    loaded_versions[b] = RedisModule_Strdup(version);
+}
+
+void RAI_BackendsInfo(RedisModuleInfoCtx *ctx) {
+    for (int i = 0; i < RAI_BACKEND_COUNT; i++) {
+        if (loaded_versions[i] == NULL) continue;
+        RedisModule_InfoAddFieldCString(ctx, VERSION_FIELDS[i], loaded_versions[i]);
+    }
+}

@@ -1,0 +1,168 @@
+/* module.c -- RedisModule_OnLoad: the ordered start-up of the "ai" module.
+ *
+ * API pointers, then arguments, then Python, then data types, commands and
+ * INFO. Any failure logs one line saying what failed and fails the load;
+ * nothing here may crash the server. */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends.h"
+#include "cmd_admin.h"
+#include "cmd_tensor.h"
+#include "config.h"
+#include "info.h"
+#include "log.h"
+#include "py_runtime.h"
+#include "rm_api.h"
+#include "type_tensor.h"
+
+#define RAI_MIN_REDIS_VERSION 0x00070000 /* key specs need 7.0 */
+
+RedisModuleCtx *RAI_LogCtx = NULL;
+
+static const RedisModuleCommandInfoVersion COMMAND_INFO_VERSION = {
+    .version = 1,
+    .sizeof_historyentry = sizeof(RedisModuleCommandHistoryEntry),
+    .sizeof_keyspec = sizeof(RedisModuleCommandKeySpec),
+    .sizeof_arg = sizeof(RedisModuleCommandArg),
+};
+
+typedef struct {
+    const char *name;
+    RedisModuleCmdFunc handler;
+    const char *flags;
+    int firstkey, lastkey, keystep;
+    uint64_t key_flags; /* flags of the single key at firstkey; 0: no key spec */
+} CommandSpec;
+
+static const CommandSpec COMMANDS[] = {
+    {"ai.tensorset", RAI_TensorSet_RedisCommand, "write deny-oom", 1, 1, 1,
+     REDISMODULE_CMD_KEY_OW | REDISMODULE_CMD_KEY_UPDATE},
+    {"ai.tensorget", RAI_TensorGet_RedisCommand, "readonly", 1, 1, 1,
+     REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS},
+    {"ai.config", RAI_Config_RedisCommand, "write", 0, 0, 0, 0},
+};
+
+/* Declares the key of a single-key command so cluster routing, ACL key
+ * patterns and COMMAND GETKEYS all see it with the right access flags. */
+static int SetSingleKeySpec(RedisModuleCtx *ctx, const CommandSpec *spec) {
+    RedisModuleCommand *cmd = RedisModule_GetCommand(ctx, spec->name);
+    if (cmd == NULL) return REDISMODULE_ERR;
+    RedisModuleCommandKeySpec key_specs[2] = {
+        {
+            .flags = spec->key_flags,
+            .begin_search_type = REDISMODULE_KSPEC_BS_INDEX,
+            .bs.index.pos = spec->firstkey,
+            .find_keys_type = REDISMODULE_KSPEC_FK_RANGE,
+            .fk.range = {.lastkey = 0, .keystep = 1, .limit = 0},
+        },
+        {0},
+    };
+    RedisModuleCommandInfo info = {.version = &COMMAND_INFO_VERSION, .key_specs = key_specs};
+    return RedisModule_SetCommandInfo(cmd, &info);
+}
+
+static int RegisterCommands(RedisModuleCtx *ctx) {
+    for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++) {
+        const CommandSpec *spec = &COMMANDS[i];
+        if (RedisModule_CreateCommand(ctx, spec->name, spec->handler, spec->flags, spec->firstkey,
+                                      spec->lastkey, spec->keystep) != REDISMODULE_OK) {
+            RAI_LOG_WARNING("could not register command %s", spec->name);
+            return REDISMODULE_ERR;
+        }
+        if (spec->key_flags && SetSingleKeySpec(ctx, spec) != REDISMODULE_OK) {
+            RAI_LOG_WARNING("could not declare the keys of %s", spec->name);
+            return REDISMODULE_ERR;
+        }
+    }
+    return REDISMODULE_OK;
+}
+
+/* Where this module file lies: the venv and the default BACKENDSPATH are
+ * found from it, so no configuration is needed. */
+static int ModulePath(char *path, size_t len) {
+    Dl_info info;
+    char resolved[PATH_MAX];
+    if (dladdr((void *)ModulePath, &info) == 0 || info.dli_fname == NULL) return -1;
+    if (realpath(info.dli_fname, resolved) == NULL) return -1;
+    if (strlen(resolved) >= len) return -1;
+    strcpy(path, resolved);
+    return 0;
+}
+
+/* Backends named in the module arguments load now, before the server
+ * serves, so blocking the main thread here stalls nobody. */
+static int LoadRequestedBackends(void) {
+    for (int b = 0; b < RAI_BACKEND_COUNT; b++) {
+        if (RAI_Cfg.backend_paths[b] == NULL) continue;
+        char version[128], err[1024];
+        if (RAI_PyLoadBackend((RAI_Backend)b, version, sizeof(version), err, sizeof(err)) != 0) {
+            RAI_LOG_WARNING("ERR error processing argument: %s %s (%s)",
+                            RAI_BackendName((RAI_Backend)b), RAI_Cfg.backend_paths[b], err);
+            return REDISMODULE_ERR;
+        }
+        RAI_BackendSetLoaded((RAI_Backend)b, version);
+        RAI_LOG_NOTICE("backend %s loaded (version %s)", RAI_BackendName((RAI_Backend)b), version);
+    }
+    return REDISMODULE_OK;
+}
+
+static void LogConfig(const char *module_path) {
+    RAI_LOG_NOTICE("redisai_py %s (RedisAI %s command set, git %s) from %s", RAI_VERSION_STRING,
+                   RAI_COMPAT_VERSION_STRING, RAI_GIT_SHA, module_path);
+    RAI_LOG_NOTICE("config: THREADS_PER_QUEUE=%lld INTRA_OP_PARALLELISM=%lld "
+                   "INTER_OP_PARALLELISM=%lld MODEL_CHUNK_SIZE=%lld "
+                   "MODEL_EXECUTION_TIMEOUT=%lld BACKEND_MEMORY_LIMIT=%lld BACKENDSPATH=%s",
+                   RAI_Cfg.threads_per_queue, RAI_Cfg.intra_op_parallelism,
+                   RAI_Cfg.inter_op_parallelism, RAI_Cfg.model_chunk_size,
+                   RAI_Cfg.model_execution_timeout, RAI_Cfg.backend_memory_limit,
+                   RAI_Cfg.backends_path);
+}
+
+__attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ctx,
+                                                              RedisModuleString **argv, int argc) {
+    const char *missing = NULL;
+    if (RAI_ApiInit(ctx, "ai", RAI_COMPAT_VERSION, &missing) != REDISMODULE_OK) {
+        if (RedisModule_Log) RedisModule_Log(ctx, "warning", "redisai_py needs %s", missing);
+        return REDISMODULE_ERR;
+    }
+    if (RedisModule_GetServerVersion() < RAI_MIN_REDIS_VERSION) {
+        RedisModule_Log(ctx, "warning", "redisai_py requires Redis 7.0 or newer");
+        return REDISMODULE_ERR;
+    }
+    RedisModule_SetModuleOptions(ctx, REDISMODULE_OPTIONS_HANDLE_IO_ERRORS);
+    RAI_LogCtx = RedisModule_GetDetachedThreadSafeContext(ctx);
+
+    char module_path[PATH_MAX], module_dir[PATH_MAX], err[2048];
+    if (ModulePath(module_path, sizeof(module_path)) != 0) {
+        RAI_LOG_WARNING("redisai_py cannot find its own module file");
+        return REDISMODULE_ERR;
+    }
+    strcpy(module_dir, module_path);
+    *strrchr(module_dir, '/') = '\0';
+
+    if (RAI_ConfigFromArgs(argv, argc, module_dir, err, sizeof(err)) != REDISMODULE_OK) {
+        RAI_LOG_WARNING("%s", err);
+        return REDISMODULE_ERR;
+    }
+    LogConfig(module_path);
+    if (RAI_PyStart(module_path, err, sizeof(err)) != 0) {
+        RAI_LOG_WARNING("redisai_py cannot start Python: %s", err);
+        return REDISMODULE_ERR;
+    }
+    RAI_LOG_NOTICE("%s", err); /* the interpreter's start-up summary */
+
+    if (LoadRequestedBackends() != REDISMODULE_OK) return REDISMODULE_ERR;
+    if (RAI_TensorTypeRegister(ctx) != REDISMODULE_OK) {
+        RAI_LOG_WARNING("could not create the AI_TENSOR data type");
+        return REDISMODULE_ERR;
+    }
+    if (RegisterCommands(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
+    if (RedisModule_RegisterInfoFunc(ctx, RAI_InfoFunc) != REDISMODULE_OK) {
+        RAI_LOG_WARNING("could not register the INFO callback");
+        return REDISMODULE_ERR;
+    }
+    return REDISMODULE_OK;
+}

@@ -1,0 +1,19 @@
+/* parse.h -- argv readers shared by the command handlers (and later the DAG
+ * parser). Each returns NULL on success or the exact error text to reply. */
+#ifndef RAI_PARSE_H
+#define RAI_PARSE_H
+
+#include "rm_api.h"
+#include "tensor.h"
+
+/* Case-insensitive match of an argument against a keyword. */
+int RAI_ArgIs(RedisModuleString *arg, const char *keyword);
+
+/* FLOAT, DOUBLE, INT8..INT64, UINT8, UINT16, BOOL, STRING. */
+const char *RAI_ParseDType(RedisModuleString *arg, RAI_DType *out);
+
+/* Builds a tensor from `type [dim ...] [BLOB data | VALUES v ...]`, the
+ * arguments of AI.TENSORSET after the key. Nothing is allocated on error. */
+const char *RAI_TensorFromArgs(RedisModuleString **argv, int argc, RAI_Tensor **out);
+
+#endif

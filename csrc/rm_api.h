@@ -1,0 +1,250 @@
+/* rm_api.h -- our own declaration of the subset of the Redis module API the
+ * shim uses.
+ *
+ * Written from the public module API reference: the constants, struct
+ * layouts and function signatures below are facts of that ABI. Every
+ * function is a pointer filled by RAI_ApiInit() through the GetApi entry
+ * that Redis places at the start of the context it hands to OnLoad. */
+#ifndef RAI_RM_API_H
+#define RAI_RM_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define REDISMODULE_OK 0
+#define REDISMODULE_ERR 1
+#define REDISMODULE_APIVER_1 1
+
+#define REDISMODULE_READ (1 << 0)
+#define REDISMODULE_WRITE (1 << 1)
+
+#define REDISMODULE_KEYTYPE_EMPTY 0
+#define REDISMODULE_KEYTYPE_MODULE 6
+
+#define REDISMODULE_POSTPONED_LEN -1
+
+#define REDISMODULE_CTX_FLAGS_LUA (1 << 0)
+#define REDISMODULE_CTX_FLAGS_MULTI (1 << 1)
+#define REDISMODULE_CTX_FLAGS_LOADING (1 << 13)
+#define REDISMODULE_CTX_FLAGS_DENY_BLOCKING (1 << 21)
+#define REDISMODULE_CTX_FLAGS_RESP3 (1 << 22)
+
+#define REDISMODULE_OPTIONS_HANDLE_IO_ERRORS (1 << 0)
+
+#define REDISMODULE_TYPE_METHOD_VERSION_COPY 3
+
+#define REDISMODULE_ERRORMSG_WRONGTYPE \
+    "WRONGTYPE Operation against a key holding the wrong kind of value"
+
+#define REDISMODULE_EVENT_SHUTDOWN 5
+
+/* Key-spec flags and search types (SetCommandInfo, Redis >= 7.0). */
+#define REDISMODULE_CMD_KEY_RO (1ULL << 0)
+#define REDISMODULE_CMD_KEY_RW (1ULL << 1)
+#define REDISMODULE_CMD_KEY_OW (1ULL << 2)
+#define REDISMODULE_CMD_KEY_RM (1ULL << 3)
+#define REDISMODULE_CMD_KEY_ACCESS (1ULL << 4)
+#define REDISMODULE_CMD_KEY_UPDATE (1ULL << 5)
+#define REDISMODULE_CMD_KEY_INSERT (1ULL << 6)
+#define REDISMODULE_CMD_KEY_DELETE (1ULL << 7)
+#define REDISMODULE_CMD_KEY_NOT_KEY (1ULL << 8)
+#define REDISMODULE_CMD_KEY_INCOMPLETE (1ULL << 9)
+#define REDISMODULE_CMD_KEY_VARIABLE_FLAGS (1ULL << 10)
+
+typedef enum {
+    REDISMODULE_KSPEC_BS_INVALID = 0,
+    REDISMODULE_KSPEC_BS_UNKNOWN,
+    REDISMODULE_KSPEC_BS_INDEX,
+    REDISMODULE_KSPEC_BS_KEYWORD
+} RedisModuleKeySpecBeginSearchType;
+
+typedef enum {
+    REDISMODULE_KSPEC_FK_OMITTED = 0,
+    REDISMODULE_KSPEC_FK_UNKNOWN,
+    REDISMODULE_KSPEC_FK_RANGE,
+    REDISMODULE_KSPEC_FK_KEYNUM
+} RedisModuleKeySpecFindKeysType;
+
+typedef struct RedisModuleCtx RedisModuleCtx;
+typedef struct RedisModuleKey RedisModuleKey;
+typedef struct RedisModuleString RedisModuleString;
+typedef struct RedisModuleIO RedisModuleIO;
+typedef struct RedisModuleType RedisModuleType;
+typedef struct RedisModuleDigest RedisModuleDigest;
+typedef struct RedisModuleInfoCtx RedisModuleInfoCtx;
+typedef struct RedisModuleCommand RedisModuleCommand;
+typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
+typedef struct RedisModuleDefragCtx RedisModuleDefragCtx;
+typedef struct RedisModuleCallReply RedisModuleCallReply;
+
+typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+typedef void (*RedisModuleInfoFunc)(RedisModuleInfoCtx *ctx, int for_crash_report);
+
+typedef struct RedisModuleEvent {
+    uint64_t id;
+    uint64_t dataver;
+} RedisModuleEvent;
+typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent eid,
+                                         uint64_t subevent, void *data);
+
+typedef struct RedisModuleTypeMethods {
+    uint64_t version;
+    void *(*rdb_load)(RedisModuleIO *rdb, int encver);
+    void (*rdb_save)(RedisModuleIO *rdb, void *value);
+    void (*aof_rewrite)(RedisModuleIO *aof, RedisModuleString *key, void *value);
+    size_t (*mem_usage)(const void *value);
+    void (*digest)(RedisModuleDigest *md, void *value);
+    void (*free)(void *value);
+    int (*aux_load)(RedisModuleIO *rdb, int encver, int when);
+    void (*aux_save)(RedisModuleIO *rdb, int when);
+    int aux_save_triggers;
+    size_t (*free_effort)(RedisModuleString *key, const void *value);
+    void (*unlink)(RedisModuleString *key, const void *value);
+    void *(*copy)(RedisModuleString *fromkey, RedisModuleString *tokey, const void *value);
+    int (*defrag)(RedisModuleDefragCtx *ctx, RedisModuleString *key, void **value);
+} RedisModuleTypeMethods;
+
+typedef struct RedisModuleCommandKeySpec {
+    const char *notes;
+    uint64_t flags;
+    RedisModuleKeySpecBeginSearchType begin_search_type;
+    union {
+        struct {
+            int pos;
+        } index;
+        struct {
+            const char *keyword;
+            int startfrom;
+        } keyword;
+    } bs;
+    RedisModuleKeySpecFindKeysType find_keys_type;
+    union {
+        struct {
+            int lastkey;
+            int keystep;
+            int limit;
+        } range;
+        struct {
+            int keynumidx;
+            int firstkey;
+            int keystep;
+        } keynum;
+    } fk;
+} RedisModuleCommandKeySpec;
+
+/* We never pass history entries or argument docs, so only their sizes matter
+ * to the server (it strides arrays we leave NULL). The placeholders below
+ * match the 7.0 layouts so the sizes we announce are the real ones. */
+typedef struct {
+    const char *since;
+    const char *changes;
+} RedisModuleCommandHistoryEntry;
+
+typedef struct RedisModuleCommandArg {
+    const char *name;
+    int type;
+    int key_spec_index;
+    const char *token;
+    const char *summary;
+    const char *since;
+    int flags;
+    const char *deprecated_since;
+    struct RedisModuleCommandArg *subargs;
+} RedisModuleCommandArg;
+
+typedef struct {
+    int version;
+    size_t sizeof_historyentry;
+    size_t sizeof_keyspec;
+    size_t sizeof_arg;
+} RedisModuleCommandInfoVersion;
+
+typedef struct {
+    const RedisModuleCommandInfoVersion *version;
+    const char *summary;
+    const char *complexity;
+    const char *since;
+    RedisModuleCommandHistoryEntry *history;
+    const char *tips;
+    int arity;
+    RedisModuleCommandKeySpec *key_specs;
+    RedisModuleCommandArg *args;
+} RedisModuleCommandInfo;
+
+/* X-macro list: required APIs. RAI_ApiInit fails the load if one is missing. */
+#define RAI_REQUIRED_APIS(X)                                                                      \
+    X(void *, Alloc, (size_t bytes))                                                              \
+    X(void *, Calloc, (size_t nmemb, size_t size))                                                \
+    X(void *, Realloc, (void *ptr, size_t bytes))                                                 \
+    X(void, Free, (void *ptr))                                                                    \
+    X(char *, Strdup, (const char *str))                                                          \
+    X(size_t, MallocSize, (void *ptr))                                                            \
+    X(int, SetModuleAttribs, (RedisModuleCtx * ctx, const char *name, int ver, int apiver))       \
+    X(int, IsModuleNameBusy, (const char *name))                                                  \
+    X(void, SetModuleOptions, (RedisModuleCtx * ctx, int options))                                \
+    X(int, GetServerVersion, (void))                                                              \
+    X(int, CreateCommand,                                                                         \
+      (RedisModuleCtx * ctx, const char *name, RedisModuleCmdFunc cmdfunc, const char *strflags,  \
+       int firstkey, int lastkey, int keystep))                                                   \
+    X(RedisModuleCommand *, GetCommand, (RedisModuleCtx * ctx, const char *name))                 \
+    X(int, SetCommandInfo, (RedisModuleCommand * command, const RedisModuleCommandInfo *info))    \
+    X(int, IsKeysPositionRequest, (RedisModuleCtx * ctx))                                         \
+    X(void, KeyAtPos, (RedisModuleCtx * ctx, int pos))                                            \
+    X(int, GetContextFlags, (RedisModuleCtx * ctx))                                               \
+    X(int, WrongArity, (RedisModuleCtx * ctx))                                                    \
+    X(int, ReplyWithError, (RedisModuleCtx * ctx, const char *err))                               \
+    X(int, ReplyWithSimpleString, (RedisModuleCtx * ctx, const char *msg))                        \
+    X(int, ReplyWithLongLong, (RedisModuleCtx * ctx, long long ll))                               \
+    X(int, ReplyWithArray, (RedisModuleCtx * ctx, long len))                                      \
+    X(void, ReplySetArrayLength, (RedisModuleCtx * ctx, long len))                                \
+    X(int, ReplyWithStringBuffer, (RedisModuleCtx * ctx, const char *buf, size_t len))            \
+    X(int, ReplyWithString, (RedisModuleCtx * ctx, RedisModuleString * str))                      \
+    X(int, ReplyWithNull, (RedisModuleCtx * ctx))                                                 \
+    X(int, ReplicateVerbatim, (RedisModuleCtx * ctx))                                             \
+    X(RedisModuleString *, CreateString, (RedisModuleCtx * ctx, const char *ptr, size_t len))     \
+    X(RedisModuleString *, CreateStringPrintf, (RedisModuleCtx * ctx, const char *fmt, ...))      \
+    X(void, FreeString, (RedisModuleCtx * ctx, RedisModuleString * str))                          \
+    X(const char *, StringPtrLen, (const RedisModuleString *str, size_t *len))                    \
+    X(int, StringToLongLong, (const RedisModuleString *str, long long *ll))                       \
+    X(int, StringToDouble, (const RedisModuleString *str, double *d))                             \
+    X(RedisModuleKey *, OpenKey, (RedisModuleCtx * ctx, RedisModuleString * keyname, int mode))   \
+    X(void, CloseKey, (RedisModuleKey * kp))                                                      \
+    X(int, KeyType, (RedisModuleKey * kp))                                                        \
+    X(RedisModuleType *, CreateDataType,                                                          \
+      (RedisModuleCtx * ctx, const char *name, int encver, void *typemethods))                    \
+    X(int, ModuleTypeSetValue, (RedisModuleKey * key, RedisModuleType * mt, void *value))         \
+    X(RedisModuleType *, ModuleTypeGetType, (RedisModuleKey * key))                               \
+    X(void *, ModuleTypeGetValue, (RedisModuleKey * key))                                         \
+    X(void, SaveUnsigned, (RedisModuleIO * io, uint64_t value))                                   \
+    X(uint64_t, LoadUnsigned, (RedisModuleIO * io))                                               \
+    X(void, SaveSigned, (RedisModuleIO * io, int64_t value))                                      \
+    X(int64_t, LoadSigned, (RedisModuleIO * io))                                                  \
+    X(void, SaveStringBuffer, (RedisModuleIO * io, const char *str, size_t len))                  \
+    X(char *, LoadStringBuffer, (RedisModuleIO * io, size_t *lenptr))                             \
+    X(int, IsIOError, (RedisModuleIO * io))                                                       \
+    X(void, EmitAOF, (RedisModuleIO * io, const char *cmdname, const char *fmt, ...))             \
+    X(void, Log, (RedisModuleCtx * ctx, const char *level, const char *fmt, ...))                 \
+    X(void, LogIOError, (RedisModuleIO * io, const char *levelstr, const char *fmt, ...))         \
+    X(int, RegisterInfoFunc, (RedisModuleCtx * ctx, RedisModuleInfoFunc cb))                      \
+    X(int, InfoAddSection, (RedisModuleInfoCtx * ctx, const char *name))                          \
+    X(int, InfoAddFieldCString, (RedisModuleInfoCtx * ctx, const char *field, const char *value)) \
+    X(int, InfoAddFieldLongLong, (RedisModuleInfoCtx * ctx, const char *field, long long value))  \
+    X(RedisModuleBlockedClient *, BlockClient,                                                    \
+      (RedisModuleCtx * ctx, RedisModuleCmdFunc reply_callback, RedisModuleCmdFunc timeout_callback, \
+       void (*free_privdata)(RedisModuleCtx *, void *), long long timeout_ms))                    \
+    X(int, UnblockClient, (RedisModuleBlockedClient * bc, void *privdata))                        \
+    X(void *, GetBlockedClientPrivateData, (RedisModuleCtx * ctx))                                \
+    X(RedisModuleCtx *, GetDetachedThreadSafeContext, (RedisModuleCtx * ctx))                     \
+    X(int, SubscribeToServerEvent,                                                                \
+      (RedisModuleCtx * ctx, RedisModuleEvent event, RedisModuleEventCallback callback))
+
+#define RAI_DECLARE_API(ret, name, args) extern ret(*RedisModule_##name) args;
+RAI_REQUIRED_APIS(RAI_DECLARE_API)
+#undef RAI_DECLARE_API
+
+/* Resolves every pointer above through the context's GetApi entry, checks the
+ * module name is free and registers it. Returns REDISMODULE_ERR (after
+ * logging nothing: there is no Log yet) when Redis lacks an API we need. */
+int RAI_ApiInit(RedisModuleCtx *ctx, const char *name, int ver, const char **missing);
+
+#endif
