@@ -1,0 +1,161 @@
+"""Real redis-server processes with the module loaded, on free loopback ports.
+
+Every test that talks to Redis gets its own server (function scope): stories
+stay independent, and a server that a bad-input test might have hurt cannot
+leak into the next test. When a test fails, the server's log is attached to
+the report.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from redisai_py import module_path
+
+REDIS_SERVER = "/usr/bin/redis-server"
+# Loopback ports we draw from: below 55535 as the project requires, and low
+# enough that port + 10000 (a cluster node's bus port) is valid too.
+PORT_RANGE = (20000, 45000)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(bus: bool = False) -> int:
+    """A loopback port (and, with bus=True, port + 10000) nobody listens on."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(1000):
+        port = rng.randrange(*PORT_RANGE)
+        if _port_is_free(port) and (not bus or _port_is_free(port + 10000)):
+            return port
+    raise RuntimeError("no free loopback port")
+
+
+class RedisServer:
+    """One redis-server process with the module, stopped by its PID."""
+
+    def __init__(self, workdir: Path, module_args: list[str], server_args: list[str],
+                 port: int | None = None) -> None:
+        self.workdir = workdir
+        self.module_args = list(module_args)
+        self.server_args = list(server_args)
+        self.port = port or free_port()
+        self.log_path = workdir / f"redis-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def argv(self) -> list[str]:
+        return [
+            REDIS_SERVER,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.workdir),
+            "--logfile", str(self.log_path),
+            "--save", "",
+            "--enable-debug-command", "yes",
+            *self.server_args,
+            "--loadmodule", str(module_path()), *self.module_args,
+        ]
+
+    def start(self, wait: bool = True) -> RedisServer:
+        self.proc = subprocess.Popen(self.argv(), cwd=self.workdir,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if self.client(socket_timeout=1).ping():
+                    return
+            except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+                time.sleep(0.02)
+        raise RuntimeError(f"redis-server on port {self.port} did not answer:\n{self.log()}")
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log file)"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        """Signals the process by PID and waits for it; SIGKILL if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout)
+
+    def restart(self) -> RedisServer:
+        """SIGTERM (which saves if persistence is on), then start on the same port and dir."""
+        self.stop()
+        return self.start()
+
+
+ServerFactory = Callable[..., RedisServer]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for server in getattr(item, "redis_servers", []):
+            report.sections.append((f"redis-server :{server.port} log", server.log()))
+
+
+@pytest.fixture
+def server_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerFactory]:
+    """Starts servers with the module: factory(module_args=[...], server_args=[...])."""
+    servers: list[RedisServer] = []
+    request.node.redis_servers = servers
+
+    def make(module_args: list[str] | None = None, server_args: list[str] | None = None,
+             start: bool = True, workdir: Path | None = None) -> RedisServer:
+        wd = workdir or tmp_path / f"srv{len(servers)}"
+        wd.mkdir(parents=True, exist_ok=True)
+        server = RedisServer(wd, module_args or [], server_args or [])
+        servers.append(server)
+        return server.start() if start else server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory) -> RedisServer:
+    """A fresh server with the module and default arguments."""
+    return server_factory()
+
+
+@pytest.fixture
+def r(server: RedisServer) -> redis.Redis:
+    """A RESP2 client of `server` that returns bytes."""
+    return server.client()
