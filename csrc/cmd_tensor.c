@@ -12,9 +12,20 @@
 
 #define ERR_EMPTY_TENSOR "ERR tensor key is empty or in a different shard"
 
+/* RedisAI's clients and tests expect the arity error to name the command as
+ * the client spelled it ("'AI.TENSORSET'"), which is what Redis 6's
+ * WrongArity did. Redis 7's names the registered, lower-case command. */
+static int ReplyWrongArity(RedisModuleCtx *ctx, RedisModuleString *cmdname) {
+    RedisModuleString *msg = RedisModule_CreateStringPrintf(
+        ctx, "ERR wrong number of arguments for '%s' command", RedisModule_StringPtrLen(cmdname, NULL));
+    RedisModule_ReplyWithError(ctx, RedisModule_StringPtrLen(msg, NULL));
+    RedisModule_FreeString(ctx, msg);
+    return REDISMODULE_OK;
+}
+
 /* AI.TENSORSET key type [dim ...] [BLOB data | VALUES v ...] */
 int RAI_TensorSet_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (argc < 4) return RedisModule_WrongArity(ctx);
+    if (argc < 4) return ReplyWrongArity(ctx, argv[0]);
 
     RedisModuleKey *key = RAI_OpenTensorKey(ctx, argv[1], REDISMODULE_READ | REDISMODULE_WRITE);
     if (key == NULL) return REDISMODULE_OK; /* WRONGTYPE already replied */
@@ -103,16 +114,27 @@ const char *RAI_ParseTensorGetFormat(RedisModuleString **argv, int argc, int *me
     return NULL;
 }
 
+/* Opens a key that must hold a tensor; on a missing key or a wrong type it
+ * replies the error and returns NULL. Not RAI_OpenTensorKey: a read-only
+ * OpenKey of a missing key is NULL, which that function passes on as its
+ * "WRONGTYPE replied" NULL, and the client would get no reply at all. */
+static RedisModuleKey *OpenTensorToRead(RedisModuleCtx *ctx, RedisModuleString *keyname) {
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ);
+    int type = RedisModule_KeyType(key);
+    if (type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(key) == RAI_TensorType)
+        return key;
+    RedisModule_CloseKey(key);
+    RedisModule_ReplyWithError(ctx, type == REDISMODULE_KEYTYPE_EMPTY ? ERR_EMPTY_TENSOR
+                                                                      : REDISMODULE_ERRORMSG_WRONGTYPE);
+    return NULL;
+}
+
 /* AI.TENSORGET key [META] [BLOB | VALUES] */
 int RAI_TensorGet_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (argc < 2 || argc > 4) return RedisModule_WrongArity(ctx);
+    if (argc < 2 || argc > 4) return ReplyWrongArity(ctx, argv[0]);
 
-    RedisModuleKey *key = RAI_OpenTensorKey(ctx, argv[1], REDISMODULE_READ);
+    RedisModuleKey *key = OpenTensorToRead(ctx, argv[1]);
     if (key == NULL) return REDISMODULE_OK;
-    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_EMPTY) {
-        RedisModule_CloseKey(key);
-        return RedisModule_ReplyWithError(ctx, ERR_EMPTY_TENSOR);
-    }
     RAI_Tensor *t = RedisModule_ModuleTypeGetValue(key);
 
     int meta, blob, values;

@@ -4,7 +4,6 @@
  * leaves no trace and the key it aimed at keeps its old value. */
 #include "parse.h"
 
-#include <float.h>
 #include <math.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +16,10 @@
 #define ERR_TOO_MANY_DIMS "ERR tensor has too many dimensions (at most 64)"
 #define ERR_SHAPE_OVERFLOW "ERR tensor shape is too large: the product of its dimensions overflows"
 #define ERR_TOO_BIG "ERR tensor is too large: its data would exceed 536870912 bytes"
+
+/* Halfway between FLT_MAX (0x1.fffffep+127) and 2^128: from here on a double
+ * rounds to infinity when it is narrowed to float. */
+#define FLOAT_ROUNDS_TO_INF 0x1.ffffffp+127
 
 int RAI_ArgIs(RedisModuleString *arg, const char *keyword) {
     size_t len;
@@ -68,7 +71,10 @@ static const char *StoreNumber(RAI_DType dtype, RedisModuleString *arg, char *da
             ((double *)data)[i] = d;
             return NULL;
         }
-        if (isfinite(d) && fabs(d) > FLT_MAX) return ERR_VALUE;
+        /* Only values that would round to infinity are out of range: those
+         * just above FLT_MAX round down to it, and numpy prints FLT_MAX as
+         * 3.4028235e+38, which is such a value. */
+        if (isfinite(d) && fabs(d) >= FLOAT_ROUNDS_TO_INF) return ERR_VALUE;
         ((float *)data)[i] = (float)d;
         return NULL;
     }
@@ -166,9 +172,11 @@ const char *RAI_TensorFromArgs(RedisModuleString **argv, int argc, RAI_Tensor **
     int ndata = argc - data_at;
     if (fmt == DATA_BLOB) {
         if (ndata != 1) return ERR_BLOB_ARGS;
-        if (too_big) return ERR_TOO_BIG;
         size_t bloblen;
         const char *blob = RedisModule_StringPtrLen(argv[data_at], &bloblen);
+        /* A shape over the limit can only match a blob that is over it too;
+         * a smaller blob is just the wrong length, and says so like RedisAI. */
+        if (too_big && bloblen > RAI_TENSOR_MAX_BYTES) return ERR_TOO_BIG;
         if ((err = RAI_TensorCheckBlob(dtype, len, blob, bloblen))) return err;
         *out = RAI_TensorFromBlob(dtype, ndims, shape, blob, bloblen);
         return NULL;

@@ -88,7 +88,9 @@ const char *RAI_TensorCheckBlob(RAI_DType dtype, size_t len, const char *blob, s
             return "ERR Number of string elements in data blob does not match tensor length";
         return NULL;
     }
-    if (bloblen != len * RAI_DTYPES[dtype].size)
+    /* The product may wrap for a huge shape, and must not then match. */
+    size_t expected;
+    if (__builtin_mul_overflow(len, (size_t)RAI_DTYPES[dtype].size, &expected) || bloblen != expected)
         return "ERR data length does not match tensor shape and type";
     if (dtype == RAI_DTYPE_BOOL) {
         for (size_t i = 0; i < bloblen; i++) {
