@@ -1,0 +1,209 @@
+"""The tensor commands declare their key, so Redis can route and guard it.
+
+User stories: a cluster client asks COMMAND GETKEYS which key an
+AI.TENSORSET / AI.TENSORGET touches; a tool reads the key specs from COMMAND
+INFO; an operator gives a tenant the keys under `a:` only, through ACL key
+patterns, and expects every attempt on another tenant's keys to be refused
+with NOPERM before the command runs (the keyspace unchanged); a read-only
+pattern (%R~) lets a reader fetch tensors but not store them, and a
+write-only one (%W~) the opposite.
+"""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from keyspace import assert_intact, snapshot
+
+NOPERM_KEY = "no permissions to access one of the keys used as arguments"
+TENSORSET_B = ("AI.TENSORSET", "b:x", "FLOAT", 2, "VALUES", 9, 9)
+TENSORSET_A = ("AI.TENSORSET", "a:x", "INT16", 2, "VALUES", 3, 4)
+
+
+def raw(server) -> redis.Redis:
+    """A RESP3 client without redis-py's reply parsing (COMMAND replies come
+    back as Redis sends them, key specs as maps)."""
+    client = server.client(protocol=3)
+    client.response_callbacks.clear()
+    return client
+
+
+def tensor_get(client: redis.Redis, key: str) -> list[object]:
+    return client.execute_command("AI.TENSORGET", key, "META", "BLOB")
+
+
+@pytest.fixture
+def tenants(server, r):
+    """A keyspace with one tensor under each tenant's prefix, and users."""
+    r.execute_command("AI.TENSORSET", "a:x", "FLOAT", 2, "VALUES", 1, 2)
+    r.execute_command("AI.TENSORSET", "b:x", "UINT8", 3, "VALUES", 7, 8, 9)
+    r.set("b:plain", "not a tensor")
+    acl = [
+        ("tenant", "~a:*", "+@all"),
+        ("narrow", "~a:*", "-@all", "+ai.tensorset", "+ai.tensorget"),
+        ("reader", "%R~a:*", "+@all"),
+        ("writer", "%W~a:*", "+@all"),
+    ]
+    for user, *rules in acl:
+        assert r.acl_setuser(user, enabled=True, passwords=["+pw"], reset_keys=True) is True
+        r.execute_command("ACL", "SETUSER", user, *rules)
+    return server
+
+
+def as_user(server, user: str) -> redis.Redis:
+    return server.client(username=user, password="pw")
+
+
+# --------------------------------------------------------------------------
+# COMMAND GETKEYS / GETKEYSANDFLAGS / INFO
+
+
+def test_command_getkeys_answers_the_tensor_key(server):
+    c = raw(server)
+    assert c.execute_command("COMMAND", "GETKEYS", "AI.TENSORSET", "a:x", "FLOAT", 2, 2,
+                             "VALUES", 1, 2, 3, 4) == [b"a:x"]
+    assert c.execute_command("COMMAND", "GETKEYS", "AI.TENSORSET", "k{t}", "STRING",
+                             "BLOB", b"x\0") == [b"k{t}"]
+    assert c.execute_command("COMMAND", "GETKEYS", "AI.TENSORGET", "a:x") == [b"a:x"]
+    assert c.execute_command("COMMAND", "GETKEYS", "ai.tensorget", "a:x", "META",
+                             "VALUES") == [b"a:x"]
+    # The access each command needs: TENSORSET replaces the value without
+    # reading it; TENSORGET only reads.
+    assert c.execute_command("COMMAND", "GETKEYSANDFLAGS", "AI.TENSORSET", "a:x", "FLOAT",
+                             "VALUES", 1) == [[b"a:x", [b"OW", b"update"]]]
+    assert c.execute_command("COMMAND", "GETKEYSANDFLAGS", "AI.TENSORGET", "a:x",
+                             "META") == [[b"a:x", [b"RO", b"access"]]]
+    # AI.CONFIG touches no key.
+    with pytest.raises(redis.ResponseError, match="has no key arguments"):
+        c.execute_command("COMMAND", "GETKEYS", "AI.CONFIG", "MODEL_CHUNK_SIZE", 1024)
+
+
+def _key_spec(flags: list[bytes]) -> dict[bytes, object]:
+    return {
+        b"flags": flags,
+        b"begin_search": {b"type": b"index", b"spec": {b"index": 1}},
+        b"find_keys": {b"type": b"range",
+                       b"spec": {b"lastkey": 0, b"keystep": 1, b"limit": 0}},
+    }
+
+
+def test_command_info_shows_the_key_specs(server):
+    c = raw(server)
+    tensorset, tensorget, config = c.execute_command("COMMAND", "INFO", "ai.tensorset",
+                                                     "AI.TENSORGET", "ai.config")
+    # name, arity, flags, first key, last key, step, ACL categories, tips,
+    # key specs, subcommands
+    assert tensorset[:6] == [b"ai.tensorset", -1, [b"write", b"denyoom", b"module"], 1, 1, 1]
+    assert tensorset[8] == [_key_spec([b"OW", b"update"])]
+    assert tensorget[:6] == [b"ai.tensorget", -1, [b"readonly", b"module"], 1, 1, 1]
+    assert tensorget[8] == [_key_spec([b"RO", b"access"])]
+    assert config[:6] == [b"ai.config", -1, [b"write", b"module"], 0, 0, 0]
+    assert config[8] == []
+
+
+# --------------------------------------------------------------------------
+# ACL key patterns
+
+
+@pytest.mark.parametrize("user", ["tenant", "narrow"])
+def test_tenant_reaches_its_own_keys_and_no_others(tenants, r, user):
+    c = as_user(tenants, user)
+    assert c.execute_command(*TENSORSET_A) == b"OK"
+    assert tensor_get(c, "a:x") == [b"dtype", b"INT16", b"shape", [2], b"blob",
+                                    b"\x03\x00\x04\x00"]
+    assert c.execute_command("AI.TENSORSET", "a:new", "STRING", "VALUES", "hi") == b"OK"
+    assert tensor_get(c, "a:new") == [b"dtype", b"STRING", b"shape", [], b"blob", b"hi\0"]
+
+    before = snapshot(r)
+    refused = [
+        TENSORSET_B,
+        ("AI.TENSORSET", "b:new", "FLOAT", 1, "VALUES", 1),  # a key that does not exist
+        ("AI.TENSORSET", "b:plain", "FLOAT", 1, "VALUES", 1),  # NOPERM, not WRONGTYPE
+        ("AI.TENSORGET", "b:x"),
+        ("AI.TENSORGET", "b:x", "VALUES"),
+        ("AI.TENSORGET", "b:missing", "META"),
+        ("ai.tensorget", "B:X"),  # key patterns are case-sensitive: still not a:*
+    ]
+    for command in refused:
+        with pytest.raises(redis.exceptions.NoPermissionError, match=NOPERM_KEY):
+            c.execute_command(*command)
+    assert_intact(r, before)
+
+    # Every refusal is in the ACL log, naming the key (repeats of the same
+    # key are one entry with a count).
+    counts: dict[str, int] = {}
+    for entry in r.acl_log():
+        assert (entry["reason"], entry["username"], entry["context"]) == ("key", user, "toplevel")
+        counts[entry["object"]] = counts.get(entry["object"], 0) + entry["count"]
+    assert counts == {"b:x": 3, "b:new": 1, "b:plain": 1, "b:missing": 1, "B:X": 1}
+
+
+def test_narrow_tenant_gets_only_the_two_tensor_commands(tenants, r):
+    c = as_user(tenants, "narrow")
+    for command in [("AI.CONFIG", "MODEL_CHUNK_SIZE", 1024), ("GET", "a:x"), ("DEL", "a:x")]:
+        with pytest.raises(redis.exceptions.NoPermissionError, match="permissions to run"):
+            c.execute_command(*command)
+    assert tensor_get(r, "a:x") == [b"dtype", b"FLOAT", b"shape", [2], b"blob",
+                                    b"\x00\x00\x80?\x00\x00\x00@"]
+
+
+def test_refusal_inside_multi_and_inside_a_script(tenants, r):
+    c = as_user(tenants, "tenant")
+    before = snapshot(r)
+
+    pipe = c.pipeline(transaction=True)
+    pipe.execute_command(*TENSORSET_A)
+    pipe.execute_command(*TENSORSET_B)
+    with pytest.raises(redis.exceptions.NoPermissionError, match=NOPERM_KEY):
+        pipe.execute()
+    # The whole transaction was discarded: a:x is unchanged too.
+    assert_intact(r, before)
+
+    # A script that names the key only in ARGV hits the same check.
+    script = "return redis.call('AI.TENSORSET', ARGV[1], 'FLOAT', 1, 'VALUES', 5)"
+    with pytest.raises(redis.ResponseError, match="can't access at least one of the keys"):
+        c.eval(script, 0, "b:x")
+    assert_intact(r, before)
+    assert c.eval(script, 0, "a:x") == b"OK"
+    assert tensor_get(r, "a:x") == [b"dtype", b"FLOAT", b"shape", [1], b"blob", b"\x00\x00\xa0@"]
+
+
+def test_acl_dryrun_agrees(tenants, r):
+    def dryrun(user, *command):
+        return r.execute_command("ACL", "DRYRUN", user, *command)
+
+    assert dryrun("tenant", *TENSORSET_A) == b"OK"
+    assert dryrun("tenant", *TENSORSET_B) == b"This user has no permissions to access the 'b:x' key"
+    assert dryrun("reader", "AI.TENSORGET", "a:x") == b"OK"
+    assert dryrun("reader", *TENSORSET_A) == \
+        b"This user has no permissions to access the 'a:x' key"
+    assert dryrun("writer", *TENSORSET_A) == b"OK"
+    assert dryrun("writer", "AI.TENSORGET", "a:x") == \
+        b"This user has no permissions to access the 'a:x' key"
+
+
+def test_read_only_pattern_reads_but_cannot_write(tenants, r):
+    c = as_user(tenants, "reader")
+    before = snapshot(r)
+    assert tensor_get(c, "a:x") == [b"dtype", b"FLOAT", b"shape", [2], b"blob",
+                                    b"\x00\x00\x80?\x00\x00\x00@"]
+    assert c.execute_command("AI.TENSORGET", "a:x", "VALUES") == [b"1", b"2"]
+    for command in [TENSORSET_A, ("AI.TENSORSET", "a:new", "FLOAT", 1, "VALUES", 1),
+                    ("AI.TENSORGET", "b:x")]:
+        with pytest.raises(redis.exceptions.NoPermissionError, match=NOPERM_KEY):
+            c.execute_command(*command)
+    assert_intact(r, before)
+
+
+def test_write_only_pattern_writes_but_cannot_read(tenants, r):
+    c = as_user(tenants, "writer")
+    with pytest.raises(redis.exceptions.NoPermissionError, match=NOPERM_KEY):
+        c.execute_command("AI.TENSORGET", "a:x", "META")
+    assert c.execute_command(*TENSORSET_A) == b"OK"
+    assert tensor_get(r, "a:x") == [b"dtype", b"INT16", b"shape", [2], b"blob",
+                                    b"\x03\x00\x04\x00"]
+    before = snapshot(r)
+    with pytest.raises(redis.exceptions.NoPermissionError, match=NOPERM_KEY):
+        c.execute_command(*TENSORSET_B)
+    assert_intact(r, before)
