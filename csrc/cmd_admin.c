@@ -63,7 +63,7 @@ static void BackendLoad_Free(RedisModuleCtx *ctx, void *privdata) {
 
 /* AI.CONFIG LOADBACKEND <TF|TFLITE|TORCH|ONNX> <path> */
 static int ConfigLoadBackend(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (argc < 4) return RedisModule_WrongArity(ctx);
+    if (argc < 4) return RAI_ReplyWrongArity(ctx, argv[0]);
     RAI_Backend backend;
     const char *err = RAI_ParseBackend(argv[2], &backend);
     if (err) return RedisModule_ReplyWithError(ctx, err);
@@ -91,7 +91,7 @@ static int ConfigLoadBackend(RedisModuleCtx *ctx, RedisModuleString **argv, int 
 
 /* AI.CONFIG GET <BACKENDSPATH|MODEL_CHUNK_SIZE> */
 static int ConfigGet(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (argc < 3) return RedisModule_WrongArity(ctx);
+    if (argc < 3) return RAI_ReplyWrongArity(ctx, argv[0]);
     if (RAI_ArgIs(argv[2], "BACKENDSPATH"))
         return RedisModule_ReplyWithStringBuffer(ctx, RAI_Cfg.backends_path,
                                                  strlen(RAI_Cfg.backends_path));
@@ -103,7 +103,7 @@ static int ConfigGet(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
 /* AI.CONFIG BACKENDSPATH <path> | LOADBACKEND <backend> <path> |
  *           MODEL_CHUNK_SIZE <bytes> | GET <name> */
 int RAI_Config_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (argc < 2) return RedisModule_WrongArity(ctx);
+    if (argc < 2) return RAI_ReplyWrongArity(ctx, argv[0]);
     RedisModuleString *sub = argv[1];
     if (RAI_ArgIs(sub, "LOADBACKEND")) return ConfigLoadBackend(ctx, argv, argc);
     if (RAI_ArgIs(sub, "GET")) return ConfigGet(ctx, argv, argc);

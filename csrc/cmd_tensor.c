@@ -10,24 +10,11 @@
 #include "parse.h"
 #include "type_tensor.h"
 
-#define ERR_EMPTY_TENSOR "ERR tensor key is empty or in a different shard"
-
-/* RedisAI's clients and tests expect the arity error to name the command as
- * the client spelled it ("'AI.TENSORSET'"), which is what Redis 6's
- * WrongArity did. Redis 7's names the registered, lower-case command. */
-static int ReplyWrongArity(RedisModuleCtx *ctx, RedisModuleString *cmdname) {
-    RedisModuleString *msg = RedisModule_CreateStringPrintf(
-        ctx, "ERR wrong number of arguments for '%s' command", RedisModule_StringPtrLen(cmdname, NULL));
-    RedisModule_ReplyWithError(ctx, RedisModule_StringPtrLen(msg, NULL));
-    RedisModule_FreeString(ctx, msg);
-    return REDISMODULE_OK;
-}
-
 /* AI.TENSORSET key type [dim ...] [BLOB data | VALUES v ...] */
 int RAI_TensorSet_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (argc < 4) return ReplyWrongArity(ctx, argv[0]);
+    if (argc < 4) return RAI_ReplyWrongArity(ctx, argv[0]);
 
-    RedisModuleKey *key = RAI_OpenTensorKey(ctx, argv[1], REDISMODULE_READ | REDISMODULE_WRITE);
+    RedisModuleKey *key = RAI_OpenTensorKeyToWrite(ctx, argv[1]);
     if (key == NULL) return REDISMODULE_OK; /* WRONGTYPE already replied */
 
     RAI_Tensor *t = NULL;
@@ -114,36 +101,16 @@ const char *RAI_ParseTensorGetFormat(RedisModuleString **argv, int argc, int *me
     return NULL;
 }
 
-/* Opens a key that must hold a tensor; on a missing key or a wrong type it
- * replies the error and returns NULL. Not RAI_OpenTensorKey: a read-only
- * OpenKey of a missing key is NULL, which that function passes on as its
- * "WRONGTYPE replied" NULL, and the client would get no reply at all. */
-static RedisModuleKey *OpenTensorToRead(RedisModuleCtx *ctx, RedisModuleString *keyname) {
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ);
-    int type = RedisModule_KeyType(key);
-    if (type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(key) == RAI_TensorType)
-        return key;
-    RedisModule_CloseKey(key);
-    RedisModule_ReplyWithError(ctx, type == REDISMODULE_KEYTYPE_EMPTY ? ERR_EMPTY_TENSOR
-                                                                      : REDISMODULE_ERRORMSG_WRONGTYPE);
-    return NULL;
-}
-
 /* AI.TENSORGET key [META] [BLOB | VALUES] */
 int RAI_TensorGet_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (argc < 2 || argc > 4) return ReplyWrongArity(ctx, argv[0]);
+    if (argc < 2 || argc > 4) return RAI_ReplyWrongArity(ctx, argv[0]);
 
-    RedisModuleKey *key = OpenTensorToRead(ctx, argv[1]);
-    if (key == NULL) return REDISMODULE_OK;
-    RAI_Tensor *t = RedisModule_ModuleTypeGetValue(key);
+    const RAI_Tensor *t = RAI_ReadTensorKey(ctx, argv[1]);
+    if (t == NULL) return REDISMODULE_OK;
 
     int meta, blob, values;
     const char *err = RAI_ParseTensorGetFormat(argv + 2, argc - 2, &meta, &blob, &values);
-    if (err) {
-        RedisModule_CloseKey(key);
-        return RedisModule_ReplyWithError(ctx, err);
-    }
+    if (err) return RedisModule_ReplyWithError(ctx, err);
     RAI_ReplyWithTensor(ctx, t, meta, blob, values);
-    RedisModule_CloseKey(key);
     return REDISMODULE_OK;
 }

@@ -8,6 +8,7 @@
 
 #include "backends.h"
 #include "config.h"
+#include "run_queue.h"
 #include "type_tensor.h"
 
 static void AddTimeval(RedisModuleInfoCtx *ctx, const char *field, struct timeval tv) {
@@ -28,6 +29,7 @@ static void AddCpuSection(RedisModuleInfoCtx *ctx) {
     AddTimeval(ctx, "children_used_cpu_user", children.ru_utime);
     AddTimeval(ctx, "main_thread_used_cpu_sys", main_thread.ru_stime);
     AddTimeval(ctx, "main_thread_used_cpu_user", main_thread.ru_utime);
+    RAI_RunQueuesInfo(ctx);
 }
 
 void RAI_InfoFunc(RedisModuleInfoCtx *ctx, int for_crash_report) {

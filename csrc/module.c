@@ -10,12 +10,15 @@
 
 #include "backends.h"
 #include "cmd_admin.h"
+#include "cmd_model.h"
 #include "cmd_tensor.h"
 #include "config.h"
 #include "info.h"
 #include "log.h"
 #include "py_runtime.h"
 #include "rm_api.h"
+#include "run_queue.h"
+#include "type_model.h"
 #include "type_tensor.h"
 
 #define RAI_MIN_REDIS_VERSION 0x00070000 /* key specs need 7.0 */
@@ -34,33 +37,53 @@ typedef struct {
     RedisModuleCmdFunc handler;
     const char *flags;
     int firstkey, lastkey, keystep;
-    uint64_t key_flags; /* flags of the single key at firstkey; 0: no key spec */
+    const RedisModuleCommandKeySpec *key_specs; /* zero-terminated; NULL: none declared */
 } CommandSpec;
 
+#define KEY_AT(at, key_flags)                                                               \
+    {.flags = (key_flags), .begin_search_type = REDISMODULE_KSPEC_BS_INDEX, .bs.index.pos = (at),  \
+     .find_keys_type = REDISMODULE_KSPEC_FK_RANGE, .fk.range = {0, 1, 0}}
+#define KEYS_AFTER(word, from, key_flags)                                                        \
+    {.flags = (key_flags), .begin_search_type = REDISMODULE_KSPEC_BS_KEYWORD,                       \
+     .bs.keyword = {(word), (from)}, .find_keys_type = REDISMODULE_KSPEC_FK_KEYNUM,                 \
+     .fk.keynum = {0, 1, 1}}
+#define READS (REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS)
+#define OVERWRITES (REDISMODULE_CMD_KEY_OW | REDISMODULE_CMD_KEY_UPDATE)
+#define DELETES (REDISMODULE_CMD_KEY_RM | REDISMODULE_CMD_KEY_DELETE)
+
+static const RedisModuleCommandKeySpec READ_KEY[] = {KEY_AT(1, READS), {0}};
+static const RedisModuleCommandKeySpec WRITE_KEY[] = {KEY_AT(1, OVERWRITES), {0}};
+static const RedisModuleCommandKeySpec DELETE_KEY[] = {KEY_AT(1, DELETES), {0}};
+/* AI.MODELEXECUTE key INPUTS n in... OUTPUTS n out... */
+static const RedisModuleCommandKeySpec MODELEXECUTE_KEYS[] = {
+    KEY_AT(1, READS), KEYS_AFTER("INPUTS", 2, READS), KEYS_AFTER("OUTPUTS", 3, OVERWRITES), {0}};
+
+/* Commands marked getkeys-api also answer key-position requests themselves:
+ * for AI.MODELRUN no key spec can say where its inputs end. */
 static const CommandSpec COMMANDS[] = {
-    {"ai.tensorset", RAI_TensorSet_RedisCommand, "write deny-oom", 1, 1, 1,
-     REDISMODULE_CMD_KEY_OW | REDISMODULE_CMD_KEY_UPDATE},
-    {"ai.tensorget", RAI_TensorGet_RedisCommand, "readonly", 1, 1, 1,
-     REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS},
-    {"ai.config", RAI_Config_RedisCommand, "write", 0, 0, 0, 0},
+    {"ai.tensorset", RAI_TensorSet_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY},
+    {"ai.tensorget", RAI_TensorGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY},
+    {"ai.modelstore", RAI_ModelStore_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY},
+    {"ai.modelset", RAI_ModelSet_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY},
+    {"ai.modelget", RAI_ModelGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY},
+    {"ai.modeldel", RAI_ModelDel_RedisCommand, "write", 1, 1, 1, DELETE_KEY},
+    {"ai.modelexecute", RAI_ModelExecute_RedisCommand, "write deny-oom getkeys-api", 4, 4, 1,
+     MODELEXECUTE_KEYS},
+    {"ai.modelrun", RAI_ModelRun_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL},
+    {"ai._modelscan", RAI_ModelScan_RedisCommand, "readonly", 0, 0, 0, NULL},
+    {"ai.info", RAI_Info_RedisCommand, "readonly", 1, 1, 1, READ_KEY},
+    {"ai.config", RAI_Config_RedisCommand, "write", 0, 0, 0, NULL},
 };
 
-/* Declares the key of a single-key command so cluster routing, ACL key
- * patterns and COMMAND GETKEYS all see it with the right access flags. */
-static int SetSingleKeySpec(RedisModuleCtx *ctx, const CommandSpec *spec) {
+/* Declares where a command's keys are, so cluster routing, ACL key patterns
+ * and COMMAND GETKEYS all see them with the right access flags. */
+static int SetKeySpecs(RedisModuleCtx *ctx, const CommandSpec *spec) {
     RedisModuleCommand *cmd = RedisModule_GetCommand(ctx, spec->name);
     if (cmd == NULL) return REDISMODULE_ERR;
-    RedisModuleCommandKeySpec key_specs[2] = {
-        {
-            .flags = spec->key_flags,
-            .begin_search_type = REDISMODULE_KSPEC_BS_INDEX,
-            .bs.index.pos = spec->firstkey,
-            .find_keys_type = REDISMODULE_KSPEC_FK_RANGE,
-            .fk.range = {.lastkey = 0, .keystep = 1, .limit = 0},
-        },
-        {0},
+    RedisModuleCommandInfo info = {
+        .version = &COMMAND_INFO_VERSION,
+        .key_specs = (RedisModuleCommandKeySpec *)spec->key_specs,
     };
-    RedisModuleCommandInfo info = {.version = &COMMAND_INFO_VERSION, .key_specs = key_specs};
     return RedisModule_SetCommandInfo(cmd, &info);
 }
 
@@ -72,7 +95,7 @@ static int RegisterCommands(RedisModuleCtx *ctx) {
             RAI_LOG_WARNING("could not register command %s", spec->name);
             return REDISMODULE_ERR;
         }
-        if (spec->key_flags && SetSingleKeySpec(ctx, spec) != REDISMODULE_OK) {
+        if (spec->key_specs && SetKeySpecs(ctx, spec) != REDISMODULE_OK) {
             RAI_LOG_WARNING("could not declare the keys of %s", spec->name);
             return REDISMODULE_ERR;
         }
@@ -155,8 +178,12 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     RAI_LOG_NOTICE("%s", err); /* the interpreter's start-up summary */
 
     if (LoadRequestedBackends() != REDISMODULE_OK) return REDISMODULE_ERR;
-    if (RAI_TensorTypeRegister(ctx) != REDISMODULE_OK) {
-        RAI_LOG_WARNING("could not create the AI_TENSOR data type");
+    if (RAI_TensorTypeRegister(ctx) != REDISMODULE_OK || RAI_ModelTypeRegister(ctx) != REDISMODULE_OK) {
+        RAI_LOG_WARNING("could not create the AI data types");
+        return REDISMODULE_ERR;
+    }
+    if (RAI_RunQueueFor("CPU") == NULL || RAI_LoaderQueue() == NULL) {
+        RAI_LOG_WARNING("could not start the CPU run queue");
         return REDISMODULE_ERR;
     }
     if (RegisterCommands(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;

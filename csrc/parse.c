@@ -21,6 +21,14 @@
  * rounds to infinity when it is narrowed to float. */
 #define FLOAT_ROUNDS_TO_INF 0x1.ffffffp+127
 
+int RAI_ReplyWrongArity(RedisModuleCtx *ctx, RedisModuleString *cmdname) {
+    RedisModuleString *msg = RedisModule_CreateStringPrintf(
+        ctx, "ERR wrong number of arguments for '%s' command", RedisModule_StringPtrLen(cmdname, NULL));
+    RedisModule_ReplyWithError(ctx, RedisModule_StringPtrLen(msg, NULL));
+    RedisModule_FreeString(ctx, msg);
+    return REDISMODULE_OK;
+}
+
 int RAI_ArgIs(RedisModuleString *arg, const char *keyword) {
     size_t len;
     const char *s = RedisModule_StringPtrLen(arg, &len);

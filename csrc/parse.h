@@ -6,6 +6,10 @@
 #include "rm_api.h"
 #include "tensor.h"
 
+/* The arity error naming the command as the client typed it (RedisAI's
+ * wording; Redis 7's own WrongArity would print the registered name). */
+int RAI_ReplyWrongArity(RedisModuleCtx *ctx, RedisModuleString *cmdname);
+
 /* Case-insensitive match of an argument against a keyword. */
 int RAI_ArgIs(RedisModuleString *arg, const char *keyword);
 

@@ -1,9 +1,136 @@
-/* py_bridge.c -- `_redisai_shim`, registered with PyImport_AppendInittab
- * before the interpreter starts, so it needs no file on disk and no symbol
- * games with Redis's RTLD_LOCAL load. */
+/* py_bridge.c -- `_redisai_shim`, the built-in module through which Python
+ * sees the shim: registered with PyImport_AppendInittab before the
+ * interpreter starts, so it needs no file on disk and no symbol games with
+ * Redis's RTLD_LOCAL load.
+ *
+ * Two types carry C objects into Python without copying:
+ *   Tensor -- a tensor reference exposing its buffer (numpy.frombuffer).
+ *   Model  -- a model reference exposing its blob, id and metadata.
+ * Each holds a reference for as long as Python keeps the object, so a
+ * framework that keeps a view past the run can never read freed memory. */
 #include "py_bridge.h"
 
 #include "log.h"
+
+/* ------------------------------------------------------------------ Tensor */
+
+typedef struct {
+    PyObject_HEAD RAI_Tensor *tensor;
+} TensorObject;
+
+static void Tensor_dealloc(TensorObject *self) {
+    RAI_TensorRelease(self->tensor);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Tensor_getbuffer(TensorObject *self, Py_buffer *view, int flags) {
+    const RAI_Tensor *t = self->tensor;
+    return PyBuffer_FillInfo(view, (PyObject *)self, t->data, (Py_ssize_t)t->nbytes, 1, flags);
+}
+
+static PyBufferProcs TensorBufferProcs = {(getbufferproc)Tensor_getbuffer, NULL};
+
+static PyObject *Tensor_dtype(TensorObject *self, void *closure) {
+    (void)closure;
+    return PyUnicode_FromString(RAI_DTYPES[self->tensor->dtype].name);
+}
+
+static PyObject *Tensor_shape(TensorObject *self, void *closure) {
+    (void)closure;
+    const RAI_Tensor *t = self->tensor;
+    PyObject *shape = PyTuple_New(t->ndims);
+    for (int i = 0; i < t->ndims; i++) PyTuple_SET_ITEM(shape, i, PyLong_FromLongLong(t->shape[i]));
+    return shape;
+}
+
+static PyGetSetDef TensorGetSet[] = {
+    {"dtype", (getter)Tensor_dtype, NULL, "FLOAT, DOUBLE, INT8, ..., STRING", NULL},
+    {"shape", (getter)Tensor_shape, NULL, "dims as a tuple of ints", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject TensorType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_redisai_shim.Tensor",
+    .tp_basicsize = sizeof(TensorObject),
+    .tp_dealloc = (destructor)Tensor_dealloc,
+    .tp_as_buffer = &TensorBufferProcs,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A read-only view of a tensor stored in Redis.",
+    .tp_getset = TensorGetSet,
+};
+
+PyObject *RAI_PyTensorWrap(RAI_Tensor *t) {
+    TensorObject *obj = PyObject_New(TensorObject, &TensorType);
+    if (obj == NULL) return NULL;
+    obj->tensor = RAI_TensorRetain(t);
+    return (PyObject *)obj;
+}
+
+/* ------------------------------------------------------------------- Model */
+
+typedef struct {
+    PyObject_HEAD RAI_Model *model;
+} ModelObject;
+
+static void Model_dealloc(ModelObject *self) {
+    RAI_ModelRelease(self->model);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Model_getbuffer(ModelObject *self, Py_buffer *view, int flags) {
+    const RAI_Model *m = self->model;
+    return PyBuffer_FillInfo(view, (PyObject *)self, m->blob, (Py_ssize_t)m->bloblen, 1, flags);
+}
+
+static PyBufferProcs ModelBufferProcs = {(getbufferproc)Model_getbuffer, NULL};
+
+static PyObject *NamesTuple(int n, char **names) {
+    PyObject *tuple = PyTuple_New(n > 0 ? n : 0);
+    for (int i = 0; i < n; i++) PyTuple_SET_ITEM(tuple, i, PyUnicode_FromString(names[i]));
+    return tuple;
+}
+
+/* Read on a worker while the main thread may fill in names of a model stored
+ * without a session; the names given at store time (TF) never change. */
+static PyObject *Model_getattr(ModelObject *self, void *closure) {
+    const RAI_Model *m = self->model;
+    switch ((intptr_t)closure) {
+    case 0: return PyLong_FromUnsignedLongLong(m->id);
+    case 1: return PyUnicode_FromString(RAI_BackendName(m->backend));
+    case 2: return PyUnicode_FromString(m->device);
+    case 3: return m->backend == RAI_BACKEND_TF ? NamesTuple(m->ninputs, m->inputs) : PyTuple_New(0);
+    case 4: return m->backend == RAI_BACKEND_TF ? NamesTuple(m->noutputs, m->outputs) : PyTuple_New(0);
+    default: Py_RETURN_NONE;
+    }
+}
+
+static PyGetSetDef ModelGetSet[] = {
+    {"id", (getter)Model_getattr, NULL, "session cache key", (void *)0},
+    {"backend", (getter)Model_getattr, NULL, "TF, TFLITE, TORCH or ONNX", (void *)1},
+    {"device", (getter)Model_getattr, NULL, "device as stored", (void *)2},
+    {"inputs", (getter)Model_getattr, NULL, "input names given at store time (TF)", (void *)3},
+    {"outputs", (getter)Model_getattr, NULL, "output names given at store time (TF)", (void *)4},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ModelType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_redisai_shim.Model",
+    .tp_basicsize = sizeof(ModelObject),
+    .tp_dealloc = (destructor)Model_dealloc,
+    .tp_as_buffer = &ModelBufferProcs,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A stored model: its blob (buffer protocol) and metadata.",
+    .tp_getset = ModelGetSet,
+};
+
+PyObject *RAI_PyModelWrap(RAI_Model *m) {
+    ModelObject *obj = PyObject_New(ModelObject, &ModelType);
+    if (obj == NULL) return NULL;
+    obj->model = RAI_ModelRetain(m);
+    return (PyObject *)obj;
+}
+
+/* ------------------------------------------------------------------ module */
 
 /* log(level, message): Python's logging handler forwards here. The GIL is
  * dropped around the write: the log file may be slow and nothing here needs
@@ -29,5 +156,12 @@ static struct PyModuleDef ShimModule = {
 };
 
 PyObject *RAI_PyInitShimModule(void) {
-    return PyModule_Create(&ShimModule);
+    if (PyType_Ready(&TensorType) < 0 || PyType_Ready(&ModelType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&ShimModule);
+    if (module == NULL) return NULL;
+    Py_INCREF(&TensorType);
+    Py_INCREF(&ModelType);
+    PyModule_AddObject(module, "Tensor", (PyObject *)&TensorType);
+    PyModule_AddObject(module, "Model", (PyObject *)&ModelType);
+    return module;
 }

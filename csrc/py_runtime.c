@@ -17,7 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config.h"
 #include "py_bridge.h"
+#include "py_jobs.h"
 
 static PyObject *runtime_module; /* redisai_py._runtime, kept for calls */
 
@@ -103,6 +105,15 @@ static int InitInterpreter(const char *venv, char *err, size_t errlen) {
     return 0;
 }
 
+/* The settings the Python side needs, as a dict for _runtime.start(). */
+static PyObject *ConfigDict(void) {
+    return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L}", "threads_per_queue", RAI_Cfg.threads_per_queue,
+                         "intra_op_parallelism", RAI_Cfg.intra_op_parallelism,
+                         "inter_op_parallelism", RAI_Cfg.inter_op_parallelism,
+                         "model_execution_timeout", RAI_Cfg.model_execution_timeout,
+                         "backend_memory_limit", RAI_Cfg.backend_memory_limit);
+}
+
 int RAI_PyStart(const char *module_path, char *err, size_t errlen) {
     if (Py_IsInitialized()) {
         snprintf(err, errlen, "another module already embeds Python in this server");
@@ -115,10 +126,17 @@ int RAI_PyStart(const char *module_path, char *err, size_t errlen) {
         return -1;
     }
     if (InitInterpreter(venv, err, errlen) != 0) return -1;
+    PyObject *config = ConfigDict();
 
-    runtime_module = PyImport_ImportModule("redisai_py._runtime");
-    PyObject *summary = runtime_module ? PyObject_CallMethod(runtime_module, "start", NULL) : NULL;
-    if (summary == NULL) {
+    /* Importing the shim module readies its types before any worker wraps a
+     * tensor or model in them. */
+    PyObject *shim = PyImport_ImportModule("_redisai_shim");
+    Py_XDECREF(shim);
+    runtime_module = shim ? PyImport_ImportModule("redisai_py._runtime") : NULL;
+    PyObject *summary = runtime_module ? PyObject_CallMethod(runtime_module, "start", "O", config) : NULL;
+    Py_XDECREF(config);
+    if (summary == NULL || RAI_PyJobsInit(runtime_module) != 0) {
+        Py_XDECREF(summary);
         FormatException("cannot start redisai_py", err, errlen);
         PyEval_SaveThread();
         return -1;

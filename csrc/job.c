@@ -1,0 +1,50 @@
+/* job.c -- allocation and error recording for background jobs. */
+#include "job.h"
+
+#include <string.h>
+
+RAI_Job *RAI_JobNew(RAI_JobKind kind, RAI_Model *model) {
+    RAI_Job *job = RedisModule_Calloc(1, sizeof(*job));
+    job->kind = kind;
+    job->model = model ? RAI_ModelRetain(model) : NULL;
+    job->queued_us = RedisModule_MonotonicMicroseconds();
+    return job;
+}
+
+void RAI_JobKeepArgv(RAI_Job *job, RedisModuleString **argv, int argc) {
+    job->argv = RedisModule_Alloc(sizeof(*argv) * argc);
+    for (int i = 0; i < argc; i++) {
+        RedisModule_RetainString(NULL, argv[i]);
+        job->argv[i] = argv[i];
+    }
+    job->argc = argc;
+}
+
+void RAI_JobSetError(RAI_Job *job, const char *message) {
+    if (job->error) return;
+    job->error = RedisModule_Strdup(message);
+    for (char *c = job->error; *c; c++) {
+        if (*c == '\n' || *c == '\r') *c = ' ';
+    }
+}
+
+void RAI_JobFree(RAI_Job *job) {
+    RAI_ModelRelease(job->model);
+    for (int i = 0; i < job->ninputs; i++) RAI_TensorRelease(job->inputs[i]);
+    RedisModule_Free(job->inputs);
+    for (int i = 0; i < job->noutputs; i++) {
+        if (job->output_keys) RedisModule_FreeString(NULL, job->output_keys[i]);
+        if (job->outputs) RAI_TensorRelease(job->outputs[i]);
+    }
+    RedisModule_Free(job->output_keys);
+    RedisModule_Free(job->outputs);
+    for (int i = 0; i < job->nloaded_inputs; i++) RedisModule_Free(job->loaded_inputs[i]);
+    for (int i = 0; i < job->nloaded_outputs; i++) RedisModule_Free(job->loaded_outputs[i]);
+    RedisModule_Free(job->loaded_inputs);
+    RedisModule_Free(job->loaded_outputs);
+    RedisModule_Free(job->loaded_version);
+    for (int i = 0; i < job->argc; i++) RedisModule_FreeString(NULL, job->argv[i]);
+    RedisModule_Free(job->argv);
+    RedisModule_Free(job->error);
+    RedisModule_Free(job);
+}

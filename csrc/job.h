@@ -1,0 +1,58 @@
+/* job.h -- one unit of background work and its hand-over back to the main
+ * thread.
+ *
+ * The main thread fills a job (model ref, input tensor refs, output key
+ * names), blocks the client and queues it. A worker runs it (taking the GIL
+ * only for the backend call) and sets outputs or an error. The main thread's
+ * reply callback writes the outputs to keys, replicates, counts and replies.
+ * A job is owned by exactly one thread at a time, so it needs no lock. */
+#ifndef RAI_JOB_H
+#define RAI_JOB_H
+
+#include "model.h"
+#include "rm_api.h"
+#include "tensor.h"
+
+typedef enum {
+    RAI_JOB_MODEL_RUN,  /* MODELEXECUTE / MODELRUN */
+    RAI_JOB_MODEL_LOAD, /* MODELSTORE / MODELSET: make the session off the main thread */
+} RAI_JobKind;
+
+typedef struct RAI_Job {
+    RAI_JobKind kind;
+    RedisModuleBlockedClient *bc; /* NULL: nobody waits (a background session load) */
+    RAI_Model *model;             /* retained */
+
+    int ninputs;
+    RAI_Tensor **inputs; /* retained */
+    int noutputs;
+    RedisModuleString **output_keys; /* retained */
+    RAI_Tensor **outputs;            /* set by the worker */
+
+    RedisModuleString **argv; /* MODELSTORE: the command, retained, to replicate as given */
+    int argc;
+
+    /* MODEL_LOAD results: the session's input/output names (Alloc'd). */
+    int nloaded_inputs, nloaded_outputs;
+    char **loaded_inputs, **loaded_outputs;
+    char *loaded_version; /* the framework's version, for INFO */
+
+    uint64_t queued_us;   /* monotonic */
+    uint64_t deadline_us; /* 0: no TIMEOUT */
+    uint64_t duration_us; /* backend time, the whole batch's */
+    int timed_out;
+    char *error; /* the reply error, RedisModule_Alloc'd */
+
+    struct RAI_Job *next; /* run-queue link */
+} RAI_Job;
+
+RAI_Job *RAI_JobNew(RAI_JobKind kind, RAI_Model *model);
+void RAI_JobFree(RAI_Job *job);
+
+/* Keeps the command's arguments (for replication from the reply callback). */
+void RAI_JobKeepArgv(RAI_Job *job, RedisModuleString **argv, int argc);
+
+/* Records the first error only, with newlines flattened, RedisAI's way. */
+void RAI_JobSetError(RAI_Job *job, const char *message);
+
+#endif

@@ -1,0 +1,19 @@
+/* py_jobs.h -- the worker side of the bridge: runs a job's Python part. */
+#ifndef RAI_PY_JOBS_H
+#define RAI_PY_JOBS_H
+
+#include "job.h"
+
+/* Looks up the functions of redisai_py._runtime the workers call (GIL held). */
+#ifdef Py_PYTHON_H
+int RAI_PyJobsInit(PyObject *runtime);
+#endif
+
+/* Runs one model over a batch of jobs of that model (n >= 1): sets each
+ * job's outputs or error, and the batch's backend time. */
+void RAI_PyRunModel(RAI_Job **jobs, int n);
+
+/* Makes the backend session of job->model; fills the loaded names or error. */
+void RAI_PyLoadModel(RAI_Job *job);
+
+#endif

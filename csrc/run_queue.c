@@ -1,0 +1,287 @@
+/* run_queue.c -- device queues, worker threads and auto-batching.
+ *
+ * Workers are plain pthreads: they wait on the queue's condition variable
+ * without the GIL, take a job (or a batch of jobs of one model), and only
+ * then enter Python. The batch is chosen here in C from the tensors' shapes
+ * so no Python runs while the queue mutex is held. */
+#include "run_queue.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "py_jobs.h"
+
+#define RAI_QUEUE_NAME_MAX 32
+
+struct RAI_RunQueue {
+    char name[RAI_QUEUE_NAME_MAX];
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    RAI_Job *head, *tail;
+    int nthreads;
+    pthread_t *threads;
+    RAI_RunQueue *next; /* the list of device queues (main thread only) */
+};
+
+static RAI_RunQueue *device_queues;
+static RAI_RunQueue *loader_queue;
+
+/* ---------------------------------------------------------------- batching */
+
+/* dim 0 shared by all inputs of a run, or -1 when they disagree or a rank is 0. */
+static long long CommonDim0(const RAI_Job *job) {
+    long long dim0 = -1;
+    for (int i = 0; i < job->ninputs; i++) {
+        const RAI_Tensor *t = job->inputs[i];
+        if (t->ndims == 0) return -1;
+        if (dim0 != -1 && t->shape[0] != dim0) return -1;
+        dim0 = t->shape[0];
+    }
+    return dim0;
+}
+
+/* Same model, and inputs that agree in count, dtype, rank and every dim past 0. */
+static int CanBatchTogether(const RAI_Job *a, const RAI_Job *b) {
+    if (b->kind != RAI_JOB_MODEL_RUN || a->model != b->model || a->ninputs != b->ninputs) return 0;
+    for (int i = 0; i < a->ninputs; i++) {
+        const RAI_Tensor *x = a->inputs[i], *y = b->inputs[i];
+        if (x->dtype != y->dtype || x->ndims != y->ndims) return 0;
+        for (int d = 1; d < x->ndims; d++) {
+            if (x->shape[d] != y->shape[d]) return 0;
+        }
+    }
+    return 1;
+}
+
+static void Unlink(RAI_RunQueue *q, RAI_Job *prev, RAI_Job *job) {
+    if (prev) prev->next = job->next;
+    else q->head = job->next;
+    if (q->tail == job) q->tail = prev;
+    job->next = NULL;
+}
+
+typedef struct {
+    RAI_Job **jobs;
+    int n, cap;
+} Batch;
+
+static void BatchAdd(Batch *b, RAI_Job *job) {
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->jobs = RedisModule_Realloc(b->jobs, sizeof(RAI_Job *) * b->cap);
+    }
+    b->jobs[b->n++] = job;
+}
+
+/* Gathers, after `first`, the queued runs it can share a batch with, while
+ * the summed dim 0 is below BATCHSIZE. Returns the sum; fills b (first included). */
+static long long Gather(const RAI_Job *first, long long dim0, Batch *b) {
+    long long sum = dim0, limit = first->model->batchsize;
+    b->n = 0;
+    BatchAdd(b, (RAI_Job *)first);
+    for (RAI_Job *o = first->next; o != NULL && sum < limit; o = o->next) {
+        long long d = CanBatchTogether(first, o) ? CommonDim0(o) : -1;
+        if (d <= 0 || d >= limit) continue;
+        BatchAdd(b, o);
+        sum += d;
+    }
+    return sum;
+}
+
+/* Whether a gathered group below MINBATCHSIZE must keep waiting; if so,
+ * *wait_us is lowered to when its MINBATCHTIMEOUT expires. */
+static int MustWait(const RAI_Job *first, long long sum, uint64_t now, uint64_t *wait_us) {
+    const RAI_Model *m = first->model;
+    if (m->minbatchsize <= 0 || sum >= m->minbatchsize) return 0;
+    if (m->minbatchtimeout <= 0) return 1; /* waits for more requests, however long */
+    uint64_t expiry = first->queued_us + (uint64_t)m->minbatchtimeout * 1000;
+    if (now >= expiry) return 0;
+    if (expiry - now < *wait_us) *wait_us = expiry - now;
+    return 1;
+}
+
+static int SeenModel(RAI_Model **seen, int nseen, const RAI_Model *m) {
+    for (int i = 0; i < nseen; i++) {
+        if (seen[i] == m) return 1;
+    }
+    return 0;
+}
+
+/* Takes the next runnable job, or batch, out of the queue (lock held).
+ * Returns 0 when everything queued is a group still waiting for MINBATCHSIZE. */
+static int TakeRunnable(RAI_RunQueue *q, Batch *b, uint64_t *wait_us) {
+    uint64_t now = RedisModule_MonotonicMicroseconds();
+    RAI_Model *waiting[64];
+    int nwaiting = 0;
+    b->n = 0;
+    for (RAI_Job *job = q->head; job != NULL; job = job->next) {
+        int batchable = job->kind == RAI_JOB_MODEL_RUN && job->model->batchsize > 0 &&
+                        !(job->deadline_us && now > job->deadline_us);
+        long long dim0 = batchable ? CommonDim0(job) : -1;
+        if (!batchable || dim0 <= 0 || dim0 >= job->model->batchsize) {
+            b->n = 0;
+            BatchAdd(b, job);
+            break;
+        }
+        if (SeenModel(waiting, nwaiting, job->model)) continue;
+        long long sum = Gather(job, dim0, b);
+        if (!MustWait(job, sum, now, wait_us)) break;
+        if (nwaiting < 64) waiting[nwaiting++] = job->model;
+        b->n = 0;
+    }
+    if (b->n == 0) return 0;
+    for (int i = 0; i < b->n; i++) {
+        RAI_Job *prev = NULL;
+        for (RAI_Job *j = q->head; j != b->jobs[i]; j = j->next) prev = j;
+        Unlink(q, prev, b->jobs[i]);
+    }
+    return 1;
+}
+
+/* ----------------------------------------------------------------- workers */
+
+static void WaitForWork(RAI_RunQueue *q, uint64_t wait_us) {
+    if (wait_us == UINT64_MAX) {
+        pthread_cond_wait(&q->cond, &q->lock);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + wait_us * 1000;
+    ts.tv_sec += (time_t)(ns / 1000000000ULL);
+    ts.tv_nsec = (long)(ns % 1000000000ULL);
+    pthread_cond_timedwait(&q->cond, &q->lock, &ts);
+}
+
+/* A job past its TIMEOUT when a worker reaches it is not run at all. */
+static int SkipIfLate(RAI_Job *job) {
+    if (job->deadline_us == 0 || RedisModule_MonotonicMicroseconds() <= job->deadline_us) return 0;
+    job->timed_out = 1;
+    return 1;
+}
+
+static void RunBatch(Batch *b) {
+    RAI_Job *first = b->jobs[0];
+    if (b->n == 1 && SkipIfLate(first)) return;
+    switch (first->kind) {
+    case RAI_JOB_MODEL_RUN: RAI_PyRunModel(b->jobs, b->n); break;
+    case RAI_JOB_MODEL_LOAD: RAI_PyLoadModel(first); break;
+    }
+}
+
+/* Hands a finished job back: to its blocked client's reply callback, or, for
+ * a background session load, records the names under the Redis lock (the
+ * GIL is not held here, so main thread and worker cannot deadlock). */
+static void FinishJob(RAI_Job *job) {
+    if (job->bc) {
+        RedisModule_BlockedClientMeasureTimeEnd(job->bc);
+        RedisModule_UnblockClient(job->bc, job);
+        return;
+    }
+    RedisModuleCtx *ctx = RedisModule_GetThreadSafeContext(NULL);
+    RedisModule_ThreadSafeContextLock(ctx);
+    if (job->error) {
+        RAI_LOG_WARNING("model session could not be made: %s", job->error);
+    } else {
+        RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
+                          job->nloaded_outputs, (const char **)job->loaded_outputs);
+        if (RAI_BackendVersion(job->model->backend) == NULL)
+            RAI_BackendSetLoaded(job->model->backend, job->loaded_version);
+    }
+    RAI_JobFree(job);
+    RedisModule_ThreadSafeContextUnlock(ctx);
+    RedisModule_FreeThreadSafeContext(ctx);
+}
+
+static void *WorkerMain(void *arg) {
+    RAI_RunQueue *q = arg;
+    Batch batch = {0};
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        uint64_t wait_us = UINT64_MAX;
+        while (!TakeRunnable(q, &batch, &wait_us)) {
+            WaitForWork(q, wait_us);
+            wait_us = UINT64_MAX;
+        }
+        pthread_mutex_unlock(&q->lock);
+
+        RunBatch(&batch);
+        for (int i = 0; i < batch.n; i++) FinishJob(batch.jobs[i]);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ queues */
+
+static RAI_RunQueue *QueueNew(const char *name, int nthreads) {
+    RAI_RunQueue *q = RedisModule_Calloc(1, sizeof(*q));
+    snprintf(q->name, sizeof(q->name), "%s", name);
+    for (char *c = q->name; *c; c++) *c = (char)toupper((unsigned char)*c);
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->cond, NULL);
+    q->threads = RedisModule_Calloc((size_t)nthreads, sizeof(pthread_t));
+    for (int i = 0; i < nthreads; i++) {
+        if (pthread_create(&q->threads[i], NULL, WorkerMain, q) != 0) {
+            RAI_LOG_WARNING("could not start worker %d of queue %s", i + 1, q->name);
+            return q->nthreads > 0 ? q : NULL; /* a queue with no worker would hang clients */
+        }
+        q->nthreads++;
+    }
+    return q;
+}
+
+RAI_RunQueue *RAI_RunQueueFor(const char *device) {
+    char name[RAI_QUEUE_NAME_MAX];
+    snprintf(name, sizeof(name), "%s", device);
+    for (char *c = name; *c; c++) *c = (char)toupper((unsigned char)*c);
+    for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) {
+        if (strcmp(q->name, name) == 0) return q;
+    }
+    RAI_RunQueue *q = QueueNew(name, (int)RAI_Cfg.threads_per_queue);
+    if (q == NULL) return NULL;
+    q->next = device_queues;
+    device_queues = q;
+    return q;
+}
+
+RAI_RunQueue *RAI_LoaderQueue(void) {
+    if (loader_queue == NULL) loader_queue = QueueNew("loader", 1);
+    return loader_queue;
+}
+
+void RAI_RunQueuePush(RAI_RunQueue *q, RAI_Job *job) {
+    job->next = NULL;
+    pthread_mutex_lock(&q->lock);
+    if (q->tail) q->tail->next = job;
+    else q->head = job;
+    q->tail = job;
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+}
+
+static void AddThreadCpu(RedisModuleInfoCtx *ctx, const RAI_RunQueue *q, int i) {
+    clockid_t clock;
+    struct timespec ts = {0};
+    if (pthread_getcpuclockid(q->threads[i], &clock) == 0) clock_gettime(clock, &ts);
+    char field[96], value[64];
+    snprintf(field, sizeof(field), "queue_%s_bthread_n%d_used_cpu_total", q->name, i + 1);
+    snprintf(value, sizeof(value), "%ld.%06ld", (long)ts.tv_sec, ts.tv_nsec / 1000);
+    RedisModule_InfoAddFieldCString(ctx, field, value);
+}
+
+void RAI_RunQueuesInfo(RedisModuleInfoCtx *ctx) {
+    for (const RAI_RunQueue *q = device_queues; q != NULL; q = q->next) {
+        for (int i = 0; i < q->nthreads; i++) AddThreadCpu(ctx, q, i);
+    }
+}
+
+int RAI_RunQueuesWorkerCount(void) {
+    int n = 0;
+    for (const RAI_RunQueue *q = device_queues; q != NULL; q = q->next) n += q->nthreads;
+    return n;
+}
