@@ -341,28 +341,16 @@ def test_restore_of_hand_built_v4_payloads_reads_every_field(r):
 # --------------------------------------------------------------------------
 # (j) Payloads of older encoding versions.
 
-# DUMP payloads written by the original RedisAI with encoding versions 0 and
-# 1 (an INT32 tensor of shape [2, 1] holding 1 and 2), as published in
-# RedisAI's tests/flow/test_serializations.py. Their RDB version is 9.
-ORIGINAL_V0 = (b"\x07\x81\x00\x8f\xd3\x10\xd4\x8eD\x00\x02\x01\x02\x00\x02 \x02\x00\x02\x01"
-               b"\x02\x02\x02\x02\x02\x01\x02\x01\x02\x01\x02\x00\x05\x08\x01\x00\x00\x00"
-               b"\x02\x00\x00\x00\x00\t\x00^p\x94ty\xf8\xd7y")
-ORIGINAL_V1 = (b"\x07\x81\x00\x8f\xd3\x10\xd4\x8eD\x01\x02\x01\x02\x00\x02 \x02\x00\x02\x01"
-               b"\x02\x02\x02\x02\x02\x01\x02\x01\x02\x01\x02\x00\x05\x08\x01\x00\x00\x00"
-               b"\x02\x00\x00\x00\x00\t\x00\x94\x04\xfd\xf0\x89\x0b(\x03")
+# Payloads in the encodings RedisAI wrote before version 4 (an INT32 tensor
+# of shape [2, 1] holding 1 and 2), built from the layouts the reference
+# describes (section 9), in an RDB of version 9 as Redis 6 wrote them.
+LEGACY_V0 = payload(0, legacy_fields(32, 0, [2, 1], INT32_1_2), rdb_version=9)
+LEGACY_V1 = payload(1, legacy_fields(32, 0, [2, 1], INT32_1_2), rdb_version=9)
 
 
-def test_payload_builder_reproduces_the_originals_legacy_payloads():
-    # The hand-built payloads below are only as good as this builder: it
-    # writes the original's two payloads byte for byte, checksum included.
-    fields = legacy_fields(32, 0, [2, 1], INT32_1_2)
-    assert payload(0, fields, rdb_version=9) == ORIGINAL_V0
-    assert payload(1, fields, rdb_version=9) == ORIGINAL_V1
-
-
-@pytest.mark.parametrize("original", [ORIGINAL_V0, ORIGINAL_V1], ids=["v0", "v1"])
-def test_restore_of_the_originals_legacy_payloads(r, original):
-    assert r.restore("tensor{1}", 0, original) in (True, b"OK")
+@pytest.mark.parametrize("legacy", [LEGACY_V0, LEGACY_V1], ids=["v0", "v1"])
+def test_restore_of_legacy_v0_v1_payloads(r, legacy):
+    assert r.restore("tensor{1}", 0, legacy) in (True, b"OK")
     assert tensor_get(r, "tensor{1}") == expected_get("INT32", (2, 1), INT32_1_2)
     assert r.execute_command("AI.TENSORGET", "tensor{1}", "VALUES") == [1, 2]
     # Saved again, it is written in the current encoding.
@@ -371,8 +359,7 @@ def test_restore_of_the_originals_legacy_payloads(r, original):
 
 @pytest.mark.parametrize("encver", [2, 3])
 def test_restore_of_legacy_v2_v3_layout(r, encver):
-    # No published v2/v3 tensor payload exists; v2 and v3 share v0's layout
-    # (reference, section 9), so these are built with the builder checked above.
+    # v2 and v3 share v0's layout (reference, section 9).
     blob = struct.pack("<3d", 0.5, -2.0, 1e300)
     r.restore("d", 0, payload(encver, legacy_fields(64, 2, [3], blob)))
     assert tensor_get(r, "d") == expected_get("DOUBLE", (3,), blob)
@@ -394,8 +381,8 @@ def test_server_starts_from_an_rdb_file_of_legacy_tensors(server_factory, tmp_pa
     workdir.mkdir()
     double = struct.pack("<2d", 0.25, -8.0)
     (workdir / "dump.rdb").write_bytes(rdb_file({
-        "v0": ORIGINAL_V0,
-        "v1": ORIGINAL_V1,
+        "v0": LEGACY_V0,
+        "v1": LEGACY_V1,
         "v3": payload(3, legacy_fields(64, 2, [1, 2], double)),
         "v4": payload(4, v4_fields(7, 8, [2], b"p\0q\0", [0, 2])),
     }))
@@ -411,7 +398,7 @@ def test_server_refuses_to_start_from_an_rdb_file_with_a_broken_tensor(server_fa
     workdir = tmp_path / "broken"
     workdir.mkdir()
     (workdir / "dump.rdb").write_bytes(rdb_file({
-        "good": ORIGINAL_V0,
+        "good": LEGACY_V0,
         "bad": payload(4, v4_fields(0, 32, [3], INT32_1_2)),
     }))
     server = server_factory(workdir=workdir, start=False)
