@@ -132,6 +132,14 @@ static int LoadRequestedBackends(void) {
     return REDISMODULE_OK;
 }
 
+static void OnShutdown(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t subevent, void *data) {
+    (void)ctx;
+    (void)eid;
+    (void)subevent;
+    (void)data;
+    RAI_RunQueuesShutdown(5000);
+}
+
 static void LogConfig(const char *module_path) {
     RAI_LOG_NOTICE("redisai_py %s (RedisAI %s command set, git %s) from %s", RAI_VERSION_STRING,
                    RAI_COMPAT_VERSION_STRING, RAI_GIT_SHA, module_path);
@@ -187,6 +195,8 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         return REDISMODULE_ERR;
     }
     if (RegisterCommands(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
+    RedisModuleEvent shutdown = {REDISMODULE_EVENT_SHUTDOWN, 1};
+    RedisModule_SubscribeToServerEvent(ctx, shutdown, OnShutdown);
     if (RedisModule_RegisterInfoFunc(ctx, RAI_InfoFunc) != REDISMODULE_OK) {
         RAI_LOG_WARNING("could not register the INFO callback");
         return REDISMODULE_ERR;

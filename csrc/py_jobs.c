@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "py_bridge.h"
+#include "py_gil.h"
 
 static PyObject *run_model_fn, *load_model_fn, *drop_sessions_fn;
 
@@ -107,7 +108,7 @@ static PyObject *InputViews(const RAI_Job *job) {
 }
 
 void RAI_PyRunModel(RAI_Job **jobs, int n) {
-    PyGILState_STATE gil = PyGILState_Ensure();
+    RAI_GilTake();
     DropReleasedSessions();
     PyObject *model = RAI_PyModelWrap(jobs[0]->model);
     PyObject *batch = PyList_New(n);
@@ -128,7 +129,7 @@ void RAI_PyRunModel(RAI_Job **jobs, int n) {
     Py_XDECREF(results);
     Py_DECREF(batch);
     Py_DECREF(model);
-    PyGILState_Release(gil);
+    RAI_GilDrop();
 }
 
 /* A tuple of str -> an Alloc'd array of C strings; -1 when it is not one. */
@@ -145,7 +146,7 @@ static int NamesFromPython(PyObject *tuple, char ***out) {
 }
 
 void RAI_PyLoadModel(RAI_Job *job) {
-    PyGILState_STATE gil = PyGILState_Ensure();
+    RAI_GilTake();
     DropReleasedSessions();
     PyObject *model = RAI_PyModelWrap(job->model);
     /* (input names, output names, framework version) */
@@ -162,5 +163,5 @@ void RAI_PyLoadModel(RAI_Job *job) {
     }
     Py_XDECREF(names);
     Py_DECREF(model);
-    PyGILState_Release(gil);
+    RAI_GilDrop();
 }

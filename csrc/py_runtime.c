@@ -150,7 +150,7 @@ int RAI_PyStart(const char *module_path, char *err, size_t errlen) {
 }
 
 int RAI_PyLoadBackend(RAI_Backend b, char *version, size_t vlen, char *err, size_t errlen) {
-    PyGILState_STATE gil = PyGILState_Ensure();
+    PyGILState_STATE gil = PyGILState_Ensure(); /* short-lived threads: no kept state */
     int rc = -1;
     PyObject *v = PyObject_CallMethod(runtime_module, "load_backend", "s", RAI_BackendName(b));
     if (v != NULL && PyUnicode_Check(v)) {

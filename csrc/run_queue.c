@@ -25,6 +25,8 @@ struct RAI_RunQueue {
     RAI_Job *head, *tail;
     int nthreads;
     pthread_t *threads;
+    int running;  /* workers inside a batch (under lock) */
+    int stopping; /* set at server shutdown: take no more jobs */
     RAI_RunQueue *next; /* the list of device queues (main thread only) */
 };
 
@@ -204,15 +206,23 @@ static void *WorkerMain(void *arg) {
     for (;;) {
         pthread_mutex_lock(&q->lock);
         uint64_t wait_us = UINT64_MAX;
-        while (!TakeRunnable(q, &batch, &wait_us)) {
+        while (!q->stopping && !TakeRunnable(q, &batch, &wait_us)) {
             WaitForWork(q, wait_us);
             wait_us = UINT64_MAX;
         }
+        if (q->stopping) break;
+        q->running++;
         pthread_mutex_unlock(&q->lock);
 
         RunBatch(&batch);
         for (int i = 0; i < batch.n; i++) FinishJob(batch.jobs[i]);
+
+        pthread_mutex_lock(&q->lock);
+        q->running--;
+        pthread_cond_broadcast(&q->cond); /* a shutdown may be waiting for this */
+        pthread_mutex_unlock(&q->lock);
     }
+    pthread_mutex_unlock(&q->lock);
     return NULL;
 }
 
@@ -262,6 +272,23 @@ void RAI_RunQueuePush(RAI_RunQueue *q, RAI_Job *job) {
     q->tail = job;
     pthread_cond_signal(&q->cond);
     pthread_mutex_unlock(&q->lock);
+}
+
+/* Stops one queue taking jobs and waits, up to the deadline, for the batch
+ * in flight to end. */
+static void StopQueue(RAI_RunQueue *q, uint64_t deadline_us) {
+    pthread_mutex_lock(&q->lock);
+    q->stopping = 1;
+    pthread_cond_broadcast(&q->cond);
+    while (q->running > 0 && RedisModule_MonotonicMicroseconds() < deadline_us)
+        WaitForWork(q, 10000);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void RAI_RunQueuesShutdown(uint64_t timeout_ms) {
+    uint64_t deadline = RedisModule_MonotonicMicroseconds() + timeout_ms * 1000;
+    for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) StopQueue(q, deadline);
+    if (loader_queue) StopQueue(loader_queue, deadline);
 }
 
 static void AddThreadCpu(RedisModuleInfoCtx *ctx, const RAI_RunQueue *q, int i) {

@@ -25,6 +25,11 @@ void RAI_RunQueuePush(RAI_RunQueue *q, RAI_Job *job);
 /* ai_queue_<DEVICE>_bthread_n<i>_used_cpu_total for every worker. */
 void RAI_RunQueuesInfo(RedisModuleInfoCtx *ctx);
 
+/* At server shutdown (main thread): no queue takes another job, and runs in
+ * flight get up to timeout_ms to end, so the process does not exit (and run
+ * the frameworks' destructors) under a worker still inside a backend. */
+void RAI_RunQueuesShutdown(uint64_t timeout_ms);
+
 /* Number of device queues x threads: how many runs can be in flight. */
 int RAI_RunQueuesWorkerCount(void);
 

@@ -8,6 +8,7 @@ worker and loader threads, never on the Redis main thread.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +46,10 @@ def start(settings: dict[str, int] | None = None) -> str:
     missing.
     """
     global _sessions
+    # Framework thread pools (OpenMP in torch and onnxruntime) spin while
+    # idle by default, which takes the CPU from Redis's own main thread; they
+    # read this once, when the framework loads, so it must be set first.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     root = logging.getLogger("redisai_py")
     if not any(isinstance(h, RedisLogHandler) for h in root.handlers):
         root.addHandler(RedisLogHandler())
