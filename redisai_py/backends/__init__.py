@@ -1,14 +1,30 @@
 """Backend registry: name -> adapter module, imported lazily on first use.
 
-Importing this package imports no framework. `load(name)` imports the
-adapter (and through it torch, onnxruntime or tensorflow) the first time a
-backend is asked for, on a thread that is not the Redis main thread.
+Importing this package imports no framework (only numpy, through base).
+`load(name)` imports the adapter (and through it torch, onnxruntime or
+tensorflow) the first time a backend is asked for, on a thread that is not
+the Redis main thread. `load_model(blob, spec)` instantiates a model with the
+adapter of `spec.backend`; every adapter follows the interface in base.py.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+
+from redisai_py._errors import BackendError, BackendLoadError
+from redisai_py.backends.base import ModelSession, ModelSpec
+
+__all__ = [
+    "BackendError",
+    "BackendLoadError",
+    "ModelSession",
+    "ModelSpec",
+    "adapter",
+    "load",
+    "load_model",
+    "names",
+]
 
 # The RedisAI backend names and the adapter module that implements each.
 _ADAPTERS: dict[str, str] = {
@@ -17,10 +33,6 @@ _ADAPTERS: dict[str, str] = {
     "TORCH": "redisai_py.backends.torch",
     "ONNX": "redisai_py.backends.onnx",
 }
-
-
-class BackendLoadError(RuntimeError):
-    """The framework behind a backend cannot be imported."""
 
 
 def names() -> list[str]:
@@ -42,3 +54,12 @@ def adapter(name: str) -> ModuleType:
 def load(name: str) -> str:
     """Import backend `name` and return the version of its framework."""
     return adapter(name).version()
+
+
+def load_model(blob: bytes, spec: ModelSpec) -> ModelSession:
+    """Instantiate the model in `blob` with the adapter of `spec.backend`.
+
+    Raises BackendLoadError if the framework cannot be imported and
+    BackendError (with the client-visible text) if the model cannot be created.
+    """
+    return adapter(spec.backend).load(blob, spec)
