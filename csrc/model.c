@@ -43,12 +43,14 @@ RAI_Model *RAI_ModelNew(const RAI_ModelMeta *meta, char *blob, size_t bloblen) {
 
 void RAI_ModelSetNames(RAI_Model *m, int ninputs, const char **inputs, int noutputs,
                        const char **outputs) {
-    if (ninputs >= 0) {
+    /* No model has zero inputs or outputs: zero means the backend cannot
+     * tell (a TorchScript forward() returning a list built at run time). */
+    if (ninputs > 0) {
         FreeNames(m->ninputs, m->inputs);
         m->inputs = CopyNames(ninputs, inputs);
         m->ninputs = ninputs;
     }
-    if (noutputs >= 0) {
+    if (noutputs > 0) {
         FreeNames(m->noutputs, m->outputs);
         m->outputs = CopyNames(noutputs, outputs);
         m->noutputs = noutputs;
