@@ -20,7 +20,15 @@ test: install
 bench: install
 	$(VPY) benchmarks/tensor_ops.py
 
-install: system $(DEPS_STAMP) build
+CLIENT_VENV := .venv-client
+
+install: system $(DEPS_STAMP) build $(CLIENT_VENV)/.installed
+
+# The official RedisAI client pins redis<5, so the tests run it from a venv of its own.
+$(CLIENT_VENV)/.installed:
+	[ -x $(CLIENT_VENV)/bin/python ] || $(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/python -m pip install --quiet "redisai==1.3.0" "redis<5" numpy
+	touch $@
 
 # Debian packages: redis-server (7.0), and Python 3.11 with venv and headers.
 system:
@@ -43,4 +51,4 @@ build: $(DEPS_STAMP)
 	$(VPY) -m pip install --quiet --no-build-isolation --no-deps .
 
 clean:
-	rm -rf build $(VENV) .data
+	rm -rf build $(VENV) $(CLIENT_VENV) .data
