@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "parse.h"
+#include "run_queue.h"
 
 static const char *const BACKEND_NAMES[RAI_BACKEND_COUNT] = {"TF", "TFLITE", "TORCH", "ONNX"};
 
@@ -41,4 +42,10 @@ void RAI_BackendsInfo(RedisModuleInfoCtx *ctx) {
         if (loaded_versions[i] == NULL) continue;
         RedisModule_InfoAddFieldCString(ctx, VERSION_FIELDS[i], loaded_versions[i]);
     }
+    /* As many ONNX runs can be in flight as there are workers. (RedisAI's
+     * onnxruntime_memory counters need an allocator hook that onnxruntime's
+     * Python API does not offer, so they are not reported.) */
+    if (loaded_versions[RAI_BACKEND_ONNX] != NULL)
+        RedisModule_InfoAddFieldLongLong(ctx, "onnxruntime_maximum_run_sessions_number",
+                                         RAI_RunQueuesWorkerCount());
 }

@@ -184,7 +184,9 @@ class TestConfigCommand:
         client = server_factory(module_args=["ONNX", "redisai_onnxruntime.so"]).client()
         backends = dict(info_sections(client))["ai_backends_info"]
         import onnxruntime
-        assert backends == {"ai_onnxruntime_version": onnxruntime.__version__}
+        assert backends == {"ai_onnxruntime_version": onnxruntime.__version__,
+                            # one CPU queue with one worker
+                            "ai_onnxruntime_maximum_run_sessions_number": "1"}
 
     @pytest.mark.parametrize("args, error", [
         (["LOADBACKEND", "CAFFE", "x"], "unsupported backend"),
