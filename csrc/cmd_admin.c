@@ -1,4 +1,4 @@
-/* cmd_admin.c -- AI.CONFIG.
+/* cmd_admin.c -- AI.CONFIG, AI.INFO, AI._MODELSCAN and AI._SCRIPTSCAN.
  *
  * LOADBACKEND imports a framework (seconds for TensorFlow), so it runs on a
  * short-lived thread while the client, not the server, waits. */
@@ -13,6 +13,8 @@
 #include "log.h"
 #include "parse.h"
 #include "py_runtime.h"
+#include "type_model.h"
+#include "type_script.h"
 
 #define ERR_IN_TRANSACTION "ERR Cannot run RedisAI command within a transaction or a LUA script"
 #define ERR_LOADING_BACKEND "ERR error loading backend"
@@ -119,4 +121,115 @@ int RAI_Config_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int a
         return RedisModule_ReplyWithSimpleString(ctx, "OK");
     }
     return RedisModule_ReplyWithError(ctx, "ERR unsupported subcommand");
+}
+
+/* ------------------------------------------------------------- scan, info */
+
+typedef struct {
+    RedisModuleType *type;
+    RedisModuleString **keys;
+    const char **tags;
+    size_t n, cap;
+} KeyList;
+
+static const char *TagOf(RedisModuleType *type, const void *value) {
+    return type == RAI_ModelType ? ((const RAI_Model *)value)->tag : ((const RAI_Script *)value)->tag;
+}
+
+static void CollectKey(RedisModuleCtx *ctx, RedisModuleString *keyname, RedisModuleKey *key,
+                       void *privdata) {
+    (void)ctx;
+    KeyList *list = privdata;
+    if (key == NULL || RedisModule_KeyType(key) != REDISMODULE_KEYTYPE_MODULE ||
+        RedisModule_ModuleTypeGetType(key) != list->type)
+        return;
+    if (list->n == list->cap) {
+        list->cap = list->cap ? list->cap * 2 : 16;
+        list->keys = RedisModule_Realloc(list->keys, sizeof(*list->keys) * list->cap);
+        list->tags = RedisModule_Realloc(list->tags, sizeof(*list->tags) * list->cap);
+    }
+    RedisModule_RetainString(NULL, keyname);
+    list->keys[list->n] = keyname;
+    list->tags[list->n++] = TagOf(list->type, RedisModule_ModuleTypeGetValue(key));
+}
+
+/* [[key, tag], ...] of every key of one type, found by scanning the keyspace. */
+static int ReplyWithScan(RedisModuleCtx *ctx, RedisModuleType *type) {
+    KeyList list = {.type = type};
+    RedisModuleScanCursor *cursor = RedisModule_ScanCursorCreate();
+    while (RedisModule_Scan(ctx, cursor, CollectKey, &list)) {
+    }
+    RedisModule_ScanCursorDestroy(cursor);
+    RedisModule_ReplyWithArray(ctx, (long)list.n);
+    for (size_t i = 0; i < list.n; i++) {
+        RedisModule_ReplyWithArray(ctx, 2);
+        RedisModule_ReplyWithString(ctx, list.keys[i]);
+        RedisModule_ReplyWithStringBuffer(ctx, list.tags[i], strlen(list.tags[i]));
+        RedisModule_FreeString(NULL, list.keys[i]);
+    }
+    RedisModule_Free(list.keys);
+    RedisModule_Free(list.tags);
+    return REDISMODULE_OK;
+}
+
+/* AI._MODELSCAN */
+int RAI_ModelScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 1) return RAI_ReplyWrongArity(ctx, argv[0]);
+    return ReplyWithScan(ctx, RAI_ModelType);
+}
+
+/* AI._SCRIPTSCAN */
+int RAI_ScriptScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 1) return RAI_ReplyWrongArity(ctx, argv[0]);
+    return ReplyWithScan(ctx, RAI_ScriptType);
+}
+
+static void ReplyWithRunInfo(RedisModuleCtx *ctx, RedisModuleString *keyname, const char *type,
+                             const char *backend, const char *device, const char *tag,
+                             const RAI_RunStats *stats, long long samples) {
+    RedisModule_ReplyWithArray(ctx, 18);
+    RedisModule_ReplyWithSimpleString(ctx, "key");
+    RedisModule_ReplyWithString(ctx, keyname);
+    RedisModule_ReplyWithSimpleString(ctx, "type");
+    RedisModule_ReplyWithSimpleString(ctx, type);
+    RedisModule_ReplyWithSimpleString(ctx, "backend");
+    RedisModule_ReplyWithSimpleString(ctx, backend);
+    RedisModule_ReplyWithSimpleString(ctx, "device");
+    RedisModule_ReplyWithStringBuffer(ctx, device, strlen(device));
+    RedisModule_ReplyWithSimpleString(ctx, "tag");
+    RedisModule_ReplyWithStringBuffer(ctx, tag, strlen(tag));
+    RedisModule_ReplyWithSimpleString(ctx, "duration");
+    RedisModule_ReplyWithLongLong(ctx, stats->duration_us);
+    RedisModule_ReplyWithSimpleString(ctx, "samples");
+    RedisModule_ReplyWithLongLong(ctx, samples);
+    RedisModule_ReplyWithSimpleString(ctx, "calls");
+    RedisModule_ReplyWithLongLong(ctx, stats->calls);
+    RedisModule_ReplyWithSimpleString(ctx, "errors");
+    RedisModule_ReplyWithLongLong(ctx, stats->errors);
+}
+
+/* AI.INFO key [RESETSTAT] */
+int RAI_Info_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc < 2 || argc > 3) return RAI_ReplyWrongArity(ctx, argv[0]);
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_READ);
+    RedisModuleType *type = RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_MODULE
+                                ? RedisModule_ModuleTypeGetType(key)
+                                : NULL;
+    void *value = type ? RedisModule_ModuleTypeGetValue(key) : NULL;
+    RedisModule_CloseKey(key);
+    if (type != RAI_ModelType && type != RAI_ScriptType)
+        return RedisModule_ReplyWithError(ctx, "ERR cannot find run info for key");
+    RAI_Model *m = type == RAI_ModelType ? value : NULL;
+    RAI_Script *s = type == RAI_ScriptType ? value : NULL;
+    RAI_RunStats *stats = m ? &m->stats : &s->stats;
+    if (argc == 3 && RAI_ArgIs(argv[2], "RESETSTAT")) {
+        memset(stats, 0, sizeof(*stats));
+        return RedisModule_ReplyWithSimpleString(ctx, "OK");
+    }
+    if (m)
+        ReplyWithRunInfo(ctx, argv[1], "MODEL", RAI_BackendName(m->backend), m->device, m->tag, stats,
+                         stats->samples);
+    else /* scripts report no sample count */
+        ReplyWithRunInfo(ctx, argv[1], "SCRIPT", "TORCH", s->device, s->tag, stats, -1);
+    return REDISMODULE_OK;
 }

@@ -1,10 +1,13 @@
-/* cmd_admin.h -- AI.CONFIG (and, with the models, AI.INFO and the scans). */
+/* cmd_admin.h -- AI.CONFIG, AI.INFO and the _MODELSCAN / _SCRIPTSCAN listings. */
 #ifndef RAI_CMD_ADMIN_H
 #define RAI_CMD_ADMIN_H
 
 #include "rm_api.h"
 
 int RAI_Config_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RAI_Info_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RAI_ModelScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int RAI_ScriptScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 
 /* True inside MULTI, Lua or any context where BlockClient is refused. */
 int RAI_ClientCannotBlock(RedisModuleCtx *ctx);

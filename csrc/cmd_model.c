@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cmd_admin.h"
+#include "job_keys.h"
 #include "config.h"
 #include "log.h"
 #include "parse.h"
@@ -19,16 +20,6 @@
 
 #define ERR_IN_TRANSACTION "ERR Cannot run RedisAI command within a transaction or a LUA script"
 
-static void FreeJob(RedisModuleCtx *ctx, void *privdata) {
-    (void)ctx;
-    RAI_JobFree(privdata);
-}
-
-static void RecordBackendLoaded(const RAI_Job *job) {
-    if (job->loaded_version && RAI_BackendVersion(job->model->backend) == NULL)
-        RAI_BackendSetLoaded(job->model->backend, job->loaded_version);
-}
-
 /* ------------------------------------------------------------------ store */
 
 /* Main thread, once the session exists: the key gets the new model in one
@@ -38,7 +29,7 @@ static int ModelStore_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int a
     (void)argc;
     RAI_Job *job = RedisModule_GetBlockedClientPrivateData(ctx);
     if (job->error) return RedisModule_ReplyWithError(ctx, job->error);
-    RecordBackendLoaded(job);
+    RAI_JobRecordBackendLoaded(job);
     RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
                       job->nloaded_outputs, (const char **)job->loaded_outputs);
     RedisModuleKey *key = RAI_OpenModelKeyToWrite(ctx, job->argv[1]);
@@ -118,7 +109,7 @@ static int ModelStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
     RAI_Job *job = RAI_JobNew(RAI_JOB_MODEL_LOAD, m);
     RAI_ModelRelease(m); /* the job holds it now */
     RAI_JobKeepArgv(job, argv, argc);
-    job->bc = RedisModule_BlockClient(ctx, ModelStore_Reply, NULL, FreeJob, 0);
+    job->bc = RedisModule_BlockClient(ctx, ModelStore_Reply, NULL, RAI_FreeJobCallback, 0);
     RedisModule_BlockedClientMeasureTimeStart(job->bc);
     RAI_RunQueuePush(RAI_LoaderQueue(), job);
     return REDISMODULE_OK;
@@ -209,69 +200,6 @@ int RAI_ModelDel_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int
 
 /* ---------------------------------------------------------------- execute */
 
-/* Every output key must be empty or a tensor before any is written, so a
- * failed reply leaves the keyspace as it was. */
-static int OutputKeysWritable(RedisModuleCtx *ctx, RAI_Job *job) {
-    for (int i = 0; i < job->noutputs; i++) {
-        if (!RAI_TensorKeyWritable(ctx, job->output_keys[i])) return 0;
-    }
-    return 1;
-}
-
-/* Stores each output and replicates it as AI.TENSORSET ... BLOB, so replicas
- * and the AOF never run the model. */
-static void WriteOutputs(RedisModuleCtx *ctx, RAI_Job *job) {
-    for (int i = 0; i < job->noutputs; i++) {
-        RedisModuleKey *key = RedisModule_OpenKey(ctx, job->output_keys[i], REDISMODULE_WRITE);
-        RedisModule_ModuleTypeSetValue(key, RAI_TensorType, RAI_TensorRetain(job->outputs[i]));
-        RedisModule_CloseKey(key);
-        size_t argc;
-        RedisModuleString **args = RAI_TensorSetArgs(job->outputs[i], &argc);
-        RedisModule_Replicate(ctx, "AI.TENSORSET", "sv", job->output_keys[i], args, argc);
-        RAI_FreeArgs(args, argc);
-    }
-}
-
-static int ModelRun_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    (void)argv;
-    (void)argc;
-    RAI_Job *job = RedisModule_GetBlockedClientPrivateData(ctx);
-    RAI_RunStats *stats = &job->model->stats;
-    if (job->timed_out) return RedisModule_ReplyWithSimpleString(ctx, "TIMEDOUT");
-    stats->calls++;
-    if (job->error) {
-        stats->errors++;
-        return RedisModule_ReplyWithError(ctx, job->error);
-    }
-    if (!OutputKeysWritable(ctx, job)) return REDISMODULE_OK; /* WRONGTYPE replied */
-    WriteOutputs(ctx, job);
-    stats->duration_us += (long long)job->duration_us;
-    const RAI_Tensor *first = job->outputs[0];
-    stats->samples += first->ndims > 0 ? first->shape[0] : 1;
-    return RedisModule_ReplyWithSimpleString(ctx, "OK");
-}
-
-/* Takes a reference to every input tensor now, so the job is unaffected by
- * later writes to those keys. Replies and returns 0 on a missing/wrong key. */
-static int CaptureInputs(RedisModuleCtx *ctx, RedisModuleString **keys, RAI_Job *job) {
-    job->inputs = RedisModule_Calloc((size_t)job->ninputs, sizeof(RAI_Tensor *));
-    for (int i = 0; i < job->ninputs; i++) {
-        RAI_Tensor *t = RAI_ReadTensorKey(ctx, keys[i]);
-        if (t == NULL) return 0;
-        job->inputs[i] = RAI_TensorRetain(t);
-    }
-    return 1;
-}
-
-static void KeepOutputKeys(RedisModuleString **keys, RAI_Job *job) {
-    job->output_keys = RedisModule_Alloc(sizeof(RedisModuleString *) * job->noutputs);
-    job->outputs = RedisModule_Calloc((size_t)job->noutputs, sizeof(RAI_Tensor *));
-    for (int i = 0; i < job->noutputs; i++) {
-        RedisModule_RetainString(NULL, keys[i]);
-        job->output_keys[i] = keys[i];
-    }
-}
-
 typedef enum { EXECUTE_SYNTAX, RUN_SYNTAX } ExecuteSyntax;
 
 static int ModelExecute(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, ExecuteSyntax syntax) {
@@ -289,13 +217,13 @@ static int ModelExecute(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
     RAI_Job *job = RAI_JobNew(RAI_JOB_MODEL_RUN, m);
     job->ninputs = args.ninputs;
     job->noutputs = args.noutputs;
-    KeepOutputKeys(argv + args.outputs_at, job);
-    if (!CaptureInputs(ctx, argv + args.inputs_at, job) || !OutputKeysWritable(ctx, job)) {
+    RAI_JobKeepOutputKeys(job, argv + args.outputs_at);
+    if (!RAI_JobCaptureInputs(ctx, job, argv + args.inputs_at) || !RAI_JobOutputKeysWritable(ctx, job)) {
         RAI_JobFree(job);
         return REDISMODULE_OK;
     }
     if (args.timeout > 0) job->deadline_us = job->queued_us + (uint64_t)args.timeout * 1000;
-    job->bc = RedisModule_BlockClient(ctx, ModelRun_Reply, NULL, FreeJob, 0);
+    job->bc = RedisModule_BlockClient(ctx, RAI_RunJob_Reply, NULL, RAI_FreeJobCallback, 0);
     RedisModule_BlockedClientMeasureTimeStart(job->bc);
     RAI_RunQueuePush(m->queue, job);
     return REDISMODULE_OK;
@@ -341,93 +269,4 @@ int RAI_ModelRun_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int
     if (argc < 6)
         return RedisModule_ReplyWithError(ctx, "ERR wrong number of arguments for 'AI.MODELRUN' command");
     return ModelExecute(ctx, argv, argc, RUN_SYNTAX);
-}
-
-/* ------------------------------------------------------------- scan, info */
-
-typedef struct {
-    RedisModuleString **keys;
-    const RAI_Model **models;
-    size_t n, cap;
-} ModelList;
-
-static void CollectModel(RedisModuleCtx *ctx, RedisModuleString *keyname, RedisModuleKey *key,
-                         void *privdata) {
-    (void)ctx;
-    ModelList *list = privdata;
-    if (key == NULL || RedisModule_KeyType(key) != REDISMODULE_KEYTYPE_MODULE ||
-        RedisModule_ModuleTypeGetType(key) != RAI_ModelType)
-        return;
-    if (list->n == list->cap) {
-        list->cap = list->cap ? list->cap * 2 : 16;
-        list->keys = RedisModule_Realloc(list->keys, sizeof(*list->keys) * list->cap);
-        list->models = RedisModule_Realloc(list->models, sizeof(*list->models) * list->cap);
-    }
-    RedisModule_RetainString(NULL, keyname);
-    list->keys[list->n] = keyname;
-    list->models[list->n++] = RedisModule_ModuleTypeGetValue(key);
-}
-
-/* AI._MODELSCAN: [[key, tag], ...] of every model in the database. */
-int RAI_ModelScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    (void)argv;
-    if (argc != 1) return RAI_ReplyWrongArity(ctx, argv[0]);
-    ModelList list = {0};
-    RedisModuleScanCursor *cursor = RedisModule_ScanCursorCreate();
-    while (RedisModule_Scan(ctx, cursor, CollectModel, &list)) {
-    }
-    RedisModule_ScanCursorDestroy(cursor);
-    RedisModule_ReplyWithArray(ctx, (long)list.n);
-    for (size_t i = 0; i < list.n; i++) {
-        RedisModule_ReplyWithArray(ctx, 2);
-        RedisModule_ReplyWithString(ctx, list.keys[i]);
-        RedisModule_ReplyWithStringBuffer(ctx, list.models[i]->tag, strlen(list.models[i]->tag));
-        RedisModule_FreeString(NULL, list.keys[i]);
-    }
-    RedisModule_Free(list.keys);
-    RedisModule_Free(list.models);
-    return REDISMODULE_OK;
-}
-
-static void ReplyWithRunInfo(RedisModuleCtx *ctx, RedisModuleString *keyname, const char *type,
-                             const char *backend, const char *device, const char *tag,
-                             const RAI_RunStats *stats) {
-    RedisModule_ReplyWithArray(ctx, 18);
-    RedisModule_ReplyWithSimpleString(ctx, "key");
-    RedisModule_ReplyWithString(ctx, keyname);
-    RedisModule_ReplyWithSimpleString(ctx, "type");
-    RedisModule_ReplyWithSimpleString(ctx, type);
-    RedisModule_ReplyWithSimpleString(ctx, "backend");
-    RedisModule_ReplyWithSimpleString(ctx, backend);
-    RedisModule_ReplyWithSimpleString(ctx, "device");
-    RedisModule_ReplyWithStringBuffer(ctx, device, strlen(device));
-    RedisModule_ReplyWithSimpleString(ctx, "tag");
-    RedisModule_ReplyWithStringBuffer(ctx, tag, strlen(tag));
-    RedisModule_ReplyWithSimpleString(ctx, "duration");
-    RedisModule_ReplyWithLongLong(ctx, stats->duration_us);
-    RedisModule_ReplyWithSimpleString(ctx, "samples");
-    RedisModule_ReplyWithLongLong(ctx, stats->samples);
-    RedisModule_ReplyWithSimpleString(ctx, "calls");
-    RedisModule_ReplyWithLongLong(ctx, stats->calls);
-    RedisModule_ReplyWithSimpleString(ctx, "errors");
-    RedisModule_ReplyWithLongLong(ctx, stats->errors);
-}
-
-/* AI.INFO key [RESETSTAT] */
-int RAI_Info_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (argc < 2 || argc > 3) return RAI_ReplyWrongArity(ctx, argv[0]);
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_READ);
-    if (RedisModule_KeyType(key) != REDISMODULE_KEYTYPE_MODULE ||
-        RedisModule_ModuleTypeGetType(key) != RAI_ModelType) {
-        RedisModule_CloseKey(key);
-        return RedisModule_ReplyWithError(ctx, "ERR cannot find run info for key");
-    }
-    RAI_Model *m = RedisModule_ModuleTypeGetValue(key);
-    RedisModule_CloseKey(key);
-    if (argc == 3 && RAI_ArgIs(argv[2], "RESETSTAT")) {
-        memset(&m->stats, 0, sizeof(m->stats));
-        return RedisModule_ReplyWithSimpleString(ctx, "OK");
-    }
-    ReplyWithRunInfo(ctx, argv[1], "MODEL", RAI_BackendName(m->backend), m->device, m->tag, &m->stats);
-    return REDISMODULE_OK;
 }

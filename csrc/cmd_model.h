@@ -1,4 +1,4 @@
-/* cmd_model.h -- the model commands and AI.INFO. */
+/* cmd_model.h -- the model commands. */
 #ifndef RAI_CMD_MODEL_H
 #define RAI_CMD_MODEL_H
 
@@ -10,7 +10,5 @@ int RAI_ModelGet_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int
 int RAI_ModelDel_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 int RAI_ModelExecute_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 int RAI_ModelRun_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
-int RAI_ModelScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
-int RAI_Info_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 
 #endif

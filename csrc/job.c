@@ -11,6 +11,22 @@ RAI_Job *RAI_JobNew(RAI_JobKind kind, RAI_Model *model) {
     return job;
 }
 
+RAI_Job *RAI_ScriptJobNew(RAI_JobKind kind, RAI_Script *script) {
+    RAI_Job *job = RAI_JobNew(kind, NULL);
+    job->script = RAI_ScriptRetain(script);
+    return job;
+}
+
+RAI_RunStats *RAI_JobStats(RAI_Job *job) {
+    return job->model ? &job->model->stats : &job->script->stats;
+}
+
+void RAI_JobRecordBackendLoaded(const RAI_Job *job) {
+    RAI_Backend backend = job->model ? job->model->backend : RAI_BACKEND_TORCH;
+    if (job->loaded_version && RAI_BackendVersion(backend) == NULL)
+        RAI_BackendSetLoaded(backend, job->loaded_version);
+}
+
 void RAI_JobKeepArgv(RAI_Job *job, RedisModuleString **argv, int argc) {
     job->argv = RedisModule_Alloc(sizeof(*argv) * argc);
     for (int i = 0; i < argc; i++) {
@@ -28,8 +44,18 @@ void RAI_JobSetError(RAI_Job *job, const char *message) {
     }
 }
 
+static void FreeStrings(int n, char **strings) {
+    for (int i = 0; i < n; i++) RedisModule_Free(strings[i]);
+    RedisModule_Free(strings);
+}
+
 void RAI_JobFree(RAI_Job *job) {
     RAI_ModelRelease(job->model);
+    RAI_ScriptRelease(job->script);
+    RedisModule_Free(job->fn);
+    FreeStrings(job->nkeys, job->keys);
+    FreeStrings(job->nargs, job->args);
+    RedisModule_Free(job->arglens);
     for (int i = 0; i < job->ninputs; i++) RAI_TensorRelease(job->inputs[i]);
     RedisModule_Free(job->inputs);
     for (int i = 0; i < job->noutputs; i++) {
@@ -38,10 +64,8 @@ void RAI_JobFree(RAI_Job *job) {
     }
     RedisModule_Free(job->output_keys);
     RedisModule_Free(job->outputs);
-    for (int i = 0; i < job->nloaded_inputs; i++) RedisModule_Free(job->loaded_inputs[i]);
-    for (int i = 0; i < job->nloaded_outputs; i++) RedisModule_Free(job->loaded_outputs[i]);
-    RedisModule_Free(job->loaded_inputs);
-    RedisModule_Free(job->loaded_outputs);
+    FreeStrings(job->nloaded_inputs, job->loaded_inputs);
+    FreeStrings(job->nloaded_outputs, job->loaded_outputs);
     RedisModule_Free(job->loaded_version);
     for (int i = 0; i < job->argc; i++) RedisModule_FreeString(NULL, job->argv[i]);
     RedisModule_Free(job->argv);

@@ -10,18 +10,26 @@
 #define RAI_JOB_H
 
 #include "model.h"
+#include "script.h"
 #include "rm_api.h"
 #include "tensor.h"
 
 typedef enum {
-    RAI_JOB_MODEL_RUN,  /* MODELEXECUTE / MODELRUN */
-    RAI_JOB_MODEL_LOAD, /* MODELSTORE / MODELSET: make the session off the main thread */
+    RAI_JOB_MODEL_RUN,   /* MODELEXECUTE / MODELRUN */
+    RAI_JOB_MODEL_LOAD,  /* MODELSTORE / MODELSET: make the session off the main thread */
+    RAI_JOB_SCRIPT_RUN,  /* SCRIPTEXECUTE / SCRIPTRUN */
+    RAI_JOB_SCRIPT_LOAD, /* SCRIPTSTORE / SCRIPTSET: compile off the main thread */
 } RAI_JobKind;
 
 typedef struct RAI_Job {
     RAI_JobKind kind;
     RedisModuleBlockedClient *bc; /* NULL: nobody waits (a background session load) */
-    RAI_Model *model;             /* retained */
+    RAI_Model *model;             /* retained (model jobs) */
+    RAI_Script *script;           /* retained (script jobs) */
+    char *fn;                     /* script function to run */
+    int nkeys, nargs;             /* SCRIPTEXECUTE KEYS and ARGS, copied */
+    char **keys, **args;
+    size_t *arglens;
 
     int ninputs;
     RAI_Tensor **inputs; /* retained */
@@ -47,7 +55,15 @@ typedef struct RAI_Job {
 } RAI_Job;
 
 RAI_Job *RAI_JobNew(RAI_JobKind kind, RAI_Model *model);
+RAI_Job *RAI_ScriptJobNew(RAI_JobKind kind, RAI_Script *script);
+
+/* The run statistics the job counts towards (its model's or script's). */
+RAI_RunStats *RAI_JobStats(RAI_Job *job);
 void RAI_JobFree(RAI_Job *job);
+
+/* After a load job: the backend it needed now shows in INFO (main thread,
+ * or a worker holding the Redis lock). */
+void RAI_JobRecordBackendLoaded(const RAI_Job *job);
 
 /* Keeps the command's arguments (for replication from the reply callback). */
 void RAI_JobKeepArgv(RAI_Job *job, RedisModuleString **argv, int argc);

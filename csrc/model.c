@@ -27,7 +27,7 @@ static void FreeNames(int n, char **names) {
 RAI_Model *RAI_ModelNew(const RAI_ModelMeta *meta, char *blob, size_t bloblen) {
     RAI_Model *m = RedisModule_Calloc(1, sizeof(*m));
     m->refcount = 1;
-    m->id = __atomic_fetch_add(&next_model_id, 1, __ATOMIC_RELAXED);
+    m->id = RAI_NextSessionId();
     m->backend = meta->backend;
     m->device = RedisModule_Strdup(meta->device);
     m->tag = RedisModule_Strdup(meta->tag ? meta->tag : "");
@@ -62,9 +62,11 @@ RAI_Model *RAI_ModelRetain(RAI_Model *m) {
     return m;
 }
 
-/* The Python session cannot be freed here (this may be the main thread), so
- * its id goes on a list that the next worker to run drains. */
-static void PostDroppedSession(uint64_t id) {
+uint64_t RAI_NextSessionId(void) {
+    return __atomic_fetch_add(&next_model_id, 1, __ATOMIC_RELAXED);
+}
+
+void RAI_PostDroppedSession(uint64_t id) {
     pthread_mutex_lock(&dropped_lock);
     if (dropped_len == dropped_cap) {
         dropped_cap = dropped_cap ? dropped_cap * 2 : 16;
@@ -86,7 +88,7 @@ size_t RAI_TakeDroppedSessions(uint64_t *out, size_t max) {
 void RAI_ModelRelease(RAI_Model *m) {
     if (m == NULL) return;
     if (__atomic_sub_fetch(&m->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
-    PostDroppedSession(m->id);
+    RAI_PostDroppedSession(m->id);
     RedisModule_Free(m->device);
     RedisModule_Free(m->tag);
     FreeNames(m->ninputs, m->inputs);

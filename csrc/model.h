@@ -56,6 +56,14 @@ size_t RAI_ModelMemUsage(const RAI_Model *m);
 size_t RAI_ModelChunkCount(const RAI_Model *m, size_t chunk_size);
 size_t RAI_ModelChunkLen(const RAI_Model *m, size_t chunk_size, size_t i);
 
+/* A fresh key for Python's session cache (models and scripts share them). */
+uint64_t RAI_NextSessionId(void);
+
+/* The Python session of a released model or script cannot be freed where the
+ * release happens (maybe the main thread, which must not take the GIL), so
+ * its id goes on a list that the next worker to run drains. Thread-safe. */
+void RAI_PostDroppedSession(uint64_t id);
+
 /* Session ids whose model is gone, for the workers to drop from the cache.
  * Thread-safe. Returns how many ids were copied into out (at most max). */
 size_t RAI_TakeDroppedSessions(uint64_t *out, size_t max);

@@ -11,6 +11,7 @@
 #include "backends.h"
 #include "cmd_admin.h"
 #include "cmd_model.h"
+#include "cmd_script.h"
 #include "cmd_tensor.h"
 #include "config.h"
 #include "info.h"
@@ -19,6 +20,7 @@
 #include "rm_api.h"
 #include "run_queue.h"
 #include "type_model.h"
+#include "type_script.h"
 #include "type_tensor.h"
 
 #define RAI_MIN_REDIS_VERSION 0x00070000 /* key specs need 7.0 */
@@ -58,6 +60,16 @@ static const RedisModuleCommandKeySpec DELETE_KEY[] = {KEY_AT(1, DELETES), {0}};
 static const RedisModuleCommandKeySpec MODELEXECUTE_KEYS[] = {
     KEY_AT(1, READS), KEYS_AFTER("INPUTS", 2, READS), KEYS_AFTER("OUTPUTS", 3, OVERWRITES), {0}};
 
+/* AI.SCRIPTEXECUTE key fn [KEYS n k...] [INPUTS n in...] [ARGS ...] [OUTPUTS n out...]:
+ * the scopes come in any order, so each is found by its keyword. KEYS are
+ * read and written by the script as it likes. */
+static const RedisModuleCommandKeySpec SCRIPTEXECUTE_KEYS[] = {
+    KEY_AT(1, READS),
+    KEYS_AFTER("KEYS", 3, REDISMODULE_CMD_KEY_RW | REDISMODULE_CMD_KEY_ACCESS | REDISMODULE_CMD_KEY_UPDATE),
+    KEYS_AFTER("INPUTS", 3, READS),
+    KEYS_AFTER("OUTPUTS", 3, OVERWRITES),
+    {0}};
+
 /* Commands marked getkeys-api also answer key-position requests themselves:
  * for AI.MODELRUN no key spec can say where its inputs end. */
 static const CommandSpec COMMANDS[] = {
@@ -71,6 +83,14 @@ static const CommandSpec COMMANDS[] = {
      MODELEXECUTE_KEYS},
     {"ai.modelrun", RAI_ModelRun_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL},
     {"ai._modelscan", RAI_ModelScan_RedisCommand, "readonly", 0, 0, 0, NULL},
+    {"ai.scriptstore", RAI_ScriptStore_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY},
+    {"ai.scriptset", RAI_ScriptSet_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY},
+    {"ai.scriptget", RAI_ScriptGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY},
+    {"ai.scriptdel", RAI_ScriptDel_RedisCommand, "write", 1, 1, 1, DELETE_KEY},
+    {"ai.scriptexecute", RAI_ScriptExecute_RedisCommand, "write deny-oom getkeys-api", 5, 5, 1,
+     SCRIPTEXECUTE_KEYS},
+    {"ai.scriptrun", RAI_ScriptRun_RedisCommand, "write deny-oom getkeys-api", 4, 4, 1, NULL},
+    {"ai._scriptscan", RAI_ScriptScan_RedisCommand, "readonly", 0, 0, 0, NULL},
     {"ai.info", RAI_Info_RedisCommand, "readonly", 1, 1, 1, READ_KEY},
     {"ai.config", RAI_Config_RedisCommand, "write", 0, 0, 0, NULL},
 };
@@ -186,7 +206,8 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     RAI_LOG_NOTICE("%s", err); /* the interpreter's start-up summary */
 
     if (LoadRequestedBackends() != REDISMODULE_OK) return REDISMODULE_ERR;
-    if (RAI_TensorTypeRegister(ctx) != REDISMODULE_OK || RAI_ModelTypeRegister(ctx) != REDISMODULE_OK) {
+    if (RAI_TensorTypeRegister(ctx) != REDISMODULE_OK || RAI_ModelTypeRegister(ctx) != REDISMODULE_OK ||
+        RAI_ScriptTypeRegister(ctx) != REDISMODULE_OK) {
         RAI_LOG_WARNING("could not create the AI data types");
         return REDISMODULE_ERR;
     }

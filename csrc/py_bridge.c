@@ -3,14 +3,18 @@
  * interpreter starts, so it needs no file on disk and no symbol games with
  * Redis's RTLD_LOCAL load.
  *
- * Two types carry C objects into Python without copying:
+ * Three types carry C objects into Python without copying:
  *   Tensor -- a tensor reference exposing its buffer (numpy.frombuffer).
  *   Model  -- a model reference exposing its blob, id and metadata.
+ *   Script -- a script reference exposing its source and entry points.
  * Each holds a reference for as long as Python keeps the object, so a
  * framework that keeps a view past the run can never read freed memory. */
 #include "py_bridge.h"
 
 #include "log.h"
+#include "redis_call.h"
+
+#include <string.h>
 
 /* ------------------------------------------------------------------ Tensor */
 
@@ -130,6 +134,130 @@ PyObject *RAI_PyModelWrap(RAI_Model *m) {
     return (PyObject *)obj;
 }
 
+/* ------------------------------------------------------------------ Script */
+
+typedef struct {
+    PyObject_HEAD RAI_Script *script;
+} ScriptObject;
+
+static void Script_dealloc(ScriptObject *self) {
+    RAI_ScriptRelease(self->script);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Script_getattr(ScriptObject *self, void *closure) {
+    const RAI_Script *s = self->script;
+    switch ((intptr_t)closure) {
+    case 0: return PyLong_FromUnsignedLongLong(s->id);
+    case 1: return PyUnicode_FromString(s->device);
+    case 2: return PyUnicode_DecodeUTF8(s->source, (Py_ssize_t)strlen(s->source), "replace");
+    case 3: return NamesTuple(s->nentry, s->entry_points);
+    default: Py_RETURN_NONE;
+    }
+}
+
+static PyGetSetDef ScriptGetSet[] = {
+    {"id", (getter)Script_getattr, NULL, "session cache key", (void *)0},
+    {"device", (getter)Script_getattr, NULL, "device as stored", (void *)1},
+    {"source", (getter)Script_getattr, NULL, "TorchScript source", (void *)2},
+    {"entry_points", (getter)Script_getattr, NULL, "declared entry points", (void *)3},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ScriptType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_redisai_shim.Script",
+    .tp_basicsize = sizeof(ScriptObject),
+    .tp_dealloc = (destructor)Script_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A stored TorchScript script: its source and metadata.",
+    .tp_getset = ScriptGetSet,
+};
+
+PyObject *RAI_PyScriptWrap(RAI_Script *s) {
+    ScriptObject *obj = PyObject_New(ScriptObject, &ScriptType);
+    if (obj == NULL) return NULL;
+    obj->script = RAI_ScriptRetain(s);
+    return (PyObject *)obj;
+}
+
+/* ------------------------------------------------------- calls into Redis */
+
+static PyObject *ReplyToPython(const RAI_CallReply *r) {
+    switch (r->type) {
+    case RAI_REPLY_STRING: return PyUnicode_DecodeUTF8(r->str, (Py_ssize_t)r->len, "replace");
+    case RAI_REPLY_INTEGER: return PyLong_FromLongLong(r->integer);
+    case RAI_REPLY_ARRAY: {
+        /* A tuple: TorchScript's Any takes mixed element types in a tuple only. */
+        PyObject *tuple = PyTuple_New((Py_ssize_t)r->n);
+        for (size_t i = 0; i < r->n; i++) {
+            PyObject *item = ReplyToPython(&r->elements[i]);
+            if (item == NULL) {
+                Py_DECREF(tuple);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(tuple, (Py_ssize_t)i, item);
+        }
+        return tuple;
+    }
+    case RAI_REPLY_ERROR:
+        return PyErr_Format(PyExc_RuntimeError, "Redis command returned an error: %s", r->str);
+    default: Py_RETURN_NONE;
+    }
+}
+
+/* call(command, args): runs a Redis command for a script's redis.execute().
+ * The GIL is released before the Redis lock is taken: a thread holding the
+ * GIL while it waits for the Redis lock could deadlock with another worker. */
+static PyObject *ShimCall(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cmd, *list;
+    if (!PyArg_ParseTuple(args, "UO", &cmd, &list)) return NULL;
+    PyObject *seq = PySequence_Fast(list, "args must be a sequence of str");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    const char **argv = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+    size_t *lens = PyMem_Calloc((size_t)n + 1, sizeof(size_t));
+    Py_ssize_t len;
+    argv[0] = PyUnicode_AsUTF8AndSize(cmd, &len);
+    lens[0] = (size_t)len;
+    for (Py_ssize_t i = 0; i < n && argv[0]; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        argv[i + 1] = PyBytes_Check(item) ? PyBytes_AS_STRING(item) : PyUnicode_AsUTF8AndSize(item, &len);
+        if (argv[i + 1] == NULL) argv[0] = NULL;
+        else lens[i + 1] = PyBytes_Check(item) ? (size_t)PyBytes_GET_SIZE(item) : (size_t)len;
+    }
+    PyObject *result = NULL;
+    if (argv[0] != NULL) {
+        RAI_CallReply *reply;
+        Py_BEGIN_ALLOW_THREADS
+        reply = RAI_RedisCall((int)n + 1, argv, lens);
+        Py_END_ALLOW_THREADS
+        result = ReplyToPython(reply);
+        RAI_CallReplyFree(reply);
+    }
+    PyMem_Free(argv);
+    PyMem_Free(lens);
+    Py_DECREF(seq);
+    return result;
+}
+
+/* get_model(key): the model stored under key, for redisAI.model_execute(). */
+static PyObject *ShimGetModel(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *key;
+    Py_ssize_t keylen;
+    if (!PyArg_ParseTuple(args, "s#", &key, &keylen)) return NULL;
+    const char *err = NULL;
+    RAI_Model *m;
+    Py_BEGIN_ALLOW_THREADS
+    m = RAI_ModelFromWorker(key, (size_t)keylen, &err);
+    Py_END_ALLOW_THREADS
+    if (m == NULL) return PyErr_Format(PyExc_RuntimeError, "%s", err);
+    PyObject *obj = RAI_PyModelWrap(m);
+    RAI_ModelRelease(m);
+    return obj;
+}
+
 /* ------------------------------------------------------------------ module */
 
 /* log(level, message): Python's logging handler forwards here. The GIL is
@@ -147,6 +275,8 @@ static PyObject *ShimLog(PyObject *self, PyObject *args) {
 
 static PyMethodDef ShimMethods[] = {
     {"log", ShimLog, METH_VARARGS, "Write a line to the Redis log at the given level."},
+    {"call", ShimCall, METH_VARARGS, "Run a Redis command (replicated) and return its reply."},
+    {"get_model", ShimGetModel, METH_VARARGS, "The model stored under a key."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -156,12 +286,15 @@ static struct PyModuleDef ShimModule = {
 };
 
 PyObject *RAI_PyInitShimModule(void) {
-    if (PyType_Ready(&TensorType) < 0 || PyType_Ready(&ModelType) < 0) return NULL;
+    if (PyType_Ready(&TensorType) < 0 || PyType_Ready(&ModelType) < 0 || PyType_Ready(&ScriptType) < 0)
+        return NULL;
     PyObject *module = PyModule_Create(&ShimModule);
     if (module == NULL) return NULL;
     Py_INCREF(&TensorType);
     Py_INCREF(&ModelType);
+    Py_INCREF(&ScriptType);
     PyModule_AddObject(module, "Tensor", (PyObject *)&TensorType);
     PyModule_AddObject(module, "Model", (PyObject *)&ModelType);
+    PyModule_AddObject(module, "Script", (PyObject *)&ScriptType);
     return module;
 }

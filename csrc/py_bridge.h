@@ -8,6 +8,7 @@
 #include <Python.h>
 
 #include "model.h"
+#include "script.h"
 #include "tensor.h"
 
 PyObject *RAI_PyInitShimModule(void);
@@ -15,5 +16,6 @@ PyObject *RAI_PyInitShimModule(void);
 /* New references to Python objects that hold a reference to t / m. */
 PyObject *RAI_PyTensorWrap(RAI_Tensor *t);
 PyObject *RAI_PyModelWrap(RAI_Model *m);
+PyObject *RAI_PyScriptWrap(RAI_Script *s);
 
 #endif

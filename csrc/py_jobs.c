@@ -14,13 +14,15 @@
 #include "py_bridge.h"
 #include "py_gil.h"
 
-static PyObject *run_model_fn, *load_model_fn, *drop_sessions_fn;
+static PyObject *run_model_fn, *load_model_fn, *run_script_fn, *load_script_fn, *drop_sessions_fn;
 
 int RAI_PyJobsInit(PyObject *runtime) {
     run_model_fn = PyObject_GetAttrString(runtime, "run_model");
     load_model_fn = PyObject_GetAttrString(runtime, "load_model");
+    run_script_fn = PyObject_GetAttrString(runtime, "run_script");
+    load_script_fn = PyObject_GetAttrString(runtime, "load_script");
     drop_sessions_fn = PyObject_GetAttrString(runtime, "drop_sessions");
-    return run_model_fn && load_model_fn && drop_sessions_fn ? 0 : -1;
+    return run_model_fn && load_model_fn && run_script_fn && load_script_fn && drop_sessions_fn ? 0 : -1;
 }
 
 /* str() of the pending exception: Python raises with the text the client sees. */
@@ -145,12 +147,8 @@ static int NamesFromPython(PyObject *tuple, char ***out) {
     return (int)n;
 }
 
-void RAI_PyLoadModel(RAI_Job *job) {
-    RAI_GilTake();
-    DropReleasedSessions();
-    PyObject *model = RAI_PyModelWrap(job->model);
-    /* (input names, output names, framework version) */
-    PyObject *names = PyObject_CallOneArg(load_model_fn, model);
+/* (input names, output names, framework version) from a load function. */
+static void StoreLoadResult(RAI_Job *job, PyObject *names) {
     if (names == NULL) {
         FailJobsWithException(&job, 1);
     } else if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) != 3 ||
@@ -161,7 +159,50 @@ void RAI_PyLoadModel(RAI_Job *job) {
         job->nloaded_outputs = NamesFromPython(PyTuple_GET_ITEM(names, 1), &job->loaded_outputs);
         job->loaded_version = RedisModule_Strdup(PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, 2)));
     }
+}
+
+void RAI_PyLoadModel(RAI_Job *job) {
+    RAI_GilTake();
+    DropReleasedSessions();
+    PyObject *target = job->model ? RAI_PyModelWrap(job->model) : RAI_PyScriptWrap(job->script);
+    PyObject *names = PyObject_CallOneArg(job->model ? load_model_fn : load_script_fn, target);
+    StoreLoadResult(job, names);
     Py_XDECREF(names);
-    Py_DECREF(model);
+    Py_DECREF(target);
+    RAI_GilDrop();
+}
+
+static PyObject *StringList(int n, char **strings, const size_t *lens) {
+    PyObject *list = PyList_New(n);
+    for (int i = 0; i < n; i++) {
+        Py_ssize_t len = lens ? (Py_ssize_t)lens[i] : (Py_ssize_t)strlen(strings[i]);
+        PyList_SET_ITEM(list, i, PyUnicode_DecodeUTF8(strings[i], len, "replace"));
+    }
+    return list;
+}
+
+void RAI_PyRunScript(RAI_Job *job) {
+    RAI_GilTake();
+    DropReleasedSessions();
+    PyObject *script = RAI_PyScriptWrap(job->script);
+    PyObject *inputs = InputViews(job);
+    PyObject *keys = StringList(job->nkeys, job->keys, NULL);
+    PyObject *args = StringList(job->nargs, job->args, job->arglens);
+    PyObject *noutputs = PyLong_FromLong(job->noutputs);
+    PyObject *fn = PyUnicode_FromString(job->fn);
+
+    uint64_t start = RedisModule_MonotonicMicroseconds();
+    PyObject *outs = PyObject_CallFunctionObjArgs(run_script_fn, script, fn, inputs, keys, args, noutputs, NULL);
+    job->duration_us = RedisModule_MonotonicMicroseconds() - start;
+    if (outs == NULL) FailJobsWithException(&job, 1);
+    else StoreOutputs(job, outs);
+
+    Py_XDECREF(outs);
+    Py_DECREF(fn);
+    Py_DECREF(noutputs);
+    Py_DECREF(args);
+    Py_DECREF(keys);
+    Py_DECREF(inputs);
+    Py_DECREF(script);
     RAI_GilDrop();
 }

@@ -13,7 +13,11 @@ int RAI_PyJobsInit(PyObject *runtime);
  * job's outputs or error, and the batch's backend time. */
 void RAI_PyRunModel(RAI_Job **jobs, int n);
 
-/* Makes the backend session of job->model; fills the loaded names or error. */
+/* Makes the backend session of job->model, or compiles job->script; fills
+ * the loaded names and version, or the error. */
 void RAI_PyLoadModel(RAI_Job *job);
+
+/* Runs job->fn of job->script; sets the outputs or the error. */
+void RAI_PyRunScript(RAI_Job *job);
 
 #endif

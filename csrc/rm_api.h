@@ -23,6 +23,12 @@
 
 #define REDISMODULE_POSTPONED_LEN -1
 
+#define REDISMODULE_REPLY_STRING 0
+#define REDISMODULE_REPLY_ERROR 1
+#define REDISMODULE_REPLY_INTEGER 2
+#define REDISMODULE_REPLY_ARRAY 3
+#define REDISMODULE_REPLY_NULL 4
+
 #define REDISMODULE_CTX_FLAGS_LUA (1 << 0)
 #define REDISMODULE_CTX_FLAGS_MULTI (1 << 1)
 #define REDISMODULE_CTX_FLAGS_LOADING (1 << 13)
@@ -254,6 +260,13 @@ typedef struct {
     X(void, ScanCursorDestroy, (RedisModuleScanCursor * cursor))                                  \
     X(int, Scan,                                                                                  \
       (RedisModuleCtx * ctx, RedisModuleScanCursor * cursor, RedisModuleScanCB fn, void *privdata)) \
+    X(RedisModuleCallReply *, Call, (RedisModuleCtx * ctx, const char *cmdname, const char *fmt, ...)) \
+    X(int, CallReplyType, (RedisModuleCallReply * reply))                                         \
+    X(const char *, CallReplyStringPtr, (RedisModuleCallReply * reply, size_t *len))              \
+    X(long long, CallReplyInteger, (RedisModuleCallReply * reply))                                \
+    X(size_t, CallReplyLength, (RedisModuleCallReply * reply))                                    \
+    X(RedisModuleCallReply *, CallReplyArrayElement, (RedisModuleCallReply * reply, size_t idx))  \
+    X(void, FreeCallReply, (RedisModuleCallReply * reply))                                        \
     X(int, SubscribeToServerEvent,                                                                \
       (RedisModuleCtx * ctx, RedisModuleEvent event, RedisModuleEventCallback callback))
 

@@ -172,7 +172,9 @@ static void RunBatch(Batch *b) {
     if (b->n == 1 && SkipIfLate(first)) return;
     switch (first->kind) {
     case RAI_JOB_MODEL_RUN: RAI_PyRunModel(b->jobs, b->n); break;
-    case RAI_JOB_MODEL_LOAD: RAI_PyLoadModel(first); break;
+    case RAI_JOB_MODEL_LOAD:
+    case RAI_JOB_SCRIPT_LOAD: RAI_PyLoadModel(first); break;
+    case RAI_JOB_SCRIPT_RUN: RAI_PyRunScript(first); break;
     }
 }
 
@@ -188,13 +190,13 @@ static void FinishJob(RAI_Job *job) {
     RedisModuleCtx *ctx = RedisModule_GetThreadSafeContext(NULL);
     RedisModule_ThreadSafeContextLock(ctx);
     if (job->error) {
-        RAI_LOG_WARNING("model session could not be made: %s", job->error);
-    } else {
+        RAI_LOG_WARNING("session of a stored %s could not be made: %s", job->model ? "model" : "script",
+                        job->error);
+    } else if (job->model) {
         RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
                           job->nloaded_outputs, (const char **)job->loaded_outputs);
-        if (RAI_BackendVersion(job->model->backend) == NULL)
-            RAI_BackendSetLoaded(job->model->backend, job->loaded_version);
     }
+    if (!job->error) RAI_JobRecordBackendLoaded(job);
     RAI_JobFree(job);
     RedisModule_ThreadSafeContextUnlock(ctx);
     RedisModule_FreeThreadSafeContext(ctx);

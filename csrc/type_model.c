@@ -201,8 +201,7 @@ static void ModelAofRewrite(RedisModuleIO *aof, RedisModuleString *key, void *va
     for (size_t i = 0; i < nchunks; i++)
         args[n++] = RedisModule_CreateString(NULL, m->blob + i * chunk, RAI_ModelChunkLen(m, chunk, i));
     RedisModule_EmitAOF(aof, "AI.MODELSTORE", "sv", key, args, n);
-    for (size_t i = 0; i < n; i++) RedisModule_FreeString(NULL, args[i]);
-    RedisModule_Free(args);
+    RAI_FreeArgs(args, n);
 }
 
 static size_t ModelMemUsage(const void *value) {

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from redisai_py import backends
+from redisai_py import backends, script_runtime
 from redisai_py._errors import BackendError, RedisAIError
 from redisai_py._log import RedisLogHandler
 from redisai_py.sessions import SessionCache, StoredModel
@@ -145,5 +145,47 @@ def run_model(model: StoredModel, batch: Sequence[Sequence[Any]]) -> list[list[A
             outputs = session.run([_as_array(t) for t in batch[0]])
             return [[_as_output(o) for o in outputs]]
         return _run_batch(session, batch)
+    except Exception as exc:
+        raise _client_error(exc) from exc
+
+
+def _model_for_script(key: str, inputs: list[Any], n_outputs: int) -> list[Any]:
+    """redisAI.model_execute inside a script: runs the model on this worker."""
+    import torch
+
+    import _redisai_shim  # type: ignore[import-not-found]
+
+    model = _redisai_shim.get_model(key)
+    session = _sessions.get(model)
+    outputs = session.run([t.detach().contiguous().cpu().numpy() for t in inputs])
+    if len(outputs) != n_outputs:
+        raise BackendError("ERR Model did not generate the expected number of outputs")
+    return [torch.from_numpy(np.array(o, copy=True)) for o in outputs]
+
+
+def _compiled(script: Any) -> script_runtime.CompiledScript:
+    return _sessions.get_or_make(
+        script.id, lambda: script_runtime.compile_script(script.source, script.device,
+                                                         script.entry_points, _model_for_script))
+
+
+def load_script(script: Any) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """Compile a script being stored and check its entry points."""
+    try:
+        version = backends.load("TORCH")
+        _compiled(script)
+    except Exception as exc:
+        raise _client_error(exc) from exc
+    return (), (), version
+
+
+def run_script(script: Any, fn: str, inputs: Sequence[Any], keys: list[str], args: list[str],
+               n_outputs: int) -> list[Any]:
+    """Run function `fn` of `script`; its outputs as (dtype, shape, buffer)."""
+    try:
+        compiled = _compiled(script)
+        tensors = script_runtime.tensors_of([_as_array(t) for t in inputs])
+        outputs = compiled.run(fn, tensors, keys, args, n_outputs)
+        return [_as_output(o) for o in outputs]
     except Exception as exc:
         raise _client_error(exc) from exc

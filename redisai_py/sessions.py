@@ -1,4 +1,5 @@
-"""ModelSession cache: one backend session per stored model, made on demand.
+"""Session cache: one backend session per stored model (and one compiled
+form per stored script), made on demand.
 
 The shim keeps only a model's blob and metadata; the framework object lives
 here under the model's id. A session is made by the loader when a client
@@ -10,7 +11,8 @@ shim posts its id and the next worker call drops the session.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from redisai_py import backends
 from redisai_py.backends.base import ModelSession, ModelSpec
@@ -26,12 +28,16 @@ class StoredModel(Protocol):
     outputs: tuple[str, ...]
 
 
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
 class SessionCache:
     """Sessions by model id. Thread-safe: workers of several queues share it."""
 
     def __init__(self, settings: dict[str, int]) -> None:
         self._settings = settings
-        self._sessions: dict[int, ModelSession] = {}
+        self._sessions: dict[int, Any] = {}
         self._making: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -52,16 +58,25 @@ class SessionCache:
         session = self._sessions.get(model.id)
         if session is not None:
             return session
+        return self.get_or_make(
+            model.id, lambda: backends.load_model(bytes(memoryview(model)), self.spec_of(model)))  # type: ignore[arg-type]
+
+    def get_or_make(self, key: int, make: Callable[[], Closable]) -> Any:
+        """The cached object under `key`, made by `make()` the first time.
+        Two workers asking at once make it once."""
+        found = self._sessions.get(key)
+        if found is not None:
+            return found
         with self._lock:
-            making = self._making.setdefault(model.id, threading.Lock())
-        with making:  # two workers asking at once make it once
-            session = self._sessions.get(model.id)
-            if session is None:
-                session = backends.load_model(bytes(memoryview(model)), self.spec_of(model))  # type: ignore[arg-type]
-                self._sessions[model.id] = session
+            making = self._making.setdefault(key, threading.Lock())
+        with making:
+            found = self._sessions.get(key)
+            if found is None:
+                found = make()
+                self._sessions[key] = found
         with self._lock:
-            self._making.pop(model.id, None)
-        return session
+            self._making.pop(key, None)
+        return found
 
     def drop(self, ids: list[int]) -> None:
         for model_id in ids:

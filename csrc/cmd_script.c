@@ -1,0 +1,251 @@
+/* cmd_script.c -- AI.SCRIPTSTORE / SCRIPTSET / SCRIPTGET / SCRIPTDEL /
+ * SCRIPTEXECUTE / SCRIPTRUN.
+ *
+ * Same shape as the model commands: parse and read keys on the main thread,
+ * compile or run on a worker, write keys and reply on the main thread. */
+#include "cmd_script.h"
+
+#include <string.h>
+
+#include "cmd_admin.h"
+#include "job_keys.h"
+#include "parse.h"
+#include "parse_script.h"
+#include "run_queue.h"
+#include "type_script.h"
+
+#define ERR_IN_TRANSACTION "ERR Cannot run RedisAI command within a transaction or a LUA script"
+
+/* ------------------------------------------------------------------ store */
+
+static int ScriptStore_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    (void)argv;
+    (void)argc;
+    RAI_Job *job = RedisModule_GetBlockedClientPrivateData(ctx);
+    if (job->error) return RedisModule_ReplyWithError(ctx, job->error);
+    RAI_JobRecordBackendLoaded(job);
+    RedisModuleKey *key = RAI_OpenScriptKeyToWrite(ctx, job->argv[1]);
+    if (key == NULL) return REDISMODULE_OK;
+    RedisModule_ModuleTypeSetValue(key, RAI_ScriptType, RAI_ScriptRetain(job->script));
+    RedisModule_CloseKey(key);
+    const char *cmd = RedisModule_StringPtrLen(job->argv[0], NULL);
+    RedisModule_Replicate(ctx, cmd, "v", job->argv + 1, (size_t)(job->argc - 1));
+    return RedisModule_ReplyWithSimpleString(ctx, "OK");
+}
+
+/* MULTI, Lua, AOF loading or our primary's stream: store now, compile in
+ * the background (a replica never needs the compiled form unless promoted). */
+static int StoreWithoutBlocking(RedisModuleCtx *ctx, RedisModuleString *keyname, RAI_Script *s) {
+    RedisModuleKey *key = RAI_OpenScriptKeyToWrite(ctx, keyname);
+    if (key == NULL) {
+        RAI_ScriptRelease(s);
+        return REDISMODULE_OK;
+    }
+    RedisModule_ModuleTypeSetValue(key, RAI_ScriptType, s);
+    RedisModule_CloseKey(key);
+    RAI_RunQueuePush(RAI_LoaderQueue(), RAI_ScriptJobNew(RAI_JOB_SCRIPT_LOAD, s));
+    RedisModule_ReplicateVerbatim(ctx);
+    return RedisModule_ReplyWithSimpleString(ctx, "OK");
+}
+
+static int ScriptStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
+                       const RAI_ScriptStoreArgs *args) {
+    RedisModuleKey *key = RAI_OpenScriptKeyToWrite(ctx, argv[1]);
+    if (key == NULL) return REDISMODULE_OK;
+    RedisModule_CloseKey(key);
+    const char *device = RedisModule_StringPtrLen(argv[2], NULL);
+    if (!RAI_IsScriptDevice(device)) return RedisModule_ReplyWithError(ctx, "ERR unsupported device");
+
+    const char **entries = RedisModule_Calloc(args->nentry > 0 ? (size_t)args->nentry : 1, sizeof(char *));
+    for (int i = 0; i < args->nentry; i++) entries[i] = RedisModule_StringPtrLen(argv[args->entries_at + i], NULL);
+    size_t srclen;
+    const char *source = RedisModule_StringPtrLen(argv[args->source_at], &srclen);
+    RAI_Script *s = RAI_ScriptNew(device, args->tag, source, srclen, args->nentry, entries);
+    RedisModule_Free(entries);
+    s->queue = RAI_RunQueueFor(device);
+    if (s->queue == NULL) {
+        RAI_ScriptRelease(s);
+        return RedisModule_ReplyWithError(ctx, "ERR Could not initialize queue on requested device");
+    }
+    if (RAI_ClientCannotBlock(ctx)) return StoreWithoutBlocking(ctx, argv[1], s);
+
+    RAI_Job *job = RAI_ScriptJobNew(RAI_JOB_SCRIPT_LOAD, s);
+    RAI_ScriptRelease(s); /* the job holds it now */
+    RAI_JobKeepArgv(job, argv, argc);
+    job->bc = RedisModule_BlockClient(ctx, ScriptStore_Reply, NULL, RAI_FreeJobCallback, 0);
+    RedisModule_BlockedClientMeasureTimeStart(job->bc);
+    RAI_RunQueuePush(RAI_LoaderQueue(), job);
+    return REDISMODULE_OK;
+}
+
+/* AI.SCRIPTSTORE key device [TAG tag] ENTRY_POINTS n fn... SOURCE src */
+int RAI_ScriptStore_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc < 8) return RAI_ReplyWrongArity(ctx, argv[0]);
+    RAI_ScriptStoreArgs args;
+    const char *err = RAI_ParseScriptStore(argv, argc, &args);
+    if (err) return RedisModule_ReplyWithError(ctx, err);
+    return ScriptStore(ctx, argv, argc, &args);
+}
+
+/* AI.SCRIPTSET key device [TAG tag] SOURCE src (deprecated) */
+int RAI_ScriptSet_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 5 && argc != 7) return RAI_ReplyWrongArity(ctx, argv[0]);
+    RAI_ScriptStoreArgs args;
+    const char *err = RAI_ParseScriptSet(argv, argc, &args);
+    if (err) return RedisModule_ReplyWithError(ctx, err);
+    return ScriptStore(ctx, argv, argc, &args);
+}
+
+/* -------------------------------------------------------------- get / del */
+
+/* AI.SCRIPTGET key [META] [SOURCE] */
+int RAI_ScriptGet_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc < 2 || argc > 4) return RAI_ReplyWrongArity(ctx, argv[0]);
+    const RAI_Script *s = RAI_ReadScriptKey(ctx, argv[1]);
+    if (s == NULL) return REDISMODULE_OK;
+    int meta = 0, source = 0;
+    for (int i = 2; i < argc; i++) {
+        if (RAI_ArgIs(argv[i], "META")) meta = 1;
+        else if (RAI_ArgIs(argv[i], "SOURCE")) source = 1;
+    }
+    if (!meta && !source) meta = source = 1;
+    if (!meta) return RedisModule_ReplyWithStringBuffer(ctx, s->source, strlen(s->source));
+    RedisModule_ReplyWithArray(ctx, source ? 8 : 6);
+    RedisModule_ReplyWithSimpleString(ctx, "device");
+    RedisModule_ReplyWithStringBuffer(ctx, s->device, strlen(s->device));
+    RedisModule_ReplyWithSimpleString(ctx, "tag");
+    RedisModule_ReplyWithStringBuffer(ctx, s->tag, strlen(s->tag));
+    RedisModule_ReplyWithSimpleString(ctx, "Entry Points");
+    RedisModule_ReplyWithArray(ctx, s->nentry);
+    for (int i = 0; i < s->nentry; i++)
+        RedisModule_ReplyWithStringBuffer(ctx, s->entry_points[i], strlen(s->entry_points[i]));
+    if (source) {
+        RedisModule_ReplyWithSimpleString(ctx, "source");
+        RedisModule_ReplyWithStringBuffer(ctx, s->source, strlen(s->source));
+    }
+    return REDISMODULE_OK;
+}
+
+/* AI.SCRIPTDEL key */
+int RAI_ScriptDel_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 2) return RAI_ReplyWrongArity(ctx, argv[0]);
+    if (RAI_ReadScriptKey(ctx, argv[1]) == NULL) return REDISMODULE_OK;
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_WRITE);
+    RedisModule_DeleteKey(key);
+    RedisModule_CloseKey(key);
+    RedisModule_ReplicateVerbatim(ctx);
+    return RedisModule_ReplyWithSimpleString(ctx, "OK");
+}
+
+/* ---------------------------------------------------------------- execute */
+
+/* Copies of argument strings for the worker, which must not touch
+ * RedisModuleStrings the main thread may free. */
+static char **CopyStrings(RedisModuleString **argv, int n, size_t **lens) {
+    char **out = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(char *));
+    if (lens) *lens = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(size_t));
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *s = RedisModule_StringPtrLen(argv[i], &len);
+        out[i] = RedisModule_Alloc(len + 1);
+        memcpy(out[i], s, len);
+        out[i][len] = '\0';
+        if (lens) (*lens)[i] = len;
+    }
+    return out;
+}
+
+/* Fills a script run job from parsed positions; input keys may be given as
+ * a separate array (SCRIPTRUN's inputs skip its `$`). Replies on error. */
+static RAI_Job *ScriptRunJob(RedisModuleCtx *ctx, RedisModuleString **argv, RAI_Script *s,
+                             const RAI_ScriptExecuteArgs *args, RedisModuleString **input_keys) {
+    RAI_Job *job = RAI_ScriptJobNew(RAI_JOB_SCRIPT_RUN, s);
+    job->fn = RedisModule_Strdup(RedisModule_StringPtrLen(argv[2], NULL));
+    job->nkeys = args->nkeys;
+    job->keys = CopyStrings(argv + args->keys_at, args->nkeys, NULL);
+    job->nargs = args->nargs;
+    job->args = CopyStrings(argv + args->args_at, args->nargs, &job->arglens);
+    job->ninputs = args->ninputs;
+    job->noutputs = args->noutputs;
+    RAI_JobKeepOutputKeys(job, argv + args->outputs_at);
+    if (!RAI_JobCaptureInputs(ctx, job, input_keys) || !RAI_JobOutputKeysWritable(ctx, job)) {
+        RAI_JobFree(job);
+        return NULL;
+    }
+    if (args->timeout > 0) job->deadline_us = job->queued_us + (uint64_t)args->timeout * 1000;
+    return job;
+}
+
+static void BlockAndQueue(RedisModuleCtx *ctx, RAI_Job *job) {
+    job->bc = RedisModule_BlockClient(ctx, RAI_RunJob_Reply, NULL, RAI_FreeJobCallback, 0);
+    RedisModule_BlockedClientMeasureTimeStart(job->bc);
+    RAI_RunQueuePush(job->script->queue, job);
+}
+
+/* COMMAND GETKEYS / cluster routing: the script key, then the n names
+ * after each of KEYS, INPUTS and OUTPUTS (ARGS are not keys). */
+static int ScriptExecuteKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    RedisModule_KeyAtPos(ctx, 1);
+    for (int pos = 3; pos + 1 < argc; pos++) {
+        long long n;
+        int is_keys = RAI_ArgIs(argv[pos], "KEYS") || RAI_ArgIs(argv[pos], "INPUTS") ||
+                      RAI_ArgIs(argv[pos], "OUTPUTS");
+        if (!is_keys && !RAI_ArgIs(argv[pos], "ARGS")) continue;
+        if (RedisModule_StringToLongLong(argv[pos + 1], &n) != REDISMODULE_OK || n < 0) break;
+        for (long long i = 0; is_keys && i < n && pos + 2 + i < argc; i++)
+            RedisModule_KeyAtPos(ctx, (int)(pos + 2 + i));
+        pos += 1 + (int)n;
+    }
+    return REDISMODULE_OK;
+}
+
+/* AI.SCRIPTEXECUTE key fn [KEYS n k...] [INPUTS n t...] [ARGS n a...]
+ *                  [OUTPUTS n o...] [TIMEOUT ms] */
+int RAI_ScriptExecute_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (RedisModule_IsKeysPositionRequest(ctx)) return ScriptExecuteKeys(ctx, argv, argc);
+    if (argc < 3)
+        return RedisModule_ReplyWithError(ctx, "ERR wrong number of arguments for 'AI.SCRIPTEXECUTE' command");
+    if (RAI_ClientCannotBlock(ctx)) return RedisModule_ReplyWithError(ctx, ERR_IN_TRANSACTION);
+    RAI_Script *s = RAI_ReadScriptKey(ctx, argv[1]);
+    if (s == NULL) return REDISMODULE_OK;
+    RAI_ScriptExecuteArgs args;
+    char buf[512];
+    const char *err = RAI_ParseScriptExecute(argv, argc, 0, &args, buf, sizeof(buf));
+    if (err) return RedisModule_ReplyWithError(ctx, err);
+    RAI_Job *job = ScriptRunJob(ctx, argv, s, &args, argv + args.inputs_at);
+    if (job) BlockAndQueue(ctx, job);
+    return REDISMODULE_OK;
+}
+
+/* AI.SCRIPTRUN's keys: the script, then every argument after INPUTS but the
+ * OUTPUTS keyword and `$`. */
+static int ScriptRunKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    RedisModule_KeyAtPos(ctx, 1);
+    int pos = 3;
+    while (pos < argc && !RAI_ArgIs(argv[pos], "INPUTS")) pos++;
+    for (pos++; pos < argc; pos++) {
+        if (!RAI_ArgIs(argv[pos], "OUTPUTS") && !RAI_ArgIs(argv[pos], "$")) RedisModule_KeyAtPos(ctx, pos);
+    }
+    return REDISMODULE_OK;
+}
+
+/* AI.SCRIPTRUN key fn [TIMEOUT t] INPUTS in... [$ in...] OUTPUTS out... (deprecated) */
+int RAI_ScriptRun_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (RedisModule_IsKeysPositionRequest(ctx)) return ScriptRunKeys(ctx, argv, argc);
+    if (argc < 3)
+        return RedisModule_ReplyWithError(ctx, "ERR wrong number of arguments for 'AI.SCRIPTRUN' command");
+    if (RAI_ClientCannotBlock(ctx)) return RedisModule_ReplyWithError(ctx, ERR_IN_TRANSACTION);
+    RAI_Script *s = RAI_ReadScriptKey(ctx, argv[1]);
+    if (s == NULL) return REDISMODULE_OK;
+    RAI_ScriptExecuteArgs args;
+    const char *err = RAI_ParseScriptRun(argv, argc, &args);
+    if (err) return RedisModule_ReplyWithError(ctx, err);
+    RedisModuleString **inputs = RedisModule_Calloc((size_t)args.ninputs + 1, sizeof(*inputs));
+    for (int pos = args.inputs_at, n = 0; n < args.ninputs; pos++) {
+        if (pos != args.variadic_at) inputs[n++] = argv[pos];
+    }
+    RAI_Job *job = ScriptRunJob(ctx, argv, s, &args, inputs);
+    RedisModule_Free(inputs);
+    if (job) BlockAndQueue(ctx, job);
+    return REDISMODULE_OK;
+}

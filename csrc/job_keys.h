@@ -1,0 +1,26 @@
+/* job_keys.h -- what a run job reads from and writes to the keyspace, and
+ * the reply that ends it. Main thread only. */
+#ifndef RAI_JOB_KEYS_H
+#define RAI_JOB_KEYS_H
+
+#include "job.h"
+#include "rm_api.h"
+
+/* Takes a reference to each input tensor now, so the job is unaffected by
+ * later writes to those keys. Replies and returns 0 on a missing/wrong key. */
+int RAI_JobCaptureInputs(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **keys);
+
+/* Keeps the names of the job->noutputs output keys. */
+void RAI_JobKeepOutputKeys(RAI_Job *job, RedisModuleString **keys);
+
+/* 1 if every output key is empty or a tensor; else replies WRONGTYPE. */
+int RAI_JobOutputKeysWritable(RedisModuleCtx *ctx, RAI_Job *job);
+
+/* Reply callback of MODELEXECUTE / SCRIPTEXECUTE: writes and replicates the
+ * outputs, counts the run, replies OK / TIMEDOUT / the error. */
+int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+
+/* BlockClient's free callback for any job. */
+void RAI_FreeJobCallback(RedisModuleCtx *ctx, void *privdata);
+
+#endif

@@ -1,0 +1,102 @@
+/* redis_call.c -- commands and key reads from worker threads, under the
+ * Redis lock (RedisModule_ThreadSafeContextLock). */
+#include "redis_call.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "rm_api.h"
+#include "type_model.h"
+
+static void CopyReply(RedisModuleCallReply *from, RAI_CallReply *to) {
+    memset(to, 0, sizeof(*to));
+    switch (RedisModule_CallReplyType(from)) {
+    case REDISMODULE_REPLY_STRING:
+    case REDISMODULE_REPLY_ERROR: {
+        to->type = RedisModule_CallReplyType(from) == REDISMODULE_REPLY_ERROR ? RAI_REPLY_ERROR
+                                                                               : RAI_REPLY_STRING;
+        const char *s = RedisModule_CallReplyStringPtr(from, &to->len);
+        to->str = RedisModule_Alloc(to->len + 1);
+        memcpy(to->str, s, to->len);
+        to->str[to->len] = '\0';
+        return;
+    }
+    case REDISMODULE_REPLY_INTEGER:
+        to->type = RAI_REPLY_INTEGER;
+        to->integer = RedisModule_CallReplyInteger(from);
+        return;
+    case REDISMODULE_REPLY_ARRAY:
+        to->type = RAI_REPLY_ARRAY;
+        to->n = RedisModule_CallReplyLength(from);
+        to->elements = RedisModule_Calloc(to->n > 0 ? to->n : 1, sizeof(RAI_CallReply));
+        for (size_t i = 0; i < to->n; i++)
+            CopyReply(RedisModule_CallReplyArrayElement(from, i), &to->elements[i]);
+        return;
+    default:
+        to->type = RAI_REPLY_NULL;
+        return;
+    }
+}
+
+static RAI_CallReply *ErrorReply(const char *text) {
+    RAI_CallReply *r = RedisModule_Calloc(1, sizeof(*r));
+    r->type = RAI_REPLY_ERROR;
+    r->str = RedisModule_Strdup(text);
+    r->len = strlen(text);
+    return r;
+}
+
+RAI_CallReply *RAI_RedisCall(int argc, const char **argv, const size_t *lens) {
+    RedisModuleCtx *ctx = RedisModule_GetThreadSafeContext(NULL);
+    RedisModule_ThreadSafeContextLock(ctx);
+    RedisModuleString **args = RedisModule_Alloc(sizeof(*args) * (argc > 1 ? (size_t)argc - 1 : 1));
+    for (int i = 1; i < argc; i++) args[i - 1] = RedisModule_CreateString(ctx, argv[i], lens[i]);
+    errno = 0;
+    RedisModuleCallReply *reply = RedisModule_Call(ctx, argv[0], "!Ev", args, (size_t)(argc - 1));
+    int call_errno = errno;
+    RAI_CallReply *copy;
+    if (reply == NULL) {
+        copy = ErrorReply(call_errno == ENOENT   ? "ERR unknown command"
+                          : call_errno == EINVAL ? "ERR wrong number of arguments"
+                          : call_errno == EPERM  ? "ERR operation not permitted"
+                                                 : "ERR command could not be called");
+    } else {
+        copy = RedisModule_Calloc(1, sizeof(*copy));
+        CopyReply(reply, copy);
+        RedisModule_FreeCallReply(reply);
+    }
+    for (int i = 1; i < argc; i++) RedisModule_FreeString(ctx, args[i - 1]);
+    RedisModule_Free(args);
+    RedisModule_ThreadSafeContextUnlock(ctx);
+    RedisModule_FreeThreadSafeContext(ctx);
+    return copy;
+}
+
+static void FreeReplyContents(RAI_CallReply *r) {
+    RedisModule_Free(r->str);
+    for (size_t i = 0; i < r->n; i++) FreeReplyContents(&r->elements[i]);
+    RedisModule_Free(r->elements);
+}
+
+void RAI_CallReplyFree(RAI_CallReply *reply) {
+    if (reply == NULL) return;
+    FreeReplyContents(reply);
+    RedisModule_Free(reply);
+}
+
+RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char **err) {
+    RedisModuleCtx *ctx = RedisModule_GetThreadSafeContext(NULL);
+    RedisModule_ThreadSafeContextLock(ctx);
+    RedisModuleString *name = RedisModule_CreateString(ctx, key, keylen);
+    RedisModuleKey *k = RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
+    int type = RedisModule_KeyType(k);
+    RAI_Model *m = NULL;
+    if (type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(k) == RAI_ModelType)
+        m = RAI_ModelRetain(RedisModule_ModuleTypeGetValue(k));
+    RedisModule_CloseKey(k);
+    RedisModule_FreeString(ctx, name);
+    RedisModule_ThreadSafeContextUnlock(ctx);
+    RedisModule_FreeThreadSafeContext(ctx);
+    if (m == NULL) *err = type == REDISMODULE_KEYTYPE_EMPTY ? "ERR model key is empty" : REDISMODULE_ERRORMSG_WRONGTYPE;
+    return m;
+}
