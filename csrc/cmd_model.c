@@ -22,25 +22,6 @@
 
 /* ------------------------------------------------------------------ store */
 
-/* Main thread, once the session exists: the key gets the new model in one
- * step, so clients see the old model until then and the new one after. */
-static int ModelStore_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    (void)argv;
-    (void)argc;
-    RAI_Job *job = RedisModule_GetBlockedClientPrivateData(ctx);
-    if (job->error) return RedisModule_ReplyWithError(ctx, job->error);
-    RAI_JobRecordBackendLoaded(job);
-    RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
-                      job->nloaded_outputs, (const char **)job->loaded_outputs);
-    RedisModuleKey *key = RAI_OpenModelKeyToWrite(ctx, job->argv[1]);
-    if (key == NULL) return REDISMODULE_OK;
-    RedisModule_ModuleTypeSetValue(key, RAI_ModelType, RAI_ModelRetain(job->model));
-    RedisModule_CloseKey(key);
-    const char *cmd = RedisModule_StringPtrLen(job->argv[0], NULL);
-    RedisModule_Replicate(ctx, cmd, "v", job->argv + 1, (size_t)(job->argc - 1));
-    return RedisModule_ReplyWithSimpleString(ctx, "OK");
-}
-
 /* The blob chunks after BLOB, concatenated into one buffer. */
 static char *JoinChunks(RedisModuleString **chunks, int n, size_t *len) {
     *len = 0;
@@ -60,31 +41,11 @@ static char *JoinChunks(RedisModuleString **chunks, int n, size_t *len) {
     return blob;
 }
 
-/* Where no client can be blocked (MULTI, Lua, AOF loading, a command from
- * our primary) the model is stored at once and its session made in the
- * background; a replica never needs one unless promoted. */
-static int StoreWithoutBlocking(RedisModuleCtx *ctx, RedisModuleString *keyname, RAI_Model *m) {
-    RedisModuleKey *key = RAI_OpenModelKeyToWrite(ctx, keyname);
-    if (key == NULL) {
-        RAI_ModelRelease(m);
-        return REDISMODULE_OK;
-    }
-    RedisModule_ModuleTypeSetValue(key, RAI_ModelType, m);
-    RedisModule_CloseKey(key);
-    RAI_RunQueuePush(RAI_LoaderQueue(), RAI_JobNew(RAI_JOB_MODEL_LOAD, m));
-    RedisModule_ReplicateVerbatim(ctx);
-    return RedisModule_ReplyWithSimpleString(ctx, "OK");
-}
-
 typedef const char *(*ModelArgsParser)(RedisModuleString **, int, RAI_ModelMeta *, const char **,
                                        const char **, int *);
 
 static int ModelStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
                       ModelArgsParser parse) {
-    RedisModuleKey *key = RAI_OpenModelKeyToWrite(ctx, argv[1]);
-    if (key == NULL) return REDISMODULE_OK;
-    RedisModule_CloseKey(key);
-
     RAI_ModelMeta meta;
     const char **inputs = RedisModule_Alloc(sizeof(char *) * argc);
     const char **outputs = RedisModule_Alloc(sizeof(char *) * argc);
@@ -104,15 +65,16 @@ static int ModelStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
         RAI_ModelRelease(m);
         return RedisModule_ReplyWithError(ctx, err);
     }
-    if (RAI_ClientCannotBlock(ctx)) return StoreWithoutBlocking(ctx, argv[1], m);
-
+    /* RedisAI parses and builds the model before it looks at the key. */
+    RedisModuleKey *key = RAI_OpenModelKeyToWrite(ctx, argv[1]);
+    if (key == NULL) {
+        RAI_ModelRelease(m);
+        return REDISMODULE_OK;
+    }
+    RedisModule_CloseKey(key);
     RAI_Job *job = RAI_JobNew(RAI_JOB_MODEL_LOAD, m);
     RAI_ModelRelease(m); /* the job holds it now */
-    RAI_JobKeepArgv(job, argv, argc);
-    job->bc = RedisModule_BlockClient(ctx, ModelStore_Reply, NULL, RAI_FreeJobCallback, 0);
-    RedisModule_BlockedClientMeasureTimeStart(job->bc);
-    RAI_RunQueuePush(RAI_LoaderQueue(), job);
-    return REDISMODULE_OK;
+    return RAI_StoreWithSession(ctx, job, argv, argc);
 }
 
 /* AI.MODELSTORE key backend device [TAG t] [BATCHSIZE n [MINBATCHSIZE m

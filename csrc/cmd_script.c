@@ -18,41 +18,8 @@
 
 /* ------------------------------------------------------------------ store */
 
-static int ScriptStore_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    (void)argv;
-    (void)argc;
-    RAI_Job *job = RedisModule_GetBlockedClientPrivateData(ctx);
-    if (job->error) return RedisModule_ReplyWithError(ctx, job->error);
-    RAI_JobRecordBackendLoaded(job);
-    RedisModuleKey *key = RAI_OpenScriptKeyToWrite(ctx, job->argv[1]);
-    if (key == NULL) return REDISMODULE_OK;
-    RedisModule_ModuleTypeSetValue(key, RAI_ScriptType, RAI_ScriptRetain(job->script));
-    RedisModule_CloseKey(key);
-    const char *cmd = RedisModule_StringPtrLen(job->argv[0], NULL);
-    RedisModule_Replicate(ctx, cmd, "v", job->argv + 1, (size_t)(job->argc - 1));
-    return RedisModule_ReplyWithSimpleString(ctx, "OK");
-}
-
-/* MULTI, Lua, AOF loading or our primary's stream: store now, compile in
- * the background (a replica never needs the compiled form unless promoted). */
-static int StoreWithoutBlocking(RedisModuleCtx *ctx, RedisModuleString *keyname, RAI_Script *s) {
-    RedisModuleKey *key = RAI_OpenScriptKeyToWrite(ctx, keyname);
-    if (key == NULL) {
-        RAI_ScriptRelease(s);
-        return REDISMODULE_OK;
-    }
-    RedisModule_ModuleTypeSetValue(key, RAI_ScriptType, s);
-    RedisModule_CloseKey(key);
-    RAI_RunQueuePush(RAI_LoaderQueue(), RAI_ScriptJobNew(RAI_JOB_SCRIPT_LOAD, s));
-    RedisModule_ReplicateVerbatim(ctx);
-    return RedisModule_ReplyWithSimpleString(ctx, "OK");
-}
-
 static int ScriptStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
                        const RAI_ScriptStoreArgs *args) {
-    RedisModuleKey *key = RAI_OpenScriptKeyToWrite(ctx, argv[1]);
-    if (key == NULL) return REDISMODULE_OK;
-    RedisModule_CloseKey(key);
     const char *device = RedisModule_StringPtrLen(argv[2], NULL);
     if (!RAI_IsScriptDevice(device)) return RedisModule_ReplyWithError(ctx, "ERR unsupported device");
 
@@ -67,15 +34,15 @@ static int ScriptStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
         RAI_ScriptRelease(s);
         return RedisModule_ReplyWithError(ctx, "ERR Could not initialize queue on requested device");
     }
-    if (RAI_ClientCannotBlock(ctx)) return StoreWithoutBlocking(ctx, argv[1], s);
-
+    RedisModuleKey *key = RAI_OpenScriptKeyToWrite(ctx, argv[1]);
+    if (key == NULL) {
+        RAI_ScriptRelease(s);
+        return REDISMODULE_OK;
+    }
+    RedisModule_CloseKey(key);
     RAI_Job *job = RAI_ScriptJobNew(RAI_JOB_SCRIPT_LOAD, s);
     RAI_ScriptRelease(s); /* the job holds it now */
-    RAI_JobKeepArgv(job, argv, argc);
-    job->bc = RedisModule_BlockClient(ctx, ScriptStore_Reply, NULL, RAI_FreeJobCallback, 0);
-    RedisModule_BlockedClientMeasureTimeStart(job->bc);
-    RAI_RunQueuePush(RAI_LoaderQueue(), job);
-    return REDISMODULE_OK;
+    return RAI_StoreWithSession(ctx, job, argv, argc);
 }
 
 /* AI.SCRIPTSTORE key device [TAG tag] ENTRY_POINTS n fn... SOURCE src */

@@ -4,6 +4,10 @@
  * command is parsed, outputs in the reply callback after the worker is done. */
 #include "job_keys.h"
 
+#include "cmd_admin.h"
+#include "run_queue.h"
+#include "type_model.h"
+#include "type_script.h"
 #include "type_tensor.h"
 
 int RAI_JobCaptureInputs(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **keys) {
@@ -73,4 +77,66 @@ int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
 void RAI_FreeJobCallback(RedisModuleCtx *ctx, void *privdata) {
     (void)ctx;
     RAI_JobFree(privdata);
+}
+
+/* ------------------------------------------------------ MODELSTORE / SCRIPTSTORE */
+
+/* The key gets the new model or script in one step: clients see the old one
+ * until then and the new one after. Replies WRONGTYPE and returns 0 if the
+ * key meanwhile holds another type. */
+static int SetStoredValue(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString *keyname) {
+    RedisModuleKey *key = job->model ? RAI_OpenModelKeyToWrite(ctx, keyname)
+                                     : RAI_OpenScriptKeyToWrite(ctx, keyname);
+    if (key == NULL) return 0;
+    if (job->model) RedisModule_ModuleTypeSetValue(key, RAI_ModelType, RAI_ModelRetain(job->model));
+    else RedisModule_ModuleTypeSetValue(key, RAI_ScriptType, RAI_ScriptRetain(job->script));
+    RedisModule_CloseKey(key);
+    return 1;
+}
+
+/* Main thread, once the session was made: store, replicate as given, reply. */
+static int FinishStore(RedisModuleCtx *ctx, RAI_Job *job) {
+    if (job->error) return RedisModule_ReplyWithError(ctx, job->error);
+    RAI_JobRecordBackendLoaded(job);
+    if (job->model)
+        RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
+                          job->nloaded_outputs, (const char **)job->loaded_outputs);
+    if (!SetStoredValue(ctx, job, job->argv[1])) return REDISMODULE_OK;
+    const char *cmd = RedisModule_StringPtrLen(job->argv[0], NULL);
+    RedisModule_Replicate(ctx, cmd, "v", job->argv + 1, (size_t)(job->argc - 1));
+    return RedisModule_ReplyWithSimpleString(ctx, "OK");
+}
+
+static int Store_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    (void)argv;
+    (void)argc;
+    return FinishStore(ctx, RedisModule_GetBlockedClientPrivateData(ctx));
+}
+
+int RAI_StoreWithSession(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **argv, int argc) {
+    int flags = RedisModule_GetContextFlags(ctx);
+    if (flags & (REDISMODULE_CTX_FLAGS_REPLICATED | REDISMODULE_CTX_FLAGS_LOADING)) {
+        /* Our primary or our AOF already validated it: store now and make the
+         * session in the background (a replica needs none unless promoted). */
+        if (!SetStoredValue(ctx, job, argv[1])) {
+            RAI_JobFree(job);
+            return REDISMODULE_OK;
+        }
+        RedisModule_ReplicateVerbatim(ctx);
+        RAI_RunQueuePush(RAI_LoaderQueue(), job);
+        return RedisModule_ReplyWithSimpleString(ctx, "OK");
+    }
+    RAI_JobKeepArgv(job, argv, argc);
+    if (RAI_ClientCannotBlock(ctx)) {
+        /* MULTI or Lua: the client must get the backend's verdict in its
+         * reply, and cannot wait, so this rare case loads on the main thread. */
+        RAI_JobLoadNow(job);
+        FinishStore(ctx, job);
+        RAI_JobFree(job);
+        return REDISMODULE_OK;
+    }
+    job->bc = RedisModule_BlockClient(ctx, Store_Reply, NULL, RAI_FreeJobCallback, 0);
+    RedisModule_BlockedClientMeasureTimeStart(job->bc);
+    RAI_RunQueuePush(RAI_LoaderQueue(), job);
+    return REDISMODULE_OK;
 }

@@ -20,6 +20,12 @@ int RAI_JobOutputKeysWritable(RedisModuleCtx *ctx, RAI_Job *job);
  * outputs, counts the run, replies OK / TIMEDOUT / the error. */
 int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 
+/* Ends AI.MODELSTORE / AI.SCRIPTSTORE for a load job (model or script set,
+ * key type checked): the session is made on the loader thread while the
+ * client waits, then the key is set, the command replicated and OK replied.
+ * Takes ownership of job. */
+int RAI_StoreWithSession(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **argv, int argc);
+
 /* BlockClient's free callback for any job. */
 void RAI_FreeJobCallback(RedisModuleCtx *ctx, void *privdata);
 

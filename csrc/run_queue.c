@@ -167,6 +167,10 @@ static int SkipIfLate(RAI_Job *job) {
     return 1;
 }
 
+void RAI_JobLoadNow(RAI_Job *job) {
+    RAI_PyLoadModel(job);
+}
+
 static void RunBatch(Batch *b) {
     RAI_Job *first = b->jobs[0];
     if (b->n == 1 && SkipIfLate(first)) return;

@@ -22,6 +22,9 @@ RAI_RunQueue *RAI_LoaderQueue(void);
 
 void RAI_RunQueuePush(RAI_RunQueue *q, RAI_Job *job);
 
+/* Runs a load job on the calling thread (the main thread, for MULTI/Lua). */
+void RAI_JobLoadNow(RAI_Job *job);
+
 /* ai_queue_<DEVICE>_bthread_n<i>_used_cpu_total for every worker. */
 void RAI_RunQueuesInfo(RedisModuleInfoCtx *ctx);
 
