@@ -56,6 +56,7 @@ void RAI_JobFree(RAI_Job *job) {
     FreeStrings(job->nkeys, job->keys);
     FreeStrings(job->nargs, job->args);
     RedisModule_Free(job->arglens);
+    RedisModule_Free(job->dag_ops);
     for (int i = 0; i < job->ninputs; i++) RAI_TensorRelease(job->inputs[i]);
     RedisModule_Free(job->inputs);
     for (int i = 0; i < job->noutputs; i++) {

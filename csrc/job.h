@@ -19,7 +19,10 @@ typedef enum {
     RAI_JOB_MODEL_LOAD,  /* MODELSTORE / MODELSET: make the session off the main thread */
     RAI_JOB_SCRIPT_RUN,  /* SCRIPTEXECUTE / SCRIPTRUN */
     RAI_JOB_SCRIPT_LOAD, /* SCRIPTSTORE / SCRIPTSET: compile off the main thread */
+    RAI_JOB_DAG_RUN,     /* the ops of one device of an AI.DAGEXECUTE */
 } RAI_JobKind;
+
+struct RAI_Dag;
 
 typedef struct RAI_Job {
     RAI_JobKind kind;
@@ -36,6 +39,10 @@ typedef struct RAI_Job {
     int noutputs;
     RedisModuleString **output_keys; /* retained */
     RAI_Tensor **outputs;            /* set by the worker */
+
+    struct RAI_Dag *dag; /* DAG_RUN: shared by the DAG's sub-jobs, not owned */
+    int *dag_ops, ndag_ops;
+    int dag_last; /* this sub-job finished the DAG */
 
     RedisModuleString **argv; /* MODELSTORE: the command, retained, to replicate as given */
     int argc;

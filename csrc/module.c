@@ -10,6 +10,7 @@
 
 #include "backends.h"
 #include "cmd_admin.h"
+#include "cmd_dag.h"
 #include "cmd_model.h"
 #include "cmd_script.h"
 #include "cmd_tensor.h"
@@ -91,6 +92,10 @@ static const CommandSpec COMMANDS[] = {
      SCRIPTEXECUTE_KEYS},
     {"ai.scriptrun", RAI_ScriptRun_RedisCommand, "write deny-oom getkeys-api", 4, 4, 1, NULL},
     {"ai._scriptscan", RAI_ScriptScan_RedisCommand, "readonly", 0, 0, 0, NULL},
+    {"ai.dagexecute", RAI_DagExecute_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL},
+    {"ai.dagexecute_ro", RAI_DagExecuteRO_RedisCommand, "readonly getkeys-api", 3, 3, 1, NULL},
+    {"ai.dagrun", RAI_DagRun_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL},
+    {"ai.dagrun_ro", RAI_DagRunRO_RedisCommand, "readonly getkeys-api", 3, 3, 1, NULL},
     {"ai.info", RAI_Info_RedisCommand, "readonly", 1, 1, 1, READ_KEY},
     {"ai.config", RAI_Config_RedisCommand, "write", 0, 0, 0, NULL},
 };

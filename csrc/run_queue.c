@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "dag.h"
 #include "log.h"
 #include "py_jobs.h"
 
@@ -179,6 +180,7 @@ static void RunBatch(Batch *b) {
     case RAI_JOB_MODEL_LOAD:
     case RAI_JOB_SCRIPT_LOAD: RAI_PyLoadModel(first); break;
     case RAI_JOB_SCRIPT_RUN: RAI_PyRunScript(first); break;
+    case RAI_JOB_DAG_RUN: first->dag_last = RAI_DagRunOps(first->dag, first->dag_ops, first->ndag_ops); break;
     }
 }
 
@@ -186,6 +188,15 @@ static void RunBatch(Batch *b) {
  * a background session load, records the names under the Redis lock (the
  * GIL is not held here, so main thread and worker cannot deadlock). */
 static void FinishJob(RAI_Job *job) {
+    if (job->kind == RAI_JOB_DAG_RUN) {
+        /* The DAG goes back to its client once its last sub-job is done. */
+        if (job->dag_last) {
+            RedisModule_BlockedClientMeasureTimeEnd(job->dag->bc);
+            RedisModule_UnblockClient(job->dag->bc, job->dag);
+        }
+        RAI_JobFree(job);
+        return;
+    }
     if (job->bc) {
         RedisModule_BlockedClientMeasureTimeEnd(job->bc);
         RedisModule_UnblockClient(job->bc, job);
