@@ -10,7 +10,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "dag.h"
@@ -217,8 +220,16 @@ static void FinishJob(RAI_Job *job) {
     RedisModule_FreeThreadSafeContext(ctx);
 }
 
+/* Workers run at a lower CPU priority than Redis's main thread: when the
+ * cores are saturated by inference, the scheduler still runs the main
+ * thread as soon as a client needs it (PING p99 under load). With idle
+ * cores the niceness costs the workers nothing. Threads a framework starts
+ * from a worker inherit it. */
+#define RAI_WORKER_NICE 10
+
 static void *WorkerMain(void *arg) {
     RAI_RunQueue *q = arg;
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), RAI_WORKER_NICE);
     Batch batch = {0};
     for (;;) {
         pthread_mutex_lock(&q->lock);
