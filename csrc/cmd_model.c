@@ -56,8 +56,6 @@ static int ModelStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
         size_t bloblen;
         char *blob = JoinChunks(argv + blob_at, argc - blob_at, &bloblen);
         m = RAI_ModelNew(&meta, blob, bloblen);
-        m->queue = RAI_RunQueueFor(meta.device);
-        if (m->queue == NULL) err = "ERR Could not initialize queue on requested device";
     }
     RedisModule_Free(inputs);
     RedisModule_Free(outputs);
@@ -65,13 +63,8 @@ static int ModelStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
         RAI_ModelRelease(m);
         return RedisModule_ReplyWithError(ctx, err);
     }
-    /* RedisAI parses and builds the model before it looks at the key. */
-    RedisModuleKey *key = RAI_OpenModelKeyToWrite(ctx, argv[1]);
-    if (key == NULL) {
-        RAI_ModelRelease(m);
-        return REDISMODULE_OK;
-    }
-    RedisModule_CloseKey(key);
+    /* As in RedisAI, the backend reads the model before the key's type is
+     * looked at, and the device queue is made only for a model that loads. */
     RAI_Job *job = RAI_JobNew(RAI_JOB_MODEL_LOAD, m);
     RAI_ModelRelease(m); /* the job holds it now */
     return RAI_StoreWithSession(ctx, job, argv, argc);

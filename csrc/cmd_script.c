@@ -29,17 +29,6 @@ static int ScriptStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
     const char *source = RedisModule_StringPtrLen(argv[args->source_at], &srclen);
     RAI_Script *s = RAI_ScriptNew(device, args->tag, source, srclen, args->nentry, entries);
     RedisModule_Free(entries);
-    s->queue = RAI_RunQueueFor(device);
-    if (s->queue == NULL) {
-        RAI_ScriptRelease(s);
-        return RedisModule_ReplyWithError(ctx, "ERR Could not initialize queue on requested device");
-    }
-    RedisModuleKey *key = RAI_OpenScriptKeyToWrite(ctx, argv[1]);
-    if (key == NULL) {
-        RAI_ScriptRelease(s);
-        return REDISMODULE_OK;
-    }
-    RedisModule_CloseKey(key);
     RAI_Job *job = RAI_ScriptJobNew(RAI_JOB_SCRIPT_LOAD, s);
     RAI_ScriptRelease(s); /* the job holds it now */
     return RAI_StoreWithSession(ctx, job, argv, argc);

@@ -64,6 +64,9 @@ int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         stats->errors++;
         return RedisModule_ReplyWithError(ctx, job->error);
     }
+    if (job->model && job->nloaded_inputs > 0)
+        RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
+                          job->nloaded_outputs, (const char **)job->loaded_outputs);
     if (!RAI_JobOutputKeysWritable(ctx, job)) return REDISMODULE_OK; /* WRONGTYPE replied */
     WriteOutputs(ctx, job);
     stats->duration_us += (long long)job->duration_us;
@@ -82,25 +85,41 @@ void RAI_FreeJobCallback(RedisModuleCtx *ctx, void *privdata) {
 /* ------------------------------------------------------ MODELSTORE / SCRIPTSTORE */
 
 /* The key gets the new model or script in one step: clients see the old one
- * until then and the new one after. Replies WRONGTYPE and returns 0 if the
- * key meanwhile holds another type. */
+ * until then and the new one after. Replies and returns 0 if the key holds
+ * another type or the device's queue cannot start. */
 static int SetStoredValue(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString *keyname) {
     RedisModuleKey *key = job->model ? RAI_OpenModelKeyToWrite(ctx, keyname)
                                      : RAI_OpenScriptKeyToWrite(ctx, keyname);
     if (key == NULL) return 0;
-    if (job->model) RedisModule_ModuleTypeSetValue(key, RAI_ModelType, RAI_ModelRetain(job->model));
-    else RedisModule_ModuleTypeSetValue(key, RAI_ScriptType, RAI_ScriptRetain(job->script));
+    RAI_RunQueue *queue = RAI_RunQueueFor(job->model ? job->model->device : job->script->device);
+    if (queue == NULL) {
+        RedisModule_CloseKey(key);
+        RedisModule_ReplyWithError(ctx, "ERR Could not initialize queue on requested device");
+        return 0;
+    }
+    if (job->model) {
+        job->model->queue = queue;
+        RedisModule_ModuleTypeSetValue(key, RAI_ModelType, RAI_ModelRetain(job->model));
+    } else {
+        job->script->queue = queue;
+        RedisModule_ModuleTypeSetValue(key, RAI_ScriptType, RAI_ScriptRetain(job->script));
+    }
     RedisModule_CloseKey(key);
     return 1;
+}
+
+/* What a successful load learned: the backend's version, the model's names. */
+static void RecordLoaded(RAI_Job *job) {
+    RAI_JobRecordBackendLoaded(job);
+    if (job->model)
+        RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
+                          job->nloaded_outputs, (const char **)job->loaded_outputs);
 }
 
 /* Main thread, once the session was made: store, replicate as given, reply. */
 static int FinishStore(RedisModuleCtx *ctx, RAI_Job *job) {
     if (job->error) return RedisModule_ReplyWithError(ctx, job->error);
-    RAI_JobRecordBackendLoaded(job);
-    if (job->model)
-        RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
-                          job->nloaded_outputs, (const char **)job->loaded_outputs);
+    RecordLoaded(job);
     if (!SetStoredValue(ctx, job, job->argv[1])) return REDISMODULE_OK;
     const char *cmd = RedisModule_StringPtrLen(job->argv[0], NULL);
     RedisModule_Replicate(ctx, cmd, "v", job->argv + 1, (size_t)(job->argc - 1));
@@ -115,9 +134,22 @@ static int Store_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
 
 int RAI_StoreWithSession(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **argv, int argc) {
     int flags = RedisModule_GetContextFlags(ctx);
-    if (flags & (REDISMODULE_CTX_FLAGS_REPLICATED | REDISMODULE_CTX_FLAGS_LOADING)) {
-        /* Our primary or our AOF already validated it: store now and make the
-         * session in the background (a replica needs none unless promoted). */
+    if (flags & REDISMODULE_CTX_FLAGS_LOADING) {
+        /* Replaying the AOF: nobody is served yet, so the session is made
+         * now and the model's names are known from the first request on.
+         * A model whose backend fails here is kept (the AOF is the user's
+         * data), its failure logged, and each run reports it. */
+        RAI_JobLoadNow(job);
+        if (job->error) RedisModule_Log(ctx, "warning", "stored model or script could not be loaded: %s", job->error);
+        else RecordLoaded(job);
+        int stored = SetStoredValue(ctx, job, argv[1]);
+        RAI_JobFree(job);
+        return stored ? RedisModule_ReplyWithSimpleString(ctx, "OK") : REDISMODULE_OK;
+    }
+    if (flags & REDISMODULE_CTX_FLAGS_REPLICATED) {
+        /* From our primary, which validated it: store now and make the
+         * session in the background (a replica needs none unless promoted);
+         * until then the model's input/output names are not known. */
         if (!SetStoredValue(ctx, job, argv[1])) {
             RAI_JobFree(job);
             return REDISMODULE_OK;

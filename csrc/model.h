@@ -25,6 +25,7 @@ typedef struct RAI_Model {
     char *tag;
     long long batchsize, minbatchsize, minbatchtimeout;
     int ninputs, noutputs; /* -1 until known (a model stored without a session yet) */
+    int names_asked;       /* a worker already asked its session for unknown names */
     char **inputs, **outputs;
     char *blob;
     size_t bloblen;

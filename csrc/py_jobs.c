@@ -14,7 +14,8 @@
 #include "py_bridge.h"
 #include "py_gil.h"
 
-static PyObject *run_model_fn, *load_model_fn, *run_script_fn, *load_script_fn, *drop_sessions_fn;
+static PyObject *run_model_fn, *load_model_fn, *run_script_fn, *load_script_fn, *drop_sessions_fn,
+    *session_names_fn;
 
 int RAI_PyJobsInit(PyObject *runtime) {
     run_model_fn = PyObject_GetAttrString(runtime, "run_model");
@@ -22,7 +23,11 @@ int RAI_PyJobsInit(PyObject *runtime) {
     run_script_fn = PyObject_GetAttrString(runtime, "run_script");
     load_script_fn = PyObject_GetAttrString(runtime, "load_script");
     drop_sessions_fn = PyObject_GetAttrString(runtime, "drop_sessions");
-    return run_model_fn && load_model_fn && run_script_fn && load_script_fn && drop_sessions_fn ? 0 : -1;
+    session_names_fn = PyObject_GetAttrString(runtime, "session_names");
+    return run_model_fn && load_model_fn && run_script_fn && load_script_fn && drop_sessions_fn &&
+                   session_names_fn
+               ? 0
+               : -1;
 }
 
 /* str() of the pending exception: Python raises with the text the client sees. */
@@ -109,6 +114,24 @@ static PyObject *InputViews(const RAI_Job *job) {
     return views;
 }
 
+static int NamesFromPython(PyObject *tuple, char ***out);
+
+/* A model stored without a session (from a primary, the AOF, or copied
+ * before its names were known) learns its input/output names from the
+ * session its first run made; the reply callback records them. Asked once. */
+static void AskSessionNames(RAI_Job *job, PyObject *model) {
+    RAI_Model *m = job->model;
+    if ((m->ninputs > 0 && m->noutputs > 0) || __atomic_exchange_n(&m->names_asked, 1, __ATOMIC_RELAXED))
+        return;
+    PyObject *names = PyObject_CallOneArg(session_names_fn, model);
+    if (names && PyTuple_Check(names) && PyTuple_GET_SIZE(names) == 2) {
+        job->nloaded_inputs = NamesFromPython(PyTuple_GET_ITEM(names, 0), &job->loaded_inputs);
+        job->nloaded_outputs = NamesFromPython(PyTuple_GET_ITEM(names, 1), &job->loaded_outputs);
+    }
+    if (names == NULL) PyErr_Clear();
+    Py_XDECREF(names);
+}
+
 void RAI_PyRunModel(RAI_Job **jobs, int n) {
     RAI_GilTake();
     DropReleasedSessions();
@@ -126,6 +149,7 @@ void RAI_PyRunModel(RAI_Job **jobs, int n) {
         for (int i = 0; i < n; i++) RAI_JobSetError(jobs[i], "ERR backend returned a malformed batch");
     } else {
         for (int i = 0; i < n; i++) StoreOutputs(jobs[i], PyList_GET_ITEM(results, i));
+        AskSessionNames(jobs[0], model);
     }
     for (int i = 0; i < n; i++) jobs[i]->duration_us = duration;
     Py_XDECREF(results);

@@ -95,6 +95,12 @@ def drop_sessions(ids: list[int]) -> None:
     _sessions.drop(ids)
 
 
+def session_names(model: StoredModel) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The input/output names of a model whose session exists already."""
+    session = _sessions.get(model)
+    return tuple(session.input_names), tuple(session.output_names)
+
+
 def _as_array(tensor: Any) -> np.ndarray:
     """A zero-copy numpy view of a stored tensor (STRING: an object array of bytes)."""
     dtype = _NUMPY_OF.get(tensor.dtype)

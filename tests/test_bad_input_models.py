@@ -277,11 +277,6 @@ def test_modelstore_parse_errors_come_before_wrongtype(r: redis.Redis) -> None:
     assert_rejected(r, ("AI.MODELSTORE", "plain", "TF", "CPU", "BLOB", "x"), "INPUTS not specified for TF")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "server bug (minor ordering): csrc/cmd_model.c ModelStore checks the key type before the "
-    "backend has read the blob, so a corrupt blob aimed at a string key gets WRONGTYPE; RedisAI "
-    "creates the model first (reference section 3, MODELSTORE step 9 before step 10) and replies "
-    "with the backend's error"))
 def test_modelstore_backend_error_comes_before_wrongtype(r: redis.Redis) -> None:
     assert_rejected(r, ("AI.MODELSTORE", "plain", "ONNX", "CPU", "BLOB", b""),
                     "No graph was found in the protobuf.")

@@ -490,9 +490,9 @@ def test_replica_gets_models_and_outputs_but_never_runs_them(server_factory: Ser
 
 @pytest.fixture
 def aof_server_restarted(server_factory: ServerFactory) -> tuple[RedisServer, Recorded]:
-    """An AOF server that held a TORCH and an ONNX model, just restarted: the
-    background loader is still importing torch (most of a second) when the
-    server starts answering."""
+    """An AOF server that held a TORCH and an ONNX model, just restarted:
+    replaying the AOF makes each model's session, so its names are known
+    from the first request on."""
     server = server_factory(server_args=AOF_ARGS)
     r = server.client(socket_timeout=60)
     models = MODELS[:2]
@@ -502,11 +502,6 @@ def aof_server_restarted(server_factory: ServerFactory) -> tuple[RedisServer, Re
     return server, recorded
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "server bug: a model replayed from the AOF (or received from a primary) is stored at once by "
-    "csrc/job_keys.c RAI_StoreWithSession and gets its session, and with it its I/O names, from "
-    "the loader thread later, so AI.MODELGET META right after an AOF restart shows inputs [] "
-    "outputs [] for TORCH/ONNX/TFLITE; RedisAI creates the model synchronously and shows them"))
 def test_meta_right_after_aof_restart(aof_server_restarted: tuple[RedisServer, Recorded]) -> None:
     server, recorded = aof_server_restarted
     r = server.client(socket_timeout=60)
@@ -514,12 +509,6 @@ def test_meta_right_after_aof_restart(aof_server_restarted: tuple[RedisServer, R
         assert r.execute_command("AI.MODELGET", key, "META") == recorded.metas[key]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "server bug: a COPY (and likewise DUMP, SAVE or BGREWRITEAOF) of a model replayed from the AOF "
-    "(or received from a primary), taken before its background session load finished, never "
-    "learns its I/O names: csrc/type_model.c ModelCopy copies 'unknown' and only the original's "
-    "load job sets names. The copy's META stays inputs [] outputs [] for good and "
-    "AI.MODELEXECUTE skips the count check, handing a wrong input count to the backend"))
 def test_copy_made_right_after_aof_restart_keeps_io_names(
         aof_server_restarted: tuple[RedisServer, Recorded]) -> None:
     server, recorded = aof_server_restarted

@@ -687,11 +687,6 @@ def test_gpu_model_without_cuda_is_refused_at_store(r: redis.Redis, backend: str
     assert r.execute_command("AI._MODELSCAN") == [[b"m", b"before"]]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "server bug: csrc/cmd_model.c ModelStore calls RAI_RunQueueFor(device) before the backend "
-    "has created the model, so a refused store still leaves a new device queue and its "
-    "worker threads behind (INFO shows ai_queue_CPU:7_bthread_n1...); RedisAI creates the "
-    "queue only after the model was created"))
 def test_refused_store_leaves_no_device_queue(r: redis.Redis) -> None:
     with pytest.raises(redis.ResponseError):
         r.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU:7", "BLOB", b"not a model")
