@@ -1,0 +1,419 @@
+"""AI data survives crashes, background saves and restarts.
+
+User stories:
+- An operator runs with `appendonly yes` + `appendfsync always`. Clients
+  store tensors, run a model and store new models as fast as they can; the
+  server is killed with SIGKILL in the middle. After the restart every write
+  the server acknowledged (tensors, model outputs, models) is back, exactly,
+  and every model executes.
+- BGSAVE and BGREWRITEAOF are asked for while every worker is busy running a
+  model for many clients: both finish, nothing hangs, and a server started
+  from the RDB file and one started from the rewritten AOF hold the data.
+- A model larger than MODEL_CHUNK_SIZE (1 KiB here) goes through the AOF as
+  sent, a rewritten AOF and an RDB file in chunks, and MODELGET answers in
+  chunks; the RDB loads under another chunk size as well.
+- 200 small models come back from an RDB file; the reload time and the time
+  to run each once afterwards are measured and printed (MEASURED lines).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+import model_builders as mb
+from conftest import RedisServer, ServerFactory
+from keyspace import snapshot
+
+AOF_ALWAYS = ["--appendonly", "yes", "--appendfsync", "always"]
+CHUNK = 1024
+
+
+@functools.cache
+def onnx_add() -> bytes:
+    return mb.onnx_add()
+
+
+@functools.cache
+def onnx_mlp() -> bytes:
+    return mb.onnx_mlp()
+
+
+@functools.cache
+def onnx_busy(size: int = 256, steps: int = 40) -> bytes:
+    """ONNX x [size, size] -> tanh(... tanh(x @ w) @ w ...): ~20 ms of one core per run."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, previous = [], "x"
+    for i in range(steps):
+        out = "y" if i == steps - 1 else f"t{i}"
+        nodes += [helper.make_node("MatMul", [previous, "w"], [f"m{i}"]),
+                  helper.make_node("Tanh", [f"m{i}"], [out])]
+        previous = out
+    w = (np.random.default_rng(0).standard_normal((size, size)) / np.sqrt(size)).astype(np.float32)
+    graph = helper.make_graph(
+        nodes, "busy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])],
+        [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", mb.ONNX_OPSET)],
+                              ir_version=mb.ONNX_IR_VERSION)
+    return model.SerializeToString()
+
+
+def tensor(client: redis.Redis, key: str) -> np.ndarray:
+    _, _, _, shape, _, blob = client.execute_command("AI.TENSORGET", key, "META", "BLOB")
+    return np.frombuffer(blob, dtype=np.float32).reshape(shape)
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.02)
+
+
+def background_done(client: redis.Redis) -> bool:
+    info = client.info("persistence")
+    return not (info["rdb_bgsave_in_progress"] or info["aof_rewrite_in_progress"]
+                or info["aof_rewrite_scheduled"])
+
+
+def run_mlp(client: redis.Redis, model: str, seed: int) -> None:
+    """Runs the fraud MLP on fresh inputs and checks it against numpy."""
+    transaction, reference = mb.mlp_inputs(batch=2, seed=seed)
+    client.execute_command("AI.TENSORSET", "mlp:tx", "FLOAT", 2, 30, "BLOB", transaction.tobytes())
+    client.execute_command("AI.TENSORSET", "mlp:ref", "FLOAT", 2, 256, "BLOB", reference.tobytes())
+    assert client.execute_command("AI.MODELEXECUTE", model, "INPUTS", 2, "mlp:tx", "mlp:ref",
+                                  "OUTPUTS", 1, "mlp:out") == b"OK"
+    np.testing.assert_allclose(tensor(client, "mlp:out"),
+                               mb.mlp_reference(mb.mlp_weights(), transaction, reference),
+                               rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# kill -9 under load
+
+
+def test_kill_9_under_load_loses_nothing_that_was_acknowledged(server_factory: ServerFactory):
+    server = server_factory(server_args=AOF_ALWAYS)
+    admin = server.client()
+    assert admin.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", onnx_add()) == b"OK"
+    admin.execute_command("AI.TENSORSET", "b", "FLOAT", 2, "VALUES", 3, 5)
+
+    tensors: dict[str, list[float]] = {}  # acknowledged key -> values
+    models: list[str] = []  # acknowledged model keys
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load(w: int) -> None:
+        client = server.client(socket_timeout=10)
+        try:
+            for n in range(1_000_000):
+                if stop.is_set():
+                    return
+                a, s, p = f"a:{w}:{n}", f"s:{w}:{n}", f"p:{w}:{n}"
+                client.execute_command("AI.TENSORSET", a, "FLOAT", 2, "VALUES", n, w)
+                with lock:
+                    tensors[a] = [n, w]
+                client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, a, "b", "OUTPUTS", 2, s, p)
+                with lock:
+                    tensors[s], tensors[p] = [n + 3, w + 5], [3 * n, 5 * w]
+                if n % 10 == 0:
+                    key = f"m:{w}:{n}"
+                    client.execute_command("AI.MODELSTORE", key, "ONNX", "CPU", "TAG", key,
+                                           "BLOB", onnx_add())
+                    with lock:
+                        models.append(key)
+        except (redis.ConnectionError, redis.TimeoutError):
+            return  # the server was killed: what was not acknowledged may be lost
+        except Exception as exc:  # reported by the test
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=load, args=(w,), daemon=True) for w in range(4)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: len(models) >= 8, 30, "the load to get going")
+    time.sleep(0.5)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(10)
+    stop.set()
+    for t in threads:
+        t.join(20)
+        assert not t.is_alive()
+    assert not errors, errors[:3]
+    with lock:
+        acknowledged, stored = dict(tensors), list(models)
+    print(f"\nMEASURED kill -9: {len(acknowledged)} acknowledged tensor writes and "
+          f"{len(stored)} model stores before SIGKILL")
+
+    server.start()
+    assert "DB loaded from append only file" in server.log().rsplit("Redis is starting", 1)[-1]
+    client = server.client()
+    keys = list(acknowledged)
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.execute_command("AI.TENSORGET", key, "VALUES")
+    replies = pipe.execute(raise_on_error=False)
+    lost = [k for k, reply in zip(keys, replies) if isinstance(reply, Exception)]
+    assert not lost, f"{len(lost)} acknowledged tensors lost, e.g. {lost[:5]}"
+    wrong = [k for k, reply in zip(keys, replies) if [float(v) for v in reply] != acknowledged[k]]
+    assert not wrong, f"{len(wrong)} tensors differ, e.g. {wrong[:5]}"
+
+    for key in ["m", *stored]:
+        assert client.execute_command("AI.MODELGET", key, "BLOB") == onnx_add(), key
+        assert client.execute_command("AI.MODELEXECUTE", key, "INPUTS", 2, "b", "b",
+                                      "OUTPUTS", 2, "check:s", "check:p") == b"OK", key
+        assert client.execute_command("AI.TENSORGET", "check:p", "VALUES") == [b"9", b"25"]
+    assert [client.execute_command("AI.MODELGET", key, "META")[5] for key in stored] == \
+        [key.encode() for key in stored]
+
+
+# --------------------------------------------------------------------------
+# forks while the workers are saturated
+
+
+def test_bgsave_and_bgrewriteaof_finish_under_saturated_workers_and_load(
+        server_factory: ServerFactory, tmp_path: Path):
+    server = server_factory(server_args=["--appendonly", "yes"])
+    client = server.client()
+    assert client.execute_command("AI.MODELSTORE", "busy", "ONNX", "CPU", "BLOB", onnx_busy()) == b"OK"
+    x = np.random.default_rng(1).standard_normal((256, 256)).astype(np.float32)
+    client.execute_command("AI.TENSORSET", "x", "FLOAT", 256, 256, "BLOB", x.tobytes())
+    assert client.execute_command("AI.MODELEXECUTE", "busy", "INPUTS", 1, "x", "OUTPUTS", 1, "warm") == b"OK"
+    expected = tensor(client, "warm")
+
+    stop, errors = threading.Event(), []
+
+    def saturate(i: int) -> None:
+        c = server.client(socket_timeout=60)
+        try:
+            while not stop.is_set():
+                assert c.execute_command("AI.MODELEXECUTE", "busy", "INPUTS", 1, "x",
+                                         "OUTPUTS", 1, f"y{i}") == b"OK"
+        except Exception as exc:  # reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=saturate, args=(i,), daemon=True) for i in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        calls_before = client.execute_command("AI.INFO", "busy")[15]
+        for _ in range(2):
+            assert client.bgsave()
+            wait_until(lambda: background_done(client), 60, "BGSAVE")
+            assert client.execute_command("BGREWRITEAOF")
+            wait_until(lambda: background_done(client), 60, "BGREWRITEAOF")
+        # Both at once: the rewrite is scheduled behind the save.
+        client.bgsave()
+        client.execute_command("BGREWRITEAOF")
+        wait_until(lambda: background_done(client), 60, "BGSAVE + BGREWRITEAOF")
+        persistence = client.info("persistence")
+        assert persistence["rdb_last_bgsave_status"] == "ok"
+        assert persistence["aof_last_bgrewrite_status"] == "ok"
+        calls_during = client.execute_command("AI.INFO", "busy")[15] - calls_before
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors[:3]
+    assert calls_during > 20, "the workers were not busy while the server forked"
+    for i in range(8):
+        np.testing.assert_array_equal(tensor(client, f"y{i}"), expected)
+    before = snapshot(client)
+    server.stop()
+
+    # The RDB file, loaded by a server of its own...
+    rdb_dir = tmp_path / "from-rdb"
+    rdb_dir.mkdir()
+    shutil.copy(server.workdir / "dump.rdb", rdb_dir / "dump.rdb")
+    from_rdb = server_factory(workdir=rdb_dir).client()
+    assert from_rdb.execute_command("AI.MODELGET", "busy", "BLOB") == onnx_busy()
+    assert from_rdb.execute_command("AI.MODELEXECUTE", "busy", "INPUTS", 1, "x", "OUTPUTS", 1, "z") == b"OK"
+    np.testing.assert_array_equal(tensor(from_rdb, "z"), expected)
+    # ...and the rewritten AOF (RDB preamble + increments) gives back everything.
+    server.start()
+    assert snapshot(client) == before
+
+
+# --------------------------------------------------------------------------
+# chunked models
+
+
+def count_chunks(aof_text: bytes) -> int:
+    return aof_text.count(b"$%d\r\n" % CHUNK)
+
+
+def test_models_larger_than_the_chunk_size_survive_aof_and_rdb_in_chunks(
+        server_factory: ServerFactory, tmp_path: Path):
+    module_args = ["MODEL_CHUNK_SIZE", str(CHUNK)]
+    server = server_factory(module_args=module_args, server_args=[
+        "--appendonly", "yes", "--aof-use-rdb-preamble", "no"])
+    client = server.client()
+    big = onnx_mlp()
+    nchunks = len(big) // CHUNK + 1
+    assert nchunks > 50
+    pieces = [big[:3000], big[3000:3001], big[3001:]]
+    assert client.execute_command("AI.MODELSTORE", "mlp", "ONNX", "CPU", "TAG", "fraud:v3",
+                                  "BATCHSIZE", 8, "BLOB", *pieces) == b"OK"
+    assert client.execute_command("AI.MODELSTORE", "small", "ONNX", "CPU", "BLOB", onnx_add()) == b"OK"
+    meta = client.execute_command("AI.MODELGET", "mlp", "META")
+
+    def check(c: redis.Redis, chunk: int, seed: int) -> None:
+        blob = c.execute_command("AI.MODELGET", "mlp", "BLOB")
+        assert isinstance(blob, list) and len(blob) == len(big) // chunk + 1
+        assert {len(piece) for piece in blob[:-1]} == {chunk}
+        assert b"".join(blob) == big
+        # After an AOF load the input/output names come from the session,
+        # made in the background: wait (bounded) for them.
+        wait_until(lambda: c.execute_command("AI.MODELGET", "mlp", "META") == meta, 10, "META")
+        assert c.execute_command("AI.MODELGET", "small", "BLOB") == onnx_add()  # one piece
+        run_mlp(c, "mlp", seed)
+
+    check(client, CHUNK, 0)
+
+    # 1. The AOF as written: the MODELSTORE as the client sent it.
+    server.restart()
+    check(client, CHUNK, 1)
+
+    # 2. A rewritten AOF: MODELSTORE ... BLOB with the blob in CHUNK pieces.
+    assert client.execute_command("BGREWRITEAOF")
+    wait_until(lambda: background_done(client), 30, "BGREWRITEAOF")
+    base = next((server.workdir / "appendonlydir").glob("*.base.aof")).read_bytes()
+    assert base.startswith(b"*") and b"AI.MODELSTORE" in base
+    assert count_chunks(base) == nchunks - 1
+    server.restart()
+    check(client, CHUNK, 2)
+
+    # 3. An RDB file (chunked the same way): saved and loaded in place, and
+    # loaded by servers of their own, one with another chunk size (the chunk
+    # size is not part of the format).
+    assert client.execute_command("DEBUG", "RELOAD") == b"OK"
+    check(client, CHUNK, 3)
+    assert client.save()
+    for seed, chunk in [(4, CHUNK), (5, 4 * CHUNK)]:
+        workdir = tmp_path / f"rdb-{chunk}"
+        workdir.mkdir()
+        shutil.copy(server.workdir / "dump.rdb", workdir / "dump.rdb")
+        from_rdb = server_factory(module_args=["MODEL_CHUNK_SIZE", str(chunk)], workdir=workdir)
+        assert "DB loaded from disk" in from_rdb.log()
+        check(from_rdb.client(), chunk, seed)
+
+
+# --------------------------------------------------------------------------
+# reload time of many models
+
+
+N_MODELS = 200
+RELOAD_MODELS = {"add": (onnx_add, ["a", "a"], ["s", "p"]),
+                 "mlp": (onnx_mlp, ["mlp:tx", "mlp:ref"], ["out"])}
+
+
+def start_timed(server: RedisServer) -> float:
+    started = time.monotonic()
+    server.start()
+    client = server.client()
+    wait_until(lambda: client.info("persistence")["loading"] == 0, 60, "loading")
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("kind", sorted(RELOAD_MODELS))
+def test_reload_time_of_200_models_from_rdb(server_factory: ServerFactory, kind: str):
+    build, inputs, outputs = RELOAD_MODELS[kind]
+    blob = build()
+    server = server_factory(start=False)
+    empty_start = start_timed(server)
+    client = server.client()
+
+    started = time.monotonic()
+    pipe = client.pipeline(transaction=False)
+    for i in range(N_MODELS):
+        pipe.execute_command("AI.MODELSTORE", f"model:{i}", "ONNX", "CPU", "TAG", f"t{i}",
+                             "BLOB", blob)
+    assert pipe.execute() == [b"OK"] * N_MODELS
+    store_time = time.monotonic() - started
+    transaction, reference = mb.mlp_inputs(batch=1)
+    client.execute_command("AI.TENSORSET", "a", "FLOAT", 2, "VALUES", 1, 2)
+    client.execute_command("AI.TENSORSET", "mlp:tx", "FLOAT", 1, 30, "BLOB", transaction.tobytes())
+    client.execute_command("AI.TENSORSET", "mlp:ref", "FLOAT", 1, 256, "BLOB", reference.tobytes())
+    assert client.save()
+    rdb_bytes = (server.workdir / "dump.rdb").stat().st_size
+    server.stop()
+
+    reload_time = start_timed(server)
+    loaded = re.findall(r"DB loaded from disk: ([0-9.]+) seconds", server.log())
+    assert loaded, server.log()
+    assert client.dbsize() == N_MODELS + 3
+    assert [client.execute_command("AI.MODELGET", f"model:{i}", "META")[5] for i in (0, N_MODELS - 1)] == \
+        [b"t0", f"t{N_MODELS - 1}".encode()]
+
+    def run_all(first: int = 0) -> float:
+        started = time.monotonic()
+        pipe = client.pipeline(transaction=False)
+        for i in range(first, N_MODELS):
+            pipe.execute_command("AI.MODELEXECUTE", f"model:{i}", "INPUTS", len(inputs), *inputs,
+                                 "OUTPUTS", len(outputs), *(f"{o}:{i}" for o in outputs))
+        assert pipe.execute() == [b"OK"] * (N_MODELS - first)
+        return time.monotonic() - started
+
+    started = time.monotonic()
+    assert client.execute_command("AI.MODELEXECUTE", "model:0", "INPUTS", len(inputs), *inputs,
+                                  "OUTPUTS", len(outputs), *outputs) == b"OK"
+    first_model = time.monotonic() - started
+    first_runs = run_all(first=1)
+    warm_runs = run_all()
+    if kind == "add":
+        assert client.execute_command("AI.TENSORGET", f"s:{N_MODELS - 1}", "VALUES") == [b"2", b"4"]
+    else:
+        np.testing.assert_allclose(tensor(client, f"out:{N_MODELS - 1}"),
+                                   mb.mlp_reference(mb.mlp_weights(), transaction, reference),
+                                   rtol=1e-5, atol=1e-6)
+    print(f"\nMEASURED {N_MODELS} ONNX {kind} models of {len(blob)} B ({rdb_bytes} B RDB): "
+          f"stored in {store_time:.2f} s; server start empty {empty_start:.2f} s, with the models "
+          f"{reload_time:.2f} s (RDB load itself {float(loaded[-1]):.3f} s); sessions are made "
+          f"lazily: first run of the first model {first_model:.2f} s (imports the backend), of the "
+          f"other {N_MODELS - 1} {first_runs:.2f} s; then all {N_MODELS} again {warm_runs:.2f} s")
+    assert reload_time < empty_start + 10
+
+
+# --------------------------------------------------------------------------
+# model names across an RDB saved right after an AOF load
+
+
+def test_model_names_come_back_after_a_save_right_after_an_aof_load(server_factory: ServerFactory,
+                                                                    tmp_path: Path):
+    """A model that arrives by the AOF (or a replica's stream) learns its
+    input/output names from a session made in the background. An RDB saved
+    before that session exists has no names; the model loaded from it must
+    still get them back (at the latest from the session its first run makes)."""
+    server = server_factory(server_args=["--appendonly", "yes"])
+    client = server.client()
+    assert client.execute_command("AI.MODELSTORE", "mlp", "ONNX", "CPU", "BLOB", onnx_mlp()) == b"OK"
+    meta = client.execute_command("AI.MODELGET", "mlp", "META")
+    assert meta[10:14] == [b"inputs", [b"transaction", b"reference"], b"outputs", [b"output"]]
+
+    # One pipeline, so the server runs both commands back to back: the SAVE
+    # comes right after the AOF load, before any background session.
+    pipe = client.pipeline(transaction=False)
+    pipe.execute_command("DEBUG", "LOADAOF")
+    pipe.save()
+    assert pipe.execute() == [b"OK", True]
+
+    workdir = tmp_path / "saved-right-after-load"
+    workdir.mkdir()
+    shutil.copy(server.workdir / "dump.rdb", workdir / "dump.rdb")
+    from_rdb = server_factory(workdir=workdir).client()
+    run_mlp(from_rdb, "mlp", 0)
+    wait_until(lambda: from_rdb.execute_command("AI.MODELGET", "mlp", "META") == meta, 5,
+               "the model's input and output names")
