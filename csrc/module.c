@@ -41,6 +41,7 @@ typedef struct {
     const char *flags;
     int firstkey, lastkey, keystep;
     const RedisModuleCommandKeySpec *key_specs; /* zero-terminated; NULL: none declared */
+    const char *acl_categories;                 /* Redis >= 7.2 only */
 } CommandSpec;
 
 #define KEY_AT(at, key_flags)                                                               \
@@ -74,30 +75,30 @@ static const RedisModuleCommandKeySpec SCRIPTEXECUTE_KEYS[] = {
 /* Commands marked getkeys-api also answer key-position requests themselves:
  * for AI.MODELRUN no key spec can say where its inputs end. */
 static const CommandSpec COMMANDS[] = {
-    {"ai.tensorset", RAI_TensorSet_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY},
-    {"ai.tensorget", RAI_TensorGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY},
-    {"ai.modelstore", RAI_ModelStore_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY},
-    {"ai.modelset", RAI_ModelSet_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY},
-    {"ai.modelget", RAI_ModelGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY},
-    {"ai.modeldel", RAI_ModelDel_RedisCommand, "write", 1, 1, 1, DELETE_KEY},
+    {"ai.tensorset", RAI_TensorSet_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY, "write"},
+    {"ai.tensorget", RAI_TensorGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY, "read"},
+    {"ai.modelstore", RAI_ModelStore_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY, "write"},
+    {"ai.modelset", RAI_ModelSet_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY, "write"},
+    {"ai.modelget", RAI_ModelGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY, "read"},
+    {"ai.modeldel", RAI_ModelDel_RedisCommand, "write", 1, 1, 1, DELETE_KEY, "write"},
     {"ai.modelexecute", RAI_ModelExecute_RedisCommand, "write deny-oom getkeys-api", 4, 4, 1,
-     MODELEXECUTE_KEYS},
-    {"ai.modelrun", RAI_ModelRun_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL},
-    {"ai._modelscan", RAI_ModelScan_RedisCommand, "readonly", 0, 0, 0, NULL},
-    {"ai.scriptstore", RAI_ScriptStore_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY},
-    {"ai.scriptset", RAI_ScriptSet_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY},
-    {"ai.scriptget", RAI_ScriptGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY},
-    {"ai.scriptdel", RAI_ScriptDel_RedisCommand, "write", 1, 1, 1, DELETE_KEY},
+     MODELEXECUTE_KEYS, "write"},
+    {"ai.modelrun", RAI_ModelRun_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL, "write"},
+    {"ai._modelscan", RAI_ModelScan_RedisCommand, "readonly", 0, 0, 0, NULL, "read"},
+    {"ai.scriptstore", RAI_ScriptStore_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY, "write"},
+    {"ai.scriptset", RAI_ScriptSet_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY, "write"},
+    {"ai.scriptget", RAI_ScriptGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY, "read"},
+    {"ai.scriptdel", RAI_ScriptDel_RedisCommand, "write", 1, 1, 1, DELETE_KEY, "write"},
     {"ai.scriptexecute", RAI_ScriptExecute_RedisCommand, "write deny-oom getkeys-api", 5, 5, 1,
-     SCRIPTEXECUTE_KEYS},
-    {"ai.scriptrun", RAI_ScriptRun_RedisCommand, "write deny-oom getkeys-api", 4, 4, 1, NULL},
-    {"ai._scriptscan", RAI_ScriptScan_RedisCommand, "readonly", 0, 0, 0, NULL},
-    {"ai.dagexecute", RAI_DagExecute_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL},
-    {"ai.dagexecute_ro", RAI_DagExecuteRO_RedisCommand, "readonly getkeys-api", 3, 3, 1, NULL},
-    {"ai.dagrun", RAI_DagRun_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL},
-    {"ai.dagrun_ro", RAI_DagRunRO_RedisCommand, "readonly getkeys-api", 3, 3, 1, NULL},
-    {"ai.info", RAI_Info_RedisCommand, "readonly", 1, 1, 1, READ_KEY},
-    {"ai.config", RAI_Config_RedisCommand, "write", 0, 0, 0, NULL},
+     SCRIPTEXECUTE_KEYS, "write"},
+    {"ai.scriptrun", RAI_ScriptRun_RedisCommand, "write deny-oom getkeys-api", 4, 4, 1, NULL, "write"},
+    {"ai._scriptscan", RAI_ScriptScan_RedisCommand, "readonly", 0, 0, 0, NULL, "read"},
+    {"ai.dagexecute", RAI_DagExecute_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL, "write"},
+    {"ai.dagexecute_ro", RAI_DagExecuteRO_RedisCommand, "readonly getkeys-api", 3, 3, 1, NULL, "read"},
+    {"ai.dagrun", RAI_DagRun_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL, "write"},
+    {"ai.dagrun_ro", RAI_DagRunRO_RedisCommand, "readonly getkeys-api", 3, 3, 1, NULL, "read"},
+    {"ai.info", RAI_Info_RedisCommand, "readonly", 1, 1, 1, READ_KEY, "read"},
+    {"ai.config", RAI_Config_RedisCommand, "write", 0, 0, 0, NULL, "admin"},
 };
 
 /* Declares where a command's keys are, so cluster routing, ACL key patterns
@@ -122,6 +123,14 @@ static int RegisterCommands(RedisModuleCtx *ctx) {
         }
         if (spec->key_specs && SetKeySpecs(ctx, spec) != REDISMODULE_OK) {
             RAI_LOG_WARNING("could not declare the keys of %s", spec->name);
+            return REDISMODULE_ERR;
+        }
+        /* Redis 7.0 has no module ACL categories: there, ACL rules name the
+         * AI.* commands; 7.2 and later also put them in @read/@write/@admin. */
+        if (RedisModule_SetCommandACLCategories &&
+            RedisModule_SetCommandACLCategories(RedisModule_GetCommand(ctx, spec->name),
+                                                spec->acl_categories) != REDISMODULE_OK) {
+            RAI_LOG_WARNING("could not set the ACL categories of %s", spec->name);
             return REDISMODULE_ERR;
         }
     }

@@ -7,6 +7,7 @@
 
 #define RAI_DEFINE_API(ret, name, args) ret(*RedisModule_##name) args = NULL;
 RAI_REQUIRED_APIS(RAI_DEFINE_API)
+RAI_OPTIONAL_APIS(RAI_DEFINE_API)
 #undef RAI_DEFINE_API
 
 typedef int (*GetApiFunc)(const char *name, void *out);
@@ -21,6 +22,9 @@ int RAI_ApiInit(RedisModuleCtx *ctx, const char *name, int ver, const char **mis
     }
     RAI_REQUIRED_APIS(RAI_RESOLVE_API)
 #undef RAI_RESOLVE_API
+#define RAI_RESOLVE_OPTIONAL_API(ret, fname, args) get_api("RedisModule_" #fname, (void *)&RedisModule_##fname);
+    RAI_OPTIONAL_APIS(RAI_RESOLVE_OPTIONAL_API)
+#undef RAI_RESOLVE_OPTIONAL_API
 
     if (RedisModule_IsModuleNameBusy(name)) {
         *missing = "a free module name (\"ai\" is already loaded)";

@@ -271,8 +271,13 @@ typedef struct {
     X(int, SubscribeToServerEvent,                                                                \
       (RedisModuleCtx * ctx, RedisModuleEvent event, RedisModuleEventCallback callback))
 
+/* Optional APIs: NULL when the server is older than the API. */
+#define RAI_OPTIONAL_APIS(X)                                                                      \
+    X(int, SetCommandACLCategories, (RedisModuleCommand * command, const char *aclflags)) /* 7.2 */
+
 #define RAI_DECLARE_API(ret, name, args) extern ret(*RedisModule_##name) args;
 RAI_REQUIRED_APIS(RAI_DECLARE_API)
+RAI_OPTIONAL_APIS(RAI_DECLARE_API)
 #undef RAI_DECLARE_API
 
 /* Resolves every pointer above through the context's GetApi entry, checks the
