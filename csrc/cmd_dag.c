@@ -226,20 +226,6 @@ static const char *ParseModelOp(DagParse *p, RedisModuleString **argv, int argc,
     return NULL;
 }
 
-static char **CopyArgStrings(RedisModuleString **argv, int n, size_t **lens) {
-    char **out = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(char *));
-    if (lens) *lens = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(size_t));
-    for (int i = 0; i < n; i++) {
-        size_t len;
-        const char *s = RedisModule_StringPtrLen(argv[i], &len);
-        out[i] = RedisModule_Alloc(len + 1);
-        memcpy(out[i], s, len);
-        out[i][len] = '\0';
-        if (lens) (*lens)[i] = len;
-    }
-    return out;
-}
-
 static const char *ParseScriptOp(DagParse *p, RedisModuleString **argv, int argc, int deprecated) {
     if (argc < 3)
         return deprecated ? "ERR wrong number of arguments for 'AI.SCRIPTRUN' command"
@@ -259,9 +245,9 @@ static const char *ParseScriptOp(DagParse *p, RedisModuleString **argv, int argc
     op->queue = s->queue;
     op->fn = RedisModule_Strdup(RedisModule_StringPtrLen(argv[2], NULL));
     op->nkeys = args.nkeys;
-    op->keys = CopyArgStrings(argv + args.keys_at, args.nkeys, NULL);
+    op->keys = RAI_CopyArgStrings(argv + args.keys_at, args.nkeys, NULL);
     op->nargs = args.nargs;
-    op->args = CopyArgStrings(argv + args.args_at, args.nargs, &op->arglens);
+    op->args = RAI_CopyArgStrings(argv + args.args_at, args.nargs, &op->arglens);
     RedisModuleString **inputs = RedisModule_Calloc((size_t)args.ninputs + 1, sizeof(*inputs));
     for (int pos = args.inputs_at, n = 0; n < args.ninputs; pos++) {
         if (!args.variadic_at || pos != args.variadic_at) inputs[n++] = argv[pos];

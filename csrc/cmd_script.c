@@ -95,22 +95,6 @@ int RAI_ScriptDel_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, in
 
 /* ---------------------------------------------------------------- execute */
 
-/* Copies of argument strings for the worker, which must not touch
- * RedisModuleStrings the main thread may free. */
-static char **CopyStrings(RedisModuleString **argv, int n, size_t **lens) {
-    char **out = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(char *));
-    if (lens) *lens = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(size_t));
-    for (int i = 0; i < n; i++) {
-        size_t len;
-        const char *s = RedisModule_StringPtrLen(argv[i], &len);
-        out[i] = RedisModule_Alloc(len + 1);
-        memcpy(out[i], s, len);
-        out[i][len] = '\0';
-        if (lens) (*lens)[i] = len;
-    }
-    return out;
-}
-
 /* Fills a script run job from parsed positions; input keys may be given as
  * a separate array (SCRIPTRUN's inputs skip its `$`). Replies on error. */
 static RAI_Job *ScriptRunJob(RedisModuleCtx *ctx, RedisModuleString **argv, RAI_Script *s,
@@ -118,9 +102,9 @@ static RAI_Job *ScriptRunJob(RedisModuleCtx *ctx, RedisModuleString **argv, RAI_
     RAI_Job *job = RAI_ScriptJobNew(RAI_JOB_SCRIPT_RUN, s);
     job->fn = RedisModule_Strdup(RedisModule_StringPtrLen(argv[2], NULL));
     job->nkeys = args->nkeys;
-    job->keys = CopyStrings(argv + args->keys_at, args->nkeys, NULL);
+    job->keys = RAI_CopyArgStrings(argv + args->keys_at, args->nkeys, NULL);
     job->nargs = args->nargs;
-    job->args = CopyStrings(argv + args->args_at, args->nargs, &job->arglens);
+    job->args = RAI_CopyArgStrings(argv + args->args_at, args->nargs, &job->arglens);
     job->ninputs = args->ninputs;
     job->noutputs = args->noutputs;
     RAI_JobKeepOutputKeys(job, argv + args->outputs_at);

@@ -29,6 +29,20 @@ int RAI_ReplyWrongArity(RedisModuleCtx *ctx, RedisModuleString *cmdname) {
     return REDISMODULE_OK;
 }
 
+char **RAI_CopyArgStrings(RedisModuleString **argv, int n, size_t **lens) {
+    char **out = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(char *));
+    if (lens) *lens = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(size_t));
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *s = RedisModule_StringPtrLen(argv[i], &len);
+        out[i] = RedisModule_Alloc(len + 1);
+        memcpy(out[i], s, len);
+        out[i][len] = '\0';
+        if (lens) (*lens)[i] = len;
+    }
+    return out;
+}
+
 int RAI_ArgIs(RedisModuleString *arg, const char *keyword) {
     size_t len;
     const char *s = RedisModule_StringPtrLen(arg, &len);

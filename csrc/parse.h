@@ -10,6 +10,10 @@
  * wording; Redis 7's own WrongArity would print the registered name). */
 int RAI_ReplyWrongArity(RedisModuleCtx *ctx, RedisModuleString *cmdname);
 
+/* NUL-terminated copies of n arguments (and their lengths, if lens is given)
+ * for a worker thread, which must not touch the client's argv. */
+char **RAI_CopyArgStrings(RedisModuleString **argv, int n, size_t **lens);
+
 /* Case-insensitive match of an argument against a keyword. */
 int RAI_ArgIs(RedisModuleString *arg, const char *keyword);
 

@@ -20,14 +20,19 @@ int RAI_IsScriptDevice(const char *device) {
     return 1;
 }
 
-const char *RAI_ParseScriptStore(RedisModuleString **argv, int argc, RAI_ScriptStoreArgs *out) {
+/* The optional `TAG tag` after the device; returns the next position. */
+static int ParseTag(RedisModuleString **argv, int argc, RAI_ScriptStoreArgs *out) {
     memset(out, 0, sizeof(*out));
     out->tag = "";
-    int pos = 3;
-    if (pos + 1 < argc && RAI_ArgIs(argv[pos], "TAG")) {
-        out->tag = RedisModule_StringPtrLen(argv[pos + 1], NULL);
-        pos += 2;
+    if (4 < argc && RAI_ArgIs(argv[3], "TAG")) {
+        out->tag = RedisModule_StringPtrLen(argv[4], NULL);
+        return 5;
     }
+    return 3;
+}
+
+const char *RAI_ParseScriptStore(RedisModuleString **argv, int argc, RAI_ScriptStoreArgs *out) {
+    int pos = ParseTag(argv, argc, out);
     if (pos >= argc || !RAI_ArgIs(argv[pos], "ENTRY_POINTS"))
         return "ERR Insufficient arguments, missing script entry points";
     long long n;
@@ -44,13 +49,7 @@ const char *RAI_ParseScriptStore(RedisModuleString **argv, int argc, RAI_ScriptS
 }
 
 const char *RAI_ParseScriptSet(RedisModuleString **argv, int argc, RAI_ScriptStoreArgs *out) {
-    memset(out, 0, sizeof(*out));
-    out->tag = "";
-    int pos = 3;
-    if (pos + 1 < argc && RAI_ArgIs(argv[pos], "TAG")) {
-        out->tag = RedisModule_StringPtrLen(argv[pos + 1], NULL);
-        pos += 2;
-    }
+    int pos = ParseTag(argv, argc, out);
     if (pos + 1 >= argc || !RAI_ArgIs(argv[pos], "SOURCE"))
         return "ERR Insufficient arguments, missing script SOURCE";
     out->source_at = pos + 1;
