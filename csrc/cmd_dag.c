@@ -87,13 +87,21 @@ static const char *UnexpectedArgument(DagParse *p, RedisModuleString *arg) {
     return p->buf;
 }
 
+/* How many arguments follow argv[from] before the next |> (or the end). */
+static int ArgsBeforeArrow(RedisModuleString **argv, int argc, int from) {
+    int n = 0;
+    while (from + n < argc && !IsArrow(argv[from + n])) n++;
+    return n;
+}
+
 /* `n key...` after LOAD: each key is read now and bound to a slot. */
 static const char *ParseLoad(DagParse *p, RedisModuleString **argv, int argc, int *pos) {
     long long n;
-    if (*pos + 1 >= argc) return "ERR missing arguments after LOAD keyword in DAG command";
+    if (argc - *pos < 3) return "ERR missing arguments after LOAD keyword in DAG command";
     if (RedisModule_StringToLongLong(argv[*pos + 1], &n) != REDISMODULE_OK || n <= 0)
         return "ERR invalid or negative value found in number of keys to LOAD";
-    if (*pos + 2 + n > argc) return "ERR number of keys to LOAD into DAG does not match the number of given arguments";
+    if (n > ArgsBeforeArrow(argv, argc, *pos + 2))
+        return "ERR number of keys to LOAD into DAG does not match the number of given arguments";
     for (long long i = 0; i < n; i++) {
         RAI_Tensor *t = RAI_ReadTensorKey(p->ctx, argv[*pos + 2 + i]);
         if (t == NULL) {
@@ -108,10 +116,10 @@ static const char *ParseLoad(DagParse *p, RedisModuleString **argv, int argc, in
 
 static const char *ParsePersist(DagParse *p, RedisModuleString **argv, int argc, int *pos) {
     long long n;
-    if (*pos + 1 >= argc) return "ERR missing arguments after PERSIST keyword in DAG command";
+    if (argc - *pos < 3) return "ERR missing arguments after PERSIST keyword in DAG command";
     if (RedisModule_StringToLongLong(argv[*pos + 1], &n) != REDISMODULE_OK || n <= 0)
         return "ERR invalid or negative value found in number of keys to PERSIST";
-    if (*pos + 2 + n > argc)
+    if (n > ArgsBeforeArrow(argv, argc, *pos + 2))
         return "ERR number of keys to PERSIST after DAG execution does not match the number of given arguments";
     RAI_Dag *dag = p->dag;
     dag->persist_keys = RedisModule_Calloc((size_t)n, sizeof(RedisModuleString *));
@@ -442,7 +450,8 @@ static int DagKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         long long n;
         if ((RAI_ArgIs(argv[pos], "LOAD") || RAI_ArgIs(argv[pos], "PERSIST")) && pos + 1 < argc &&
             RedisModule_StringToLongLong(argv[pos + 1], &n) == REDISMODULE_OK && n > 0) {
-            for (long long i = 0; i < n && pos + 2 + i < argc; i++) RedisModule_KeyAtPos(ctx, (int)(pos + 2 + i));
+            int names = ArgsBeforeArrow(argv, argc, pos + 2);
+            for (long long i = 0; i < n && i < names; i++) RedisModule_KeyAtPos(ctx, (int)(pos + 2 + i));
             pos += 2 + (int)n;
         } else if (RAI_ArgIs(argv[pos], "ROUTING") && pos + 1 < argc) {
             RedisModule_KeyAtPos(ctx, pos + 1);

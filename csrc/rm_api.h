@@ -249,6 +249,7 @@ typedef struct {
     X(void, FreeThreadSafeContext, (RedisModuleCtx * ctx))                                        \
     X(void, ThreadSafeContextLock, (RedisModuleCtx * ctx))                                        \
     X(void, ThreadSafeContextUnlock, (RedisModuleCtx * ctx))                                      \
+    X(int, ThreadSafeContextTryLock, (RedisModuleCtx * ctx))                                      \
     X(int, BlockedClientMeasureTimeStart, (RedisModuleBlockedClient * bc))                        \
     X(int, BlockedClientMeasureTimeEnd, (RedisModuleBlockedClient * bc))                          \
     X(uint64_t, MonotonicMicroseconds, (void))                                                    \

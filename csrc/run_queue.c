@@ -190,7 +190,7 @@ static void RunBatch(Batch *b) {
 /* Hands a finished job back: to its blocked client's reply callback, or, for
  * a background session load, records the names under the Redis lock (the
  * GIL is not held here, so main thread and worker cannot deadlock). */
-static void FinishJob(RAI_Job *job) {
+static void FinishJob(RAI_RunQueue *q, RAI_Job *job) {
     if (job->kind == RAI_JOB_DAG_RUN) {
         /* The DAG goes back to its client once its last sub-job is done. */
         if (job->dag_last) {
@@ -206,7 +206,15 @@ static void FinishJob(RAI_Job *job) {
         return;
     }
     RedisModuleCtx *ctx = RedisModule_GetThreadSafeContext(NULL);
-    RedisModule_ThreadSafeContextLock(ctx);
+    /* At shutdown the main thread holds the Redis lock while it waits for
+     * this worker: give up on the names rather than wait for each other. */
+    while (RedisModule_ThreadSafeContextTryLock(ctx) != REDISMODULE_OK) {
+        if (__atomic_load_n(&q->stopping, __ATOMIC_ACQUIRE)) {
+            RedisModule_FreeThreadSafeContext(ctx);
+            return; /* the job is left to the exiting process */
+        }
+        usleep(100);
+    }
     if (job->error) {
         RAI_LOG_WARNING("session of a stored %s could not be made: %s", job->model ? "model" : "script",
                         job->error);
@@ -243,7 +251,7 @@ static void *WorkerMain(void *arg) {
         pthread_mutex_unlock(&q->lock);
 
         RunBatch(&batch);
-        for (int i = 0; i < batch.n; i++) FinishJob(batch.jobs[i]);
+        for (int i = 0; i < batch.n; i++) FinishJob(q, batch.jobs[i]);
 
         pthread_mutex_lock(&q->lock);
         q->running--;
@@ -302,21 +310,26 @@ void RAI_RunQueuePush(RAI_RunQueue *q, RAI_Job *job) {
     pthread_mutex_unlock(&q->lock);
 }
 
-/* Stops one queue taking jobs and waits, up to the deadline, for the batch
- * in flight to end. */
-static void StopQueue(RAI_RunQueue *q, uint64_t deadline_us) {
+static void StopTakingJobs(RAI_RunQueue *q) {
     pthread_mutex_lock(&q->lock);
-    q->stopping = 1;
+    __atomic_store_n(&q->stopping, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&q->cond);
-    while (q->running > 0 && RedisModule_MonotonicMicroseconds() < deadline_us)
-        WaitForWork(q, 10000);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* Waits, up to the deadline, for the batch a queue has in flight to end. */
+static void WaitIdle(RAI_RunQueue *q, uint64_t deadline_us) {
+    pthread_mutex_lock(&q->lock);
+    while (q->running > 0 && RedisModule_MonotonicMicroseconds() < deadline_us) WaitForWork(q, 10000);
     pthread_mutex_unlock(&q->lock);
 }
 
 void RAI_RunQueuesShutdown(uint64_t timeout_ms) {
     uint64_t deadline = RedisModule_MonotonicMicroseconds() + timeout_ms * 1000;
-    for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) StopQueue(q, deadline);
-    if (loader_queue) StopQueue(loader_queue, deadline);
+    for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) StopTakingJobs(q);
+    if (loader_queue) StopTakingJobs(loader_queue);
+    for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) WaitIdle(q, deadline);
+    if (loader_queue) WaitIdle(loader_queue, deadline);
 }
 
 static void AddThreadCpu(RedisModuleInfoCtx *ctx, const RAI_RunQueue *q, int i) {

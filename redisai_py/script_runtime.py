@@ -179,4 +179,6 @@ def tensors_of(arrays: list[np.ndarray]) -> list[Any]:
     a tensor in place, and the views are of tensors stored in Redis."""
     import torch
 
+    if any(a.dtype == object for a in arrays):
+        raise RedisAIError("ERR STRING tensors cannot be inputs of a TorchScript script")
     return [torch.tensor(a) for a in arrays]

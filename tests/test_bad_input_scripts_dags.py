@@ -142,17 +142,6 @@ def refused(server: RedisServer, r: redis.Redis, command: tuple[object, ...], ex
 
 
 SRC = SCRIPT
-XFAIL_LOAD_PERSIST_MISSING = pytest.mark.xfail(strict=True, reason=(
-    "server bug: csrc/cmd_dag.c ParseLoad/ParsePersist reply 'missing arguments after LOAD/PERSIST "
-    "keyword' only when nothing follows the keyword; RedisAI needs the count *and* a key "
-    "(argc - pos < 3), so `LOAD 1` / `PERSIST 1` at the end of argv get the count-mismatch text "
-    "instead (RedisAI's tests_dag_errors.py checks this case)"))
-XFAIL_ARROW_AS_KEY = pytest.mark.xfail(strict=True, reason=(
-    "server bug: csrc/cmd_dag.c ParseLoad/ParsePersist take the next n arguments as key names "
-    "even past `|>`; RedisAI stops at the chaining operator and answers the count mismatch, while "
-    "here LOAD reads a key named '|>' (tensor key is empty) and PERSIST swallows the first op "
-    "(Unexpected argument: AI.TENSORSET)"))
-
 
 # ---------------------------------------------------------------------------
 # AI.SCRIPTSTORE / AI.SCRIPTSET / AI.SCRIPTGET / AI.SCRIPTDEL
@@ -466,8 +455,7 @@ DAG_CASES = [
     pytest.param(("AI.DAGEXECUTE", "PERSIST", 2, "x", "y", "LOAD"),
                  "ERR missing arguments after LOAD keyword in DAG command", id="load-nothing"),
     pytest.param(("AI.DAGEXECUTE", "PERSIST", 2, "x", "y", "LOAD", 1),
-                 "ERR missing arguments after LOAD keyword in DAG command", id="load-count-only",
-                 marks=XFAIL_LOAD_PERSIST_MISSING),
+                 "ERR missing arguments after LOAD keyword in DAG command", id="load-count-only"),
     pytest.param(("AI.DAGEXECUTE", "LOAD", "notnumber", "|>", "AI.TENSORGET", "a", "VALUES"),
                  "ERR invalid or negative value found in number of keys to LOAD", id="load-count-not-numeric"),
     pytest.param(("AI.DAGEXECUTE", "LOAD", 0, "a", "|>", "AI.TENSORGET", "a", "VALUES"),
@@ -479,7 +467,7 @@ DAG_CASES = [
                  id="load-too-few"),
     pytest.param(("AI.DAGEXECUTE", "LOAD", 2, "a", "|>", "AI.TENSORGET", "a", "VALUES"),
                  "ERR number of keys to LOAD into DAG does not match the number of given arguments",
-                 id="load-too-few-before-op", marks=XFAIL_ARROW_AS_KEY),
+                 id="load-too-few-before-op"),
     pytest.param(("AI.DAGEXECUTE", "ROUTING", "nope", "LOAD", 1, "nope"), TENSOR_EMPTY, id="load-missing-key"),
     pytest.param(("AI.DAGEXECUTE", "LOAD", 2, "a", "nope", "|>", "AI.TENSORGET", "a"), TENSOR_EMPTY,
                  id="load-second-key-missing"),
@@ -488,8 +476,7 @@ DAG_CASES = [
     pytest.param(("AI.DAGEXECUTE", "ROUTING", "a", "LOAD", 1, "a", "PERSIST"),
                  "ERR missing arguments after PERSIST keyword in DAG command", id="persist-nothing"),
     pytest.param(("AI.DAGEXECUTE", "ROUTING", "a", "LOAD", 1, "a", "PERSIST", 1),
-                 "ERR missing arguments after PERSIST keyword in DAG command", id="persist-count-only",
-                 marks=XFAIL_LOAD_PERSIST_MISSING),
+                 "ERR missing arguments after PERSIST keyword in DAG command", id="persist-count-only"),
     pytest.param(("AI.DAGEXECUTE", "ROUTING", "a", "PERSIST", "not_number", "a"),
                  "ERR invalid or negative value found in number of keys to PERSIST", id="persist-count-not-numeric"),
     pytest.param(("AI.DAGEXECUTE", "ROUTING", "a", "PERSIST", 0, "a"),
@@ -499,7 +486,7 @@ DAG_CASES = [
                  id="persist-too-few"),
     pytest.param(("AI.DAGEXECUTE", "PERSIST", 2, "y", "|>", "AI.TENSORSET", "y", "FLOAT", 1),
                  "ERR number of keys to PERSIST after DAG execution does not match the number of given arguments",
-                 id="persist-too-few-before-op", marks=XFAIL_ARROW_AS_KEY),
+                 id="persist-too-few-before-op"),
     pytest.param(("AI.DAGEXECUTE", "PERSIST", 2, "y", "y", "|>", "AI.TENSORSET", "y", "FLOAT", 1),
                  "ERR PERSIST keys must be unique", id="persist-twice-the-same"),
     pytest.param(("AI.DAGEXECUTE", "PERSIST", 1, "zz", "|>", "AI.TENSORSET", "y", "FLOAT", 1),
