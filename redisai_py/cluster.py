@@ -17,11 +17,23 @@ output tensors named under the same tag:
     rc.execute_command("AI.TENSORSET", inp, "FLOAT", 1, 4, "VALUES", 1, 2, 3, 4)
     rc.execute_command("AI.MODELEXECUTE", model, "INPUTS", 1, inp, "OUTPUTS", 1, out)
 
+Scripts work the same way (`store_script_on_every_shard`; `model_key_for`
+names a script's copy as well, it only appends the shard's tag), and so do
+DAGs: a DAG whose LOAD/PERSIST keys are colocated keys runs on their shard,
+and one that loads nothing names the shard with `ROUTING routing_tag_for(...)`:
+
+    script = model_key_for(rc, "prep", "doc:42")
+    rc.execute_command("AI.DAGEXECUTE", "ROUTING", routing_tag_for(rc, "doc:42"),
+                       "|>", "AI.TENSORSET", "x", "FLOAT", 1, 4, "VALUES", 1, 2, 3, 4,
+                       "|>", "AI.SCRIPTEXECUTE", script, "prep", "INPUTS", 1, "x", "OUTPUTS", 1, "y",
+                       "|>", "AI.MODELEXECUTE", model, "INPUTS", 1, "y", "OUTPUTS", 1, "z",
+                       "|>", "AI.TENSORGET", "z", "VALUES")
+
 A shard's tag is the smallest decimal number whose slot (CRC16, as redis-py
 computes it) that shard owns; it follows the slots, so after a failover the
 promoted replica answers to the same names. After resharding, call
-`store_model_on_every_shard` again: shards that gained a new tag get a copy.
-Needs redis-py (`pip install redis`).
+`store_model_on_every_shard` (and `store_script_on_every_shard`) again:
+shards that gained a new tag get a copy. Needs redis-py (`pip install redis`).
 """
 
 from __future__ import annotations
@@ -32,7 +44,8 @@ from redis.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 __all__ = ["shard_tags", "shard_tag_for", "model_key_for", "colocated_key", "model_keys",
-           "store_model_on_every_shard", "delete_model_on_every_shard"]
+           "routing_tag_for", "store_model_on_every_shard", "delete_model_on_every_shard",
+           "store_script_on_every_shard", "delete_script_on_every_shard"]
 
 Key = str | bytes
 
@@ -93,6 +106,11 @@ def colocated_key(cluster: RedisCluster, data_key: Key, name: str) -> str:
     return f"{name}{{{shard_tag_for(cluster, data_key)}}}"
 
 
+def routing_tag_for(cluster: RedisCluster, data_key: Key) -> str:
+    """`{tag}` of `data_key`'s shard: the value for AI.DAGEXECUTE ... ROUTING."""
+    return f"{{{shard_tag_for(cluster, data_key)}}}"
+
+
 def model_keys(cluster: RedisCluster, name: str) -> list[str]:
     """Every shard's key for model `name`, one per primary."""
     _check_name(name)
@@ -135,5 +153,29 @@ def delete_model_on_every_shard(cluster: RedisCluster, name: str) -> int:
     for key in model_keys(cluster, name):
         if cluster.exists(key):
             cluster.execute_command("AI.MODELDEL", key)
+            deleted += 1
+    return deleted
+
+
+def store_script_on_every_shard(cluster: RedisCluster, name: str, device: str, source: str,
+                                entry_points: Sequence[str], *, tag: str | None = None) -> list[str]:
+    """AI.SCRIPTSTORE of one TorchScript script on every primary; returns the
+    keys stored (named like `model_keys`: `name{tag}`, one per shard)."""
+    args: list[object] = [device]
+    if tag is not None:
+        args += ["TAG", tag]
+    args += ["ENTRY_POINTS", len(entry_points), *entry_points, "SOURCE", source]
+    keys = model_keys(cluster, name)
+    for key in keys:
+        cluster.execute_command("AI.SCRIPTSTORE", key, *args)
+    return keys
+
+
+def delete_script_on_every_shard(cluster: RedisCluster, name: str) -> int:
+    """AI.SCRIPTDEL of every shard's copy that exists; returns how many were deleted."""
+    deleted = 0
+    for key in model_keys(cluster, name):
+        if cluster.exists(key):
+            cluster.execute_command("AI.SCRIPTDEL", key)
             deleted += 1
     return deleted

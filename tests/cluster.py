@@ -226,9 +226,13 @@ class Cluster:
     # ---- clients
 
     def client(self, **kwargs: object) -> RedisCluster:
-        """redis-py's RedisCluster, bootstrapped from every live node."""
+        """redis-py's RedisCluster, bootstrapped from every live node. Its
+        socket timeout is 60 s, not redis-py's 5 s: on a busy box the first
+        script run on a node (which imports TorchScript) can take longer, and
+        redis-py would then send the run again."""
         from redis.cluster import ClusterNode
 
+        kwargs.setdefault("socket_timeout", 60)
         startup = [ClusterNode("127.0.0.1", n.port) for n in self.alive()]
         return RedisCluster(startup_nodes=startup, **kwargs)
 
