@@ -448,13 +448,15 @@ static int DagKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     int pos = 1;
     while (pos < argc && !IsArrow(argv[pos])) {
         long long n;
-        if ((RAI_ArgIs(argv[pos], "LOAD") || RAI_ArgIs(argv[pos], "PERSIST")) && pos + 1 < argc &&
+        int persist = RAI_ArgIs(argv[pos], "PERSIST");
+        if ((persist || RAI_ArgIs(argv[pos], "LOAD")) && pos + 1 < argc &&
             RedisModule_StringToLongLong(argv[pos + 1], &n) == REDISMODULE_OK && n > 0) {
             int names = ArgsBeforeArrow(argv, argc, pos + 2);
-            for (long long i = 0; i < n && i < names; i++) RedisModule_KeyAtPos(ctx, (int)(pos + 2 + i));
+            for (long long i = 0; i < n && i < names; i++)
+                RedisModule_KeyAtPosWithFlags(ctx, (int)(pos + 2 + i), persist ? RAI_KEY_WRITE : RAI_KEY_READ);
             pos += 2 + (int)n;
         } else if (RAI_ArgIs(argv[pos], "ROUTING") && pos + 1 < argc) {
-            RedisModule_KeyAtPos(ctx, pos + 1);
+            RedisModule_KeyAtPosWithFlags(ctx, pos + 1, RAI_KEY_ROUTING);
             pos += 2;
         } else {
             pos++;
@@ -463,7 +465,7 @@ static int DagKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     for (; pos + 1 < argc; pos++) {
         if (RAI_ArgIs(argv[pos], "AI.MODELEXECUTE") || RAI_ArgIs(argv[pos], "AI.SCRIPTEXECUTE") ||
             RAI_ArgIs(argv[pos], "AI.MODELRUN") || RAI_ArgIs(argv[pos], "AI.SCRIPTRUN"))
-            RedisModule_KeyAtPos(ctx, pos + 1);
+            RedisModule_KeyAtPosWithFlags(ctx, pos + 1, RAI_KEY_READ);
     }
     return REDISMODULE_OK;
 }

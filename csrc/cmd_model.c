@@ -187,12 +187,14 @@ static int ModelExecute(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
 /* COMMAND GETKEYS / cluster routing: the model key, the n keys after
  * INPUTS n and the m keys after OUTPUTS m. */
 static int ModelExecuteKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    RedisModule_KeyAtPos(ctx, 1);
+    RedisModule_KeyAtPosWithFlags(ctx, 1, RAI_KEY_READ);
     for (int pos = 2; pos + 1 < argc; pos++) {
         long long n;
-        if (!RAI_ArgIs(argv[pos], "INPUTS") && !RAI_ArgIs(argv[pos], "OUTPUTS")) continue;
+        int outputs = RAI_ArgIs(argv[pos], "OUTPUTS");
+        if (!outputs && !RAI_ArgIs(argv[pos], "INPUTS")) continue;
         if (RedisModule_StringToLongLong(argv[pos + 1], &n) != REDISMODULE_OK || n <= 0) break;
-        for (long long i = 0; i < n && pos + 2 + i < argc; i++) RedisModule_KeyAtPos(ctx, (int)(pos + 2 + i));
+        for (long long i = 0; i < n && pos + 2 + i < argc; i++)
+            RedisModule_KeyAtPosWithFlags(ctx, (int)(pos + 2 + i), outputs ? RAI_KEY_WRITE : RAI_KEY_READ);
         pos += 1 + (int)n;
     }
     return REDISMODULE_OK;
@@ -201,11 +203,12 @@ static int ModelExecuteKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int a
 /* AI.MODELRUN's keys: the model, then every argument after INPUTS but the
  * OUTPUTS keyword. */
 static int ModelRunKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    RedisModule_KeyAtPos(ctx, 1);
-    int pos = 2;
+    RedisModule_KeyAtPosWithFlags(ctx, 1, RAI_KEY_READ);
+    int pos = 2, outputs = 0;
     while (pos < argc && !RAI_ArgIs(argv[pos], "INPUTS")) pos++;
     for (pos++; pos < argc; pos++) {
-        if (!RAI_ArgIs(argv[pos], "OUTPUTS")) RedisModule_KeyAtPos(ctx, pos);
+        if (RAI_ArgIs(argv[pos], "OUTPUTS")) outputs = 1;
+        else RedisModule_KeyAtPosWithFlags(ctx, pos, outputs ? RAI_KEY_WRITE : RAI_KEY_READ);
     }
     return REDISMODULE_OK;
 }

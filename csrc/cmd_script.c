@@ -125,16 +125,18 @@ static void BlockAndQueue(RedisModuleCtx *ctx, RAI_Job *job) {
 /* COMMAND GETKEYS / cluster routing: the script key, then the n names
  * after each of KEYS, INPUTS and OUTPUTS (ARGS are not keys). */
 static int ScriptExecuteKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    RedisModule_KeyAtPos(ctx, 1);
+    RedisModule_KeyAtPosWithFlags(ctx, 1, RAI_KEY_READ);
     for (int pos = 3; pos + 1 < argc; pos++) {
         long long n;
-        int is_keys = RAI_ArgIs(argv[pos], "KEYS") || RAI_ArgIs(argv[pos], "INPUTS") ||
-                      RAI_ArgIs(argv[pos], "OUTPUTS");
-        if (!is_keys && !RAI_ArgIs(argv[pos], "ARGS")) continue;
+        int flags = RAI_ArgIs(argv[pos], "KEYS")      ? RAI_KEY_READ_WRITE
+                    : RAI_ArgIs(argv[pos], "INPUTS")  ? RAI_KEY_READ
+                    : RAI_ArgIs(argv[pos], "OUTPUTS") ? RAI_KEY_WRITE
+                                                      : 0;
+        if (!flags && !RAI_ArgIs(argv[pos], "ARGS")) break; /* TIMEOUT or a parse error */
         if (RedisModule_StringToLongLong(argv[pos + 1], &n) != REDISMODULE_OK || n < 0) break;
-        for (long long i = 0; is_keys && i < n && pos + 2 + i < argc; i++)
-            RedisModule_KeyAtPos(ctx, (int)(pos + 2 + i));
-        pos += 1 + (int)n;
+        for (long long i = 0; flags && i < n && pos + 2 + i < argc; i++)
+            RedisModule_KeyAtPosWithFlags(ctx, (int)(pos + 2 + i), flags);
+        pos += 1 + (int)n; /* ARGS values are skipped, never read as keywords */
     }
     return REDISMODULE_OK;
 }
@@ -160,11 +162,13 @@ int RAI_ScriptExecute_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv
 /* AI.SCRIPTRUN's keys: the script, then every argument after INPUTS but the
  * OUTPUTS keyword and `$`. */
 static int ScriptRunKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    RedisModule_KeyAtPos(ctx, 1);
-    int pos = 3;
+    RedisModule_KeyAtPosWithFlags(ctx, 1, RAI_KEY_READ);
+    int pos = 3, outputs = 0;
     while (pos < argc && !RAI_ArgIs(argv[pos], "INPUTS")) pos++;
     for (pos++; pos < argc; pos++) {
-        if (!RAI_ArgIs(argv[pos], "OUTPUTS") && !RAI_ArgIs(argv[pos], "$")) RedisModule_KeyAtPos(ctx, pos);
+        if (RAI_ArgIs(argv[pos], "OUTPUTS")) outputs = 1;
+        else if (!RAI_ArgIs(argv[pos], "$"))
+            RedisModule_KeyAtPosWithFlags(ctx, pos, outputs ? RAI_KEY_WRITE : RAI_KEY_READ);
     }
     return REDISMODULE_OK;
 }

@@ -47,10 +47,6 @@ typedef struct {
 #define KEY_AT(at, key_flags)                                                               \
     {.flags = (key_flags), .begin_search_type = REDISMODULE_KSPEC_BS_INDEX, .bs.index.pos = (at),  \
      .find_keys_type = REDISMODULE_KSPEC_FK_RANGE, .fk.range = {0, 1, 0}}
-#define KEYS_AFTER(word, from, key_flags)                                                        \
-    {.flags = (key_flags), .begin_search_type = REDISMODULE_KSPEC_BS_KEYWORD,                       \
-     .bs.keyword = {(word), (from)}, .find_keys_type = REDISMODULE_KSPEC_FK_KEYNUM,                 \
-     .fk.keynum = {0, 1, 1}}
 #define READS (REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS)
 #define OVERWRITES (REDISMODULE_CMD_KEY_OW | REDISMODULE_CMD_KEY_UPDATE)
 #define DELETES (REDISMODULE_CMD_KEY_RM | REDISMODULE_CMD_KEY_DELETE)
@@ -58,22 +54,11 @@ typedef struct {
 static const RedisModuleCommandKeySpec READ_KEY[] = {KEY_AT(1, READS), {0}};
 static const RedisModuleCommandKeySpec WRITE_KEY[] = {KEY_AT(1, OVERWRITES), {0}};
 static const RedisModuleCommandKeySpec DELETE_KEY[] = {KEY_AT(1, DELETES), {0}};
-/* AI.MODELEXECUTE key INPUTS n in... OUTPUTS n out... */
-static const RedisModuleCommandKeySpec MODELEXECUTE_KEYS[] = {
-    KEY_AT(1, READS), KEYS_AFTER("INPUTS", 2, READS), KEYS_AFTER("OUTPUTS", 3, OVERWRITES), {0}};
-
-/* AI.SCRIPTEXECUTE key fn [KEYS n k...] [INPUTS n in...] [ARGS ...] [OUTPUTS n out...]:
- * the scopes come in any order, so each is found by its keyword. KEYS are
- * read and written by the script as it likes. */
-static const RedisModuleCommandKeySpec SCRIPTEXECUTE_KEYS[] = {
-    KEY_AT(1, READS),
-    KEYS_AFTER("KEYS", 3, REDISMODULE_CMD_KEY_RW | REDISMODULE_CMD_KEY_ACCESS | REDISMODULE_CMD_KEY_UPDATE),
-    KEYS_AFTER("INPUTS", 3, READS),
-    KEYS_AFTER("OUTPUTS", 3, OVERWRITES),
-    {0}};
-
-/* Commands marked getkeys-api also answer key-position requests themselves:
- * for AI.MODELRUN no key spec can say where its inputs end. */
+/* Commands marked getkeys-api declare no key spec of their own: their keys
+ * follow keywords a key spec cannot pin down (a keyword search would also
+ * match an ARGS value, or a key named OUTPUTS). Redis then asks the command
+ * itself, which walks the arguments as its parser does and reports each
+ * key's access (RO inputs, OW outputs), which ACL checks. */
 static const CommandSpec COMMANDS[] = {
     {"ai.tensorset", RAI_TensorSet_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY, "write"},
     {"ai.tensorget", RAI_TensorGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY, "read"},
@@ -82,7 +67,7 @@ static const CommandSpec COMMANDS[] = {
     {"ai.modelget", RAI_ModelGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY, "read"},
     {"ai.modeldel", RAI_ModelDel_RedisCommand, "write", 1, 1, 1, DELETE_KEY, "write"},
     {"ai.modelexecute", RAI_ModelExecute_RedisCommand, "write deny-oom getkeys-api", 4, 4, 1,
-     MODELEXECUTE_KEYS, "write"},
+     NULL, "write"},
     {"ai.modelrun", RAI_ModelRun_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL, "write"},
     {"ai._modelscan", RAI_ModelScan_RedisCommand, "readonly", 0, 0, 0, NULL, "read"},
     {"ai.scriptstore", RAI_ScriptStore_RedisCommand, "write deny-oom", 1, 1, 1, WRITE_KEY, "write"},
@@ -90,7 +75,7 @@ static const CommandSpec COMMANDS[] = {
     {"ai.scriptget", RAI_ScriptGet_RedisCommand, "readonly", 1, 1, 1, READ_KEY, "read"},
     {"ai.scriptdel", RAI_ScriptDel_RedisCommand, "write", 1, 1, 1, DELETE_KEY, "write"},
     {"ai.scriptexecute", RAI_ScriptExecute_RedisCommand, "write deny-oom getkeys-api", 5, 5, 1,
-     SCRIPTEXECUTE_KEYS, "write"},
+     NULL, "write"},
     {"ai.scriptrun", RAI_ScriptRun_RedisCommand, "write deny-oom getkeys-api", 4, 4, 1, NULL, "write"},
     {"ai._scriptscan", RAI_ScriptScan_RedisCommand, "readonly", 0, 0, 0, NULL, "read"},
     {"ai.dagexecute", RAI_DagExecute_RedisCommand, "write deny-oom getkeys-api", 3, 3, 1, NULL, "write"},

@@ -6,6 +6,13 @@
 #include "rm_api.h"
 #include "tensor.h"
 
+/* Access flags reported for keys by the getkeys callbacks (ACL checks them). */
+#define RAI_KEY_READ ((int)(REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS))
+#define RAI_KEY_WRITE ((int)(REDISMODULE_CMD_KEY_OW | REDISMODULE_CMD_KEY_UPDATE))
+#define RAI_KEY_READ_WRITE \
+    ((int)(REDISMODULE_CMD_KEY_RW | REDISMODULE_CMD_KEY_ACCESS | REDISMODULE_CMD_KEY_UPDATE))
+#define RAI_KEY_ROUTING ((int)(REDISMODULE_CMD_KEY_NOT_KEY | REDISMODULE_CMD_KEY_RO))
+
 /* The arity error naming the command as the client typed it (RedisAI's
  * wording; Redis 7's own WrongArity would print the registered name). */
 int RAI_ReplyWrongArity(RedisModuleCtx *ctx, RedisModuleString *cmdname);

@@ -200,6 +200,7 @@ typedef struct {
     X(int, SetCommandInfo, (RedisModuleCommand * command, const RedisModuleCommandInfo *info))    \
     X(int, IsKeysPositionRequest, (RedisModuleCtx * ctx))                                         \
     X(void, KeyAtPos, (RedisModuleCtx * ctx, int pos))                                            \
+    X(void, KeyAtPosWithFlags, (RedisModuleCtx * ctx, int pos, int flags))                        \
     X(int, GetContextFlags, (RedisModuleCtx * ctx))                                               \
     X(int, WrongArity, (RedisModuleCtx * ctx))                                                    \
     X(int, ReplyWithError, (RedisModuleCtx * ctx, const char *err))                               \
