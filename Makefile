@@ -17,8 +17,10 @@ run: install
 test: install
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
+# Every benchmark, peers included (wrk drives the REST peer); results in benchmarks/results/.
 bench: install
-	$(VPY) benchmarks/tensor_ops.py
+	@command -v wrk >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk)
+	$(VPY) benchmarks/run_all.py
 
 CLIENT_VENV := .venv-client
 
@@ -43,7 +45,7 @@ $(DEPS_STAMP): pyproject.toml
 	[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet "scikit-build-core>=0.10" torch==2.13.0
-	$(VPY) -m pip install --quiet $$($(VPY) -c 'import tomllib; d=tomllib.load(open("pyproject.toml","rb"))["project"]; print(" ".join(d["dependencies"] + [x for k in ("backends","test") for x in d["optional-dependencies"][k]]))')
+	$(VPY) -m pip install --quiet $$($(VPY) -c 'import tomllib; d=tomllib.load(open("pyproject.toml","rb"))["project"]; print(" ".join(d["dependencies"] + [x for k in ("backends","test","bench") for x in d["optional-dependencies"][k]]))')
 	touch $@
 
 # The shim and the package, built into the venv (incremental CMake build under build/).
