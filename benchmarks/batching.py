@@ -37,6 +37,7 @@ import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import redis
@@ -50,6 +51,11 @@ REPEATS = 3
 RUN_SECONDS = 4.0
 MAX_REQUESTS = 200_000
 GOAL_RATIO = 3.0
+# A run during which other processes used >= QUIET_FRACTION of the CPU is redone after a short
+# wait (at most MAX_TRIES tries, RETRY_BUDGET extra runs in all); the least disturbed is kept.
+QUIET_FRACTION = common.QUIET_FRACTION
+MAX_TRIES = 3
+RETRY_BUDGET = 6
 LAYERS = (512, 2048, 1536, 512, 16)
 VARIANTS = {
     "BATCHSIZE 0": ("mlp", ()),
@@ -98,7 +104,7 @@ class Variant:
     p99_ms: float
     duration_over_wall: float        # AI.INFO duration sum / wall time, median over runs
     worker_ms_per_call: float        # AI.INFO duration / calls
-    runs: list[dict[str, float]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def setup(client: redis.Redis, blob: bytes) -> None:
@@ -125,7 +131,7 @@ def setup(client: redis.Redis, blob: bytes) -> None:
             assert np.allclose(got, expect, rtol=1e-4, atol=1e-5), (key, got, expect)
 
 
-def checked_run(client: redis.Redis, port: int, model_key: str, requests: int) -> dict[str, float]:
+def checked_run(client: redis.Redis, port: int, model_key: str, requests: int) -> dict[str, Any]:
     client.config_resetstat()
     before = common.run_info(client, model_key)
     start = time.monotonic()
@@ -144,6 +150,33 @@ def checked_run(client: redis.Redis, port: int, model_key: str, requests: int) -
     return {**asdict(sample), "requests": requests, "wall_s": wall,
             "duration_over_wall": duration_s / wall,
             "worker_ms_per_call": duration_s * 1e3 / requests}
+
+
+_retries_left = RETRY_BUDGET
+
+
+def quiet_run(what: str, fn: Any) -> dict[str, Any]:
+    global _retries_left
+    best: dict[str, Any] | None = None
+    for attempt in range(MAX_TRIES):
+        meter = common.CpuMeter()
+        run = fn()
+        run["foreign_cpu"] = round(meter.foreign_fraction(), 4)
+        if best is None or run["foreign_cpu"] < best["foreign_cpu"]:
+            best = run
+        if run["foreign_cpu"] < QUIET_FRACTION or attempt == MAX_TRIES - 1 or _retries_left <= 0:
+            break
+        _retries_left -= 1
+        print(f"    {what}: other processes used {run['foreign_cpu']:.0%} of the CPU, "
+              "running it again", flush=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            meter = common.CpuMeter()
+            time.sleep(1.0)
+            if meter.foreign_fraction() < QUIET_FRACTION:
+                break
+    assert best is not None
+    return best
 
 
 def argv_with_keyspace() -> None:
@@ -170,12 +203,12 @@ def measure() -> tuple[list[Variant], dict[str, list[float]], dict[str, str], in
         for label, (key, _) in VARIANTS.items():  # warm-up and calibration
             probe = checked_run(client, server.port, key, 1000)
             counts[label] = int(min(MAX_REQUESTS, max(1000, probe["rps"] * RUN_SECONDS)))
-        runs: dict[str, list[dict[str, float]]] = {label: [] for label in VARIANTS}
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in VARIANTS}
         labels = list(VARIANTS)
         for repeat in range(REPEATS):
             for label in labels[repeat % len(labels):] + labels[:repeat % len(labels)]:
-                runs[label].append(checked_run(client, server.port, VARIANTS[label][0],
-                                               counts[label]))
+                runs[label].append(quiet_run(label, lambda: checked_run(
+                    client, server.port, VARIANTS[label][0], counts[label])))
             print(f"  repeat {repeat + 1}/{REPEATS}  " + "  ".join(
                 f"{label}: {runs[label][-1]['rps']:>8,.0f} samples/s "
                 f"(duration/wall {runs[label][-1]['duration_over_wall']:.1f})"
@@ -241,6 +274,9 @@ def main() -> int:
     meter = common.CpuMeter()
     variants, per_repeat, env, n_params = measure()
     env.update(common.noise_fields(quiet_before, meter))
+    env["runs_kept_although_disturbed"] = ", ".join(
+        f"{v.label} #{i + 1} ({r['foreign_cpu']:.0%})" for v in variants
+        for i, r in enumerate(v.runs) if r["foreign_cpu"] >= QUIET_FRACTION) or "none"
     ratios = {label: statistics.median(rs) for label, rs in per_repeat.items()}
     ratio = ratios[GOAL_VARIANT]
     met = ratio >= GOAL_RATIO
@@ -255,6 +291,10 @@ def main() -> int:
         "# Auto-batching: BATCHSIZE 0 vs BATCHSIZE 32",
         "",
         *common.header_lines(env),
+        f"- a run during which other processes used >= {QUIET_FRACTION:.0%} of the CPU is redone "
+        f"after a short wait (at most {MAX_TRIES} tries per run, {RETRY_BUDGET} extra runs in all; "
+        "the least disturbed is kept); runs kept although disturbed: "
+        f"{env['runs_kept_although_disturbed']}",
         f"- model: TorchScript MLP {' -> '.join(map(str, LAYERS))} with ReLUs, {n_params:,} "
         "parameters; one server, THREADS_PER_QUEUE 1 (default), stored as `mlp` (no "
         "BATCHSIZE), `mlp_b32` (BATCHSIZE 32, the goal's variant) and, for information, "

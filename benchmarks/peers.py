@@ -217,6 +217,85 @@ def reaped_children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# --------------------------------------------------------------------------- machine noise
+# The machine may be shared. A run during which processes outside this one's process tree
+# used more than QUIET_FRACTION of the CPU is redone after a short wait for quiet (at most
+# MAX_TRIES tries per run and RETRY_BUDGET extra runs per invocation); the run with the
+# least foreign CPU is kept, and its share is recorded with it.
+
+QUIET_FRACTION = 0.10
+MAX_TRIES = 3
+RETRY_BUDGET = 12
+QUIET_WAIT_S = 20.0
+
+
+def _machine_busy_s() -> float:
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_tree_cpu_s() -> float:
+    """CPU of this process, its live descendants and the children they reaped."""
+    total, todo = 0.0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        for tid in tids:
+            todo += children_of_task(pid, int(tid))
+    return total
+
+
+class Noise:
+    """Share of the machine's CPU that processes outside this process tree used since made."""
+
+    def __init__(self) -> None:
+        self.t0, self.busy0, self.own0 = time.monotonic(), _machine_busy_s(), _own_tree_cpu_s()
+
+    def foreign(self) -> float:
+        elapsed = max(time.monotonic() - self.t0, 1e-3)
+        foreign = (_machine_busy_s() - self.busy0) - (_own_tree_cpu_s() - self.own0)
+        return max(0.0, foreign / (elapsed * (os.cpu_count() or 1)))
+
+
+def wait_quiet(max_wait_s: float = QUIET_WAIT_S) -> float:
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        noise = Noise()
+        time.sleep(1.0)
+        share = noise.foreign()
+        if share < QUIET_FRACTION or time.monotonic() > deadline:
+            return share
+
+
+_retries_left = RETRY_BUDGET
+
+
+def quiet_run(what: str, fn: Any) -> dict[str, Any]:
+    """fn() -> a run's dict; redone while other processes disturbed it (see above)."""
+    global _retries_left
+    best: dict[str, Any] | None = None
+    for attempt in range(MAX_TRIES):
+        noise = Noise()
+        run = fn()
+        run["foreign_cpu"] = round(noise.foreign(), 4)
+        if best is None or run["foreign_cpu"] < best["foreign_cpu"]:
+            best = run
+        if run["foreign_cpu"] < QUIET_FRACTION or attempt == MAX_TRIES - 1 or _retries_left <= 0:
+            break
+        _retries_left -= 1
+        print(f"    {what}: other processes used {run['foreign_cpu']:.0%} of the CPU, "
+              "running it again", flush=True)
+        wait_quiet()
+    assert best is not None
+    return best
+
+
 def wait_http(url: str, proc: subprocess.Popen[Any], timeout_s: float, body: str | None = None,
               log: Path | None = None) -> bytes:
     """Until `url` answers 200 (POST `body` if given); fail if `proc` exits first."""
@@ -316,9 +395,10 @@ def resp_phase(threads: int) -> tuple[list[Point], dict[str, str]]:
                 rotated = order[repeat % len(order):] + order[:repeat % len(order)]
                 for system in rotated:
                     command, model_key = commands[system]
-                    runs[(system, clients)].append(checked_resp_run(
-                        client, server, clients, counts[(system, clients)], command,
-                        model_key))
+                    runs[(system, clients)].append(quiet_run(
+                        f"{system} c={clients}",
+                        lambda: checked_resp_run(client, server, clients,
+                                                 counts[(system, clients)], command, model_key)))
                 print(f"  repeat {repeat + 1}/{REPEATS} c={clients:<2} " + "  ".join(
                     f"{s} {runs[(s, clients)][-1]['rps']:>9,.0f}" for s in order), flush=True)
         client.close()
@@ -411,7 +491,8 @@ def http_points(system: str, url: str, script: Path, pids: dict[str, int]) -> li
     wrk(url, 16, WARMUP_S, script)  # every worker has loaded its model and connected
     points = []
     for clients in CLIENTS:
-        run = wrk(url, clients, DURATION_S, script, pids)
+        run = quiet_run(f"{system} c={clients}",
+                        lambda: wrk(url, clients, DURATION_S, script, pids))
         n_errors = sum(run["errors"].values())
         print(f"  {system:<12} c={clients:<2} {run['rps']:>9,.0f} req/s  p50 {run['p50_ms']:.2f} ms"
               f"  p99 {run['p99_ms']:.2f} ms  errors {run['errors']}", flush=True)
@@ -681,6 +762,10 @@ def write_markdown(points: list[Point], rows: list[dict[str, Any]], env: dict[st
         "# Fraud-detection loop: redisai_py vs REST peers, TorchServe and plain GET",
         "",
         *common.header_lines(env),
+        f"- a run during which other processes used >= {QUIET_FRACTION:.0%} of the CPU is redone "
+        f"after a short wait (at most {MAX_TRIES} tries per run, {RETRY_BUDGET} extra runs in all; "
+        "the least disturbed is kept; each run's share is in the JSON); points that kept a "
+        f"disturbed run: {env.get('runs_kept_although_disturbed', '?')}",
         f"- wrk {env.get('wrk', '?')}; {env.get('gunicorn', '?')}; Flask {env.get('flask', '?')}; "
         f"torch {env.get('torch', '?')}; onnxruntime {env.get('onnxruntime', '?')}; "
         f"java: {env.get('java', '?')}",
@@ -695,7 +780,9 @@ def write_markdown(points: list[Point], rows: list[dict[str, Any]], env: dict[st
         f"thread each, GET of the reference from the same Redis per request; TorchServe: "
         f"benchmarks/rest_peer/torchserve_handler.py, 2 workers, same loop; load: "
         f"`wrk -t 1 --timeout {WRK_TIMEOUT_S}s -d {DURATION_S}s` with a POST of the 30 floats as JSON, "
-        f"one run per point after a {WARMUP_S} s warm-up",
+        f"one run per point after a {WARMUP_S} s warm-up (gunicorn's sync workers close the "
+        "connection after each response, so wrk connects anew per request: part of that "
+        "peer's cost as deployed this way)",
         "- model us/call: AI.INFO duration / calls during the runs: the worker's time in the "
         "model op (adapter + framework), not the whole DAG",
         "- errors: HTTP non-2xx plus socket errors (connect/read/write/timeout) that wrk saw; "
@@ -818,7 +905,7 @@ def main() -> int:
             print(f"{tool} is missing (apt-get install wrk redis-tools)", file=sys.stderr)
             return 2
     quiet_before = common.wait_for_quiet()
-    meter = common.CpuMeter()
+    meter = Noise()
     points: list[Point] = []
     env: dict[str, str] = {}
     for threads in THREADS:
@@ -840,7 +927,11 @@ def main() -> int:
             points += got
         client.close()
     env.update(versions())
-    env.update(common.noise_fields(quiet_before, meter))
+    during = meter.foreign()
+    disturbed = [f"{p.system} c={p.clients}" for p in points
+                 if any(r.get("foreign_cpu", 0) >= QUIET_FRACTION for r in p.runs)]
+    env.update({"foreign_cpu_before": f"{quiet_before:.1%}", "foreign_cpu_during": f"{during:.1%}",
+                "runs_kept_although_disturbed": ", ".join(disturbed) or "none"})
     rows = ratios(points)
     print()
     print("\n".join(results_table(points)))
