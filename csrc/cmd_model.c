@@ -22,25 +22,6 @@
 
 /* ------------------------------------------------------------------ store */
 
-/* The blob chunks after BLOB, concatenated into one buffer. */
-static char *JoinChunks(RedisModuleString **chunks, int n, size_t *len) {
-    *len = 0;
-    for (int i = 0; i < n; i++) {
-        size_t clen;
-        RedisModule_StringPtrLen(chunks[i], &clen);
-        *len += clen;
-    }
-    char *blob = RedisModule_Alloc(*len > 0 ? *len : 1);
-    size_t pos = 0;
-    for (int i = 0; i < n; i++) {
-        size_t clen;
-        const char *c = RedisModule_StringPtrLen(chunks[i], &clen);
-        memcpy(blob + pos, c, clen);
-        pos += clen;
-    }
-    return blob;
-}
-
 typedef const char *(*ModelArgsParser)(RedisModuleString **, int, RAI_ModelMeta *, const char **,
                                        const char **, int *);
 
@@ -53,9 +34,9 @@ static int ModelStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
     const char *err = parse(argv, argc, &meta, inputs, outputs, &blob_at);
     RAI_Model *m = NULL;
     if (err == NULL) {
-        size_t bloblen;
-        char *blob = JoinChunks(argv + blob_at, argc - blob_at, &bloblen);
-        m = RAI_ModelNew(&meta, blob, bloblen);
+        /* The blob is joined from its chunks later, on the loader thread:
+         * copying hundreds of MB here would stall every client. */
+        m = RAI_ModelNew(&meta, NULL, 0);
     }
     RedisModule_Free(inputs);
     RedisModule_Free(outputs);
@@ -67,6 +48,7 @@ static int ModelStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
      * looked at, and the device queue is made only for a model that loads. */
     RAI_Job *job = RAI_JobNew(RAI_JOB_MODEL_LOAD, m);
     RAI_ModelRelease(m); /* the job holds it now */
+    job->blob_at = blob_at;
     return RAI_StoreWithSession(ctx, job, argv, argc);
 }
 

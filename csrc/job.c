@@ -36,6 +36,12 @@ void RAI_JobKeepArgv(RAI_Job *job, RedisModuleString **argv, int argc) {
     job->argc = argc;
 }
 
+void RAI_JobJoinBlob(RAI_Job *job, RedisModuleString **argv, int argc) {
+    if (job->model == NULL || job->blob_at == 0) return;
+    RAI_ModelJoinBlob(job->model, argv + job->blob_at, argc - job->blob_at);
+    job->blob_at = 0;
+}
+
 void RAI_JobSetError(RAI_Job *job, const char *message) {
     if (job->error) return;
     job->error = RedisModule_Strdup(message);

@@ -46,6 +46,7 @@ typedef struct RAI_Job {
 
     RedisModuleString **argv; /* MODELSTORE: the command, retained, to replicate as given */
     int argc;
+    int blob_at; /* MODELSTORE: argv index of the first BLOB chunk; 0 once joined */
 
     /* MODEL_LOAD results: the session's input/output names (Alloc'd). */
     int nloaded_inputs, nloaded_outputs;
@@ -74,6 +75,10 @@ void RAI_JobRecordBackendLoaded(const RAI_Job *job);
 
 /* Keeps the command's arguments (for replication from the reply callback). */
 void RAI_JobKeepArgv(RAI_Job *job, RedisModuleString **argv, int argc);
+
+/* A MODELSTORE job's model gets its blob from the command's chunks (argv,
+ * or job->argv once kept). Safe off the main thread on kept strings. */
+void RAI_JobJoinBlob(RAI_Job *job, RedisModuleString **argv, int argc);
 
 /* Records the first error only, with newlines flattened, RedisAI's way. */
 void RAI_JobSetError(RAI_Job *job, const char *message);

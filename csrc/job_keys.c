@@ -134,6 +134,8 @@ static int Store_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
 
 int RAI_StoreWithSession(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **argv, int argc) {
     int flags = RedisModule_GetContextFlags(ctx);
+    if (flags & (REDISMODULE_CTX_FLAGS_LOADING | REDISMODULE_CTX_FLAGS_REPLICATED))
+        RAI_JobJoinBlob(job, argv, argc); /* the model is in a key before any load */
     if (flags & REDISMODULE_CTX_FLAGS_LOADING) {
         /* Replaying the AOF: nobody is served yet, so the session is made
          * now and the model's names are known from the first request on.

@@ -111,3 +111,20 @@ size_t RAI_ModelChunkCount(const RAI_Model *m, size_t chunk_size) {
 size_t RAI_ModelChunkLen(const RAI_Model *m, size_t chunk_size, size_t i) {
     return i + 1 < RAI_ModelChunkCount(m, chunk_size) ? chunk_size : m->bloblen % chunk_size;
 }
+
+void RAI_ModelJoinBlob(RAI_Model *m, RedisModuleString **chunks, int n) {
+    size_t len = 0, pos = 0;
+    for (int i = 0; i < n; i++) {
+        size_t clen;
+        RedisModule_StringPtrLen(chunks[i], &clen);
+        len += clen;
+    }
+    m->blob = RedisModule_Alloc(len > 0 ? len : 1);
+    m->bloblen = len;
+    for (int i = 0; i < n; i++) {
+        size_t clen;
+        const char *c = RedisModule_StringPtrLen(chunks[i], &clen);
+        memcpy(m->blob + pos, c, clen);
+        pos += clen;
+    }
+}

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "backends.h"
+#include "rm_api.h"
 #include "stats.h"
 
 struct RAI_RunQueue;
@@ -45,6 +46,10 @@ typedef struct {
 
 /* Takes ownership of blob (RedisModule_Alloc'd). Names are copied. */
 RAI_Model *RAI_ModelNew(const RAI_ModelMeta *meta, char *blob, size_t bloblen);
+/* Fills a model made without a blob from the BLOB chunks of its command
+ * (retained strings: this may run on the loader thread). */
+void RAI_ModelJoinBlob(RAI_Model *m, RedisModuleString **chunks, int n);
+
 void RAI_ModelSetNames(RAI_Model *m, int ninputs, const char **inputs, int noutputs,
                        const char **outputs);
 RAI_Model *RAI_ModelRetain(RAI_Model *m);

@@ -172,6 +172,7 @@ static int SkipIfLate(RAI_Job *job) {
 }
 
 void RAI_JobLoadNow(RAI_Job *job) {
+    RAI_JobJoinBlob(job, job->argv, job->argc);
     RAI_PyLoadModel(job);
 }
 
@@ -181,7 +182,7 @@ static void RunBatch(Batch *b) {
     switch (first->kind) {
     case RAI_JOB_MODEL_RUN: RAI_PyRunModel(b->jobs, b->n); break;
     case RAI_JOB_MODEL_LOAD:
-    case RAI_JOB_SCRIPT_LOAD: RAI_PyLoadModel(first); break;
+    case RAI_JOB_SCRIPT_LOAD: RAI_JobLoadNow(first); break;
     case RAI_JOB_SCRIPT_RUN: RAI_PyRunScript(first); break;
     case RAI_JOB_DAG_RUN: first->dag_last = RAI_DagRunOps(first->dag, first->dag_ops, first->ndag_ops); break;
     }

@@ -823,8 +823,8 @@ def test_storing_a_large_model_keeps_server_and_old_model_serving(
     tensorset(r, "a", np.array([1, 2], dtype=np.float32))
     tensorset(r, "b", np.array([3, 4], dtype=np.float32))
     assert modelexecute(r, "m", ["a", "b"], ["s", "p"]) == b"OK"
-    big = big_torch_model(100.0)
-    assert 50 * 1024 * 1024 < len(big) < 100 * 1024 * 1024
+    big = big_torch_model(100.0, megabytes=200)
+    assert 200 * 1024 * 1024 < len(big) < 220 * 1024 * 1024
 
     storer = shared_server.client(socket_timeout=120, single_connection_client=True)
     storer_id = storer.client_id()
@@ -876,6 +876,7 @@ def test_storing_a_large_model_keeps_server_and_old_model_serving(
     assert r.execute_command("AI.MODELGET", "m", "BLOB") == big
     assert len(latencies) >= 20
     p99 = float(np.percentile(latencies, 99))
-    assert p99 < 0.050, f"PING p99 {p99 * 1000:.1f} ms over {len(latencies)} PINGs"
+    print(f"PING p99 {p99 * 1000:.2f} ms over {len(latencies)} PINGs during a 200 MB store")
+    assert p99 < 0.020, f"PING p99 {p99 * 1000:.1f} ms over {len(latencies)} PINGs"
     # Drop the big model before the next story.
     assert r.execute_command("AI.MODELDEL", "m") == b"OK"
