@@ -312,6 +312,7 @@ static const char *ParseOps(DagParse *p, RedisModuleString **argv, int argc, con
 
 /* ------------------------------------------------------------------- reply */
 
+/* No reply here: a PERSIST key of another type becomes one more element of the DAG's reply. */
 static int PersistKeysWritable(RedisModuleCtx *ctx, const RAI_Dag *dag) {
     for (int i = 0; i < dag->npersist; i++) {
         RedisModuleKey *key = RedisModule_OpenKey(ctx, dag->persist_keys[i], REDISMODULE_READ);

@@ -10,33 +10,18 @@
 #include <string.h>
 
 #include "config.h"
+#include "key_access.h"
 #include "run_queue.h"
 #include "type_tensor.h"
 
 RedisModuleType *RAI_ModelType = NULL;
 
-static int HoldsModel(RedisModuleKey *key) {
-    return RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_MODULE &&
-           RedisModule_ModuleTypeGetType(key) == RAI_ModelType;
-}
-
 RAI_Model *RAI_ReadModelKey(RedisModuleCtx *ctx, RedisModuleString *keyname) {
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ);
-    int type = RedisModule_KeyType(key);
-    RAI_Model *m = HoldsModel(key) ? RedisModule_ModuleTypeGetValue(key) : NULL;
-    RedisModule_CloseKey(key);
-    if (m == NULL)
-        RedisModule_ReplyWithError(ctx, type == REDISMODULE_KEYTYPE_EMPTY ? "ERR model key is empty"
-                                                                          : REDISMODULE_ERRORMSG_WRONGTYPE);
-    return m;
+    return RAI_ReadTypedKey(ctx, keyname, RAI_ModelType, "ERR model key is empty");
 }
 
 RedisModuleKey *RAI_OpenModelKeyToWrite(RedisModuleCtx *ctx, RedisModuleString *keyname) {
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ | REDISMODULE_WRITE);
-    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_EMPTY || HoldsModel(key)) return key;
-    RedisModule_CloseKey(key);
-    RedisModule_ReplyWithError(ctx, REDISMODULE_ERRORMSG_WRONGTYPE);
-    return NULL;
+    return RAI_OpenTypedKeyToWrite(ctx, keyname, RAI_ModelType);
 }
 
 /* A string saved with or without its NUL, as a new C string. */

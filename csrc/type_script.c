@@ -7,33 +7,18 @@
 
 #include <string.h>
 
+#include "key_access.h"
 #include "run_queue.h"
 #include "type_tensor.h"
 
 RedisModuleType *RAI_ScriptType = NULL;
 
-static int HoldsScript(RedisModuleKey *key) {
-    return RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_MODULE &&
-           RedisModule_ModuleTypeGetType(key) == RAI_ScriptType;
-}
-
 RAI_Script *RAI_ReadScriptKey(RedisModuleCtx *ctx, RedisModuleString *keyname) {
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ);
-    int type = RedisModule_KeyType(key);
-    RAI_Script *s = HoldsScript(key) ? RedisModule_ModuleTypeGetValue(key) : NULL;
-    RedisModule_CloseKey(key);
-    if (s == NULL)
-        RedisModule_ReplyWithError(ctx, type == REDISMODULE_KEYTYPE_EMPTY ? "ERR script key is empty"
-                                                                          : REDISMODULE_ERRORMSG_WRONGTYPE);
-    return s;
+    return RAI_ReadTypedKey(ctx, keyname, RAI_ScriptType, "ERR script key is empty");
 }
 
 RedisModuleKey *RAI_OpenScriptKeyToWrite(RedisModuleCtx *ctx, RedisModuleString *keyname) {
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ | REDISMODULE_WRITE);
-    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_EMPTY || HoldsScript(key)) return key;
-    RedisModule_CloseKey(key);
-    RedisModule_ReplyWithError(ctx, REDISMODULE_ERRORMSG_WRONGTYPE);
-    return NULL;
+    return RAI_OpenTypedKeyToWrite(ctx, keyname, RAI_ScriptType);
 }
 
 /* A string buffer as a C string (a saved trailing NUL is dropped by strlen). */

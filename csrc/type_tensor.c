@@ -8,39 +8,20 @@
 
 #include <string.h>
 
+#include "key_access.h"
+
 RedisModuleType *RAI_TensorType = NULL;
 
-static int HoldsTensor(RedisModuleKey *key) {
-    return RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_MODULE &&
-           RedisModule_ModuleTypeGetType(key) == RAI_TensorType;
-}
-
 RAI_Tensor *RAI_ReadTensorKey(RedisModuleCtx *ctx, RedisModuleString *keyname) {
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ);
-    int type = RedisModule_KeyType(key); /* a missing key opened for reading is NULL: EMPTY */
-    RAI_Tensor *t = HoldsTensor(key) ? RedisModule_ModuleTypeGetValue(key) : NULL;
-    RedisModule_CloseKey(key);
-    if (t == NULL)
-        RedisModule_ReplyWithError(ctx, type == REDISMODULE_KEYTYPE_EMPTY
-                                            ? "ERR tensor key is empty or in a different shard"
-                                            : REDISMODULE_ERRORMSG_WRONGTYPE);
-    return t;
+    return RAI_ReadTypedKey(ctx, keyname, RAI_TensorType, "ERR tensor key is empty or in a different shard");
 }
 
 RedisModuleKey *RAI_OpenTensorKeyToWrite(RedisModuleCtx *ctx, RedisModuleString *keyname) {
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ | REDISMODULE_WRITE);
-    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_EMPTY || HoldsTensor(key)) return key;
-    RedisModule_CloseKey(key);
-    RedisModule_ReplyWithError(ctx, REDISMODULE_ERRORMSG_WRONGTYPE);
-    return NULL;
+    return RAI_OpenTypedKeyToWrite(ctx, keyname, RAI_TensorType);
 }
 
 int RAI_TensorKeyWritable(RedisModuleCtx *ctx, RedisModuleString *keyname) {
-    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_READ);
-    int ok = RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_EMPTY || HoldsTensor(key);
-    RedisModule_CloseKey(key);
-    if (!ok) RedisModule_ReplyWithError(ctx, REDISMODULE_ERRORMSG_WRONGTYPE);
-    return ok;
+    return RAI_TypedKeyWritable(ctx, keyname, RAI_TensorType);
 }
 
 static int DTypeFromCode(uint64_t code, uint64_t bits, RAI_DType *out) {
