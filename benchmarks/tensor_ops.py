@@ -32,25 +32,19 @@ import csv
 import datetime as dt
 import io
 import json
-import os
-import random
 import shutil
-import signal
-import socket
 import statistics
 import struct
 import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import redis
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+import _bench_common as common
+
 REDIS_BENCHMARK = shutil.which("redis-benchmark") or "/usr/bin/redis-benchmark"
-PORT_RANGE = (20000, 45000)
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 0.95
 
@@ -125,67 +119,6 @@ class Row:
     ratio_per_repeat: list[float] = field(default_factory=list)
     plain_samples: list[dict[str, float]] = field(default_factory=list)
     module_samples: list[dict[str, float]] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------- server
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(200):
-        port = rng.randrange(*PORT_RANGE)
-        if port_is_free(port):
-            return port
-    raise RuntimeError("no free loopback port in %d-%d" % PORT_RANGE)
-
-
-def module_path() -> str:
-    out = subprocess.run([sys.executable, "-m", "redisai_py", "module-path"],
-                         check=True, capture_output=True, text=True, timeout=60)
-    return out.stdout.strip()
-
-
-def start_server(workdir: Path, port: int, module: str) -> subprocess.Popen[bytes]:
-    argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(workdir),
-            "--logfile", str(workdir / "redis.log"), "--loadmodule", module]
-    return subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT)
-
-
-def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 30.0) -> redis.Redis:
-    """Return a client once PING answers; fail if the server dies or stalls."""
-    deadline = time.monotonic() + timeout_s
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"redis-server exited with {proc.returncode}")
-        try:
-            if client.ping():
-                return client
-        except redis.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError("redis-server did not answer PING in time")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 # --------------------------------------------------------------------------- benchmark
@@ -367,22 +300,16 @@ def write_chart(path: Path, rows: list[Row], env: dict[str, str]) -> None:
 
 
 def main() -> int:
-    module = module_path()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="tensor_ops_bench_") as tmp:
-        port = free_port()
-        proc = start_server(Path(tmp), port, module)
-        try:
-            client = wait_ready(proc, port)
-            seed(client)
-            env = environment(client)
-            print(f"redis-server {env['redis_version']} on 127.0.0.1:{port}, "
-                  f"nproc={env['nproc']}, module {module}", flush=True)
-            rows = run_all(client, port)
-            check_keys(client)
-            client.close()
-        finally:
-            stop_server(proc)
+    with common.running_server() as server:
+        client = server.client()
+        seed(client)
+        env = environment(client)
+        print(f"redis-server {env['redis_version']} on 127.0.0.1:{server.port}, "
+              f"nproc={env['nproc']}", flush=True)
+        rows = run_all(client, server.port)
+        check_keys(client)
+        client.close()
     lines = table(rows)
     print()
     print("\n".join(lines))
