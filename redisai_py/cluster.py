@@ -147,14 +147,18 @@ def store_model_on_every_shard(cluster: RedisCluster, name: str, backend: str, d
     return keys
 
 
-def delete_model_on_every_shard(cluster: RedisCluster, name: str) -> int:
-    """AI.MODELDEL of every shard's copy that exists; returns how many were deleted."""
+def _delete_on_every_shard(cluster: RedisCluster, name: str, command: str) -> int:
     deleted = 0
     for key in model_keys(cluster, name):
         if cluster.exists(key):
-            cluster.execute_command("AI.MODELDEL", key)
+            cluster.execute_command(command, key)
             deleted += 1
     return deleted
+
+
+def delete_model_on_every_shard(cluster: RedisCluster, name: str) -> int:
+    """AI.MODELDEL of every shard's copy that exists; returns how many were deleted."""
+    return _delete_on_every_shard(cluster, name, "AI.MODELDEL")
 
 
 def store_script_on_every_shard(cluster: RedisCluster, name: str, device: str, source: str,
@@ -173,9 +177,4 @@ def store_script_on_every_shard(cluster: RedisCluster, name: str, device: str, s
 
 def delete_script_on_every_shard(cluster: RedisCluster, name: str) -> int:
     """AI.SCRIPTDEL of every shard's copy that exists; returns how many were deleted."""
-    deleted = 0
-    for key in model_keys(cluster, name):
-        if cluster.exists(key):
-            cluster.execute_command("AI.SCRIPTDEL", key)
-            deleted += 1
-    return deleted
+    return _delete_on_every_shard(cluster, name, "AI.SCRIPTDEL")

@@ -149,6 +149,29 @@ def server_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_server(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One server for a whole test module, for stories that can share one
+    (each module's `r` fixture resets it). A module may set
+    SHARED_SERVER_MODULE_ARGS for its load-time module arguments."""
+    module_args = getattr(request.module, "SHARED_SERVER_MODULE_ARGS", [])
+    name = request.module.__name__.rpartition(".")[2]
+    server = RedisServer(tmp_path_factory.mktemp(name), module_args, []).start()
+    yield server
+    server.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Polls predicate until it holds; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 @pytest.fixture
 def server(server_factory: ServerFactory) -> RedisServer:
     """A fresh server with the module and default arguments."""

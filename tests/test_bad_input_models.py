@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import io
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -116,13 +115,6 @@ def torch_refuses_negatives() -> bytes:
 
 # ---------------------------------------------------------------------------
 # fixtures and checks
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("bad_input_models"), [], []).start()
-    yield server
-    server.stop()
 
 
 def tensorset(r: redis.Redis, key: str, array: np.ndarray) -> None:

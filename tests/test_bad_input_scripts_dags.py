@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import socket
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -103,13 +102,6 @@ def error_line(server: RedisServer, *command: object) -> str:
 
 # ---------------------------------------------------------------------------
 # fixtures
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("bad_scripts_dags"), [], []).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ with its keyspace intact, so a case that hurt the server fails right there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -42,13 +41,6 @@ EMPTY_KEY = "tensor key is empty or in a different shard"
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 FLOATS = np.array([[1, 2], [3, 4]], dtype=np.float32)
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("bad_input_tensors"), [], []).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

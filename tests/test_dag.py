@@ -23,14 +23,14 @@ import io
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import redis
 
 import model_builders as mb
-from conftest import RedisServer, ServerFactory
+from conftest import RedisServer, ServerFactory, wait_until
 from keyspace import assert_intact, snapshot
 
 IN_TRANSACTION = "Cannot run RedisAI command within a transaction or a LUA script"
@@ -103,15 +103,6 @@ def error_of(call: Callable[[], object]) -> str:
     return str(err.value)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def slow_torch_model() -> bytes:
     """forward(x [64, 64], n INT64 [1]) -> x after n rounds of tanh(y @ w) + x: CPU time set by n."""
     import torch
@@ -138,11 +129,7 @@ def slow_torch_model() -> bytes:
 # fixtures
 
 
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("dag"), ["INTRA_OP_PARALLELISM", "1"], []).start()
-    yield server
-    server.stop()
+SHARED_SERVER_MODULE_ARGS = ["INTRA_OP_PARALLELISM", "1"]
 
 
 @pytest.fixture(scope="module")

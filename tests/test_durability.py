@@ -40,7 +40,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import model_builders as mb
-from conftest import RedisServer, ServerFactory
+from conftest import RedisServer, ServerFactory, wait_until
 from keyspace import snapshot
 
 AOF_ALWAYS = ["--appendonly", "yes", "--appendfsync", "always"]
@@ -86,13 +86,6 @@ def tensor(client: redis.Redis, key: str) -> np.ndarray:
 def run_info_calls(client: redis.Redis, key: str) -> int:
     reply = client.execute_command("AI.INFO", key)
     return dict(zip(reply[::2], reply[1::2]))[b"calls"]
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.02)
 
 
 def background_done(client: redis.Redis) -> bool:

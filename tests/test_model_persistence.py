@@ -20,8 +20,7 @@ as AI.TENSORSET: it never runs a model, so its AI.INFO counters stay 0.
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import pytest
 import redis
 
 import model_builders as mb
-from conftest import RedisServer, ServerFactory
+from conftest import RedisServer, ServerFactory, wait_until
 
 AOF_ARGS = ["--appendonly", "yes", "--aof-use-rdb-preamble", "no"]
 MODEL_TYPE_ID = 0x8FFF30E0C42C00  # "AI__MODEL" at encver 0 (reference section 1)
@@ -123,15 +122,6 @@ def record(r: redis.Redis, models: list[StoredModel]) -> Recorded:
         # Every model knows its I/O names before anything is persisted.
         assert metas[model.key][11] and metas[model.key][13], metas[model.key]
     return Recorded(metas, run_models(r, models, "before"))
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def assert_models_back(r: redis.Redis, models: list[StoredModel], recorded: Recorded,
@@ -256,13 +246,6 @@ def test_bgrewriteaof_and_restart(server_factory: ServerFactory) -> None:
 
 # ---------------------------------------------------------------------------
 # DEBUG RELOAD, DUMP/RESTORE, COPY: one server for the three stories
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("model_persistence"), [], []).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +32,7 @@ import pytest
 import redis
 
 import model_builders as mb
-from conftest import RedisServer, ServerFactory
+from conftest import RedisServer, ServerFactory, wait_until
 
 DEFAULT_CHUNK_SIZE = 511 * 1024 * 1024
 IN_TRANSACTION = "Cannot run RedisAI command within a transaction or a LUA script"
@@ -94,15 +93,6 @@ def info_sections(client: redis.Redis) -> dict[str, dict[str, str]]:
         sections[name] = dict(line.split(":", 1) if not line.startswith("ai_queue_") else
                               line.rsplit(":", 1) for line in lines[1:])
     return sections
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def blocked_clients(r: redis.Redis) -> int:
@@ -227,13 +217,6 @@ def backend_case(name: str) -> BackendCase:
 
 # ---------------------------------------------------------------------------
 # fixtures
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("models"), [], []).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

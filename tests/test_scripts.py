@@ -30,7 +30,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ import pytest
 import redis
 
 import model_builders as mb
-from conftest import RedisServer, ServerFactory
+from conftest import RedisServer, ServerFactory, wait_until
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 IN_TRANSACTION = "Cannot run RedisAI command within a transaction or a LUA script"
@@ -201,15 +201,6 @@ def error_of(call: Callable[[], object]) -> str:
     return str(err.value)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def _cuda_available() -> bool:
     import torch
 
@@ -223,13 +214,6 @@ def command_calls(r: redis.Redis, command: str) -> int:
 
 # ---------------------------------------------------------------------------
 # fixtures
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("scripts"), [], []).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -31,13 +30,6 @@ import redis
 import model_builders as mb
 from conftest import RedisServer
 from keyspace import snapshot
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("stories"), [], []).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
