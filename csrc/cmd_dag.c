@@ -98,9 +98,10 @@ static int ArgsBeforeArrow(RedisModuleString **argv, int argc, int from) {
 static const char *ParseLoad(DagParse *p, RedisModuleString **argv, int argc, int *pos) {
     long long n;
     if (argc - *pos < 3) return "ERR missing arguments after LOAD keyword in DAG command";
-    if (RedisModule_StringToLongLong(argv[*pos + 1], &n) != REDISMODULE_OK || n <= 0)
+    RAI_CountCheck check = RAI_ReadCount(argv[*pos + 1], 1, ArgsBeforeArrow(argv, argc, *pos + 2), &n);
+    if (check == RAI_COUNT_NOT_A_NUMBER || check == RAI_COUNT_BELOW_MIN)
         return "ERR invalid or negative value found in number of keys to LOAD";
-    if (n > ArgsBeforeArrow(argv, argc, *pos + 2))
+    if (check == RAI_COUNT_BEYOND_ARGS)
         return "ERR number of keys to LOAD into DAG does not match the number of given arguments";
     for (long long i = 0; i < n; i++) {
         RAI_Tensor *t = RAI_ReadTensorKey(p->ctx, argv[*pos + 2 + i]);
@@ -117,9 +118,10 @@ static const char *ParseLoad(DagParse *p, RedisModuleString **argv, int argc, in
 static const char *ParsePersist(DagParse *p, RedisModuleString **argv, int argc, int *pos) {
     long long n;
     if (argc - *pos < 3) return "ERR missing arguments after PERSIST keyword in DAG command";
-    if (RedisModule_StringToLongLong(argv[*pos + 1], &n) != REDISMODULE_OK || n <= 0)
+    RAI_CountCheck check = RAI_ReadCount(argv[*pos + 1], 1, ArgsBeforeArrow(argv, argc, *pos + 2), &n);
+    if (check == RAI_COUNT_NOT_A_NUMBER || check == RAI_COUNT_BELOW_MIN)
         return "ERR invalid or negative value found in number of keys to PERSIST";
-    if (n > ArgsBeforeArrow(argv, argc, *pos + 2))
+    if (check == RAI_COUNT_BEYOND_ARGS)
         return "ERR number of keys to PERSIST after DAG execution does not match the number of given arguments";
     RAI_Dag *dag = p->dag;
     dag->persist_keys = RedisModule_Calloc((size_t)n, sizeof(RedisModuleString *));
@@ -160,7 +162,7 @@ static const char *ParsePrefix(DagParse *p, RedisModuleString **argv, int argc, 
             if (RedisModule_StringToLongLong(argv[*pos + 1], &timeout) != REDISMODULE_OK)
                 return "ERR Invalid value for TIMEOUT";
             /* RedisAI lets 0 and negative values through; they mean no deadline here. */
-            if (timeout > 0) p->dag->deadline_us = RedisModule_MonotonicMicroseconds() + (uint64_t)timeout * 1000;
+            if (timeout > 0) p->dag->deadline_us = RAI_DeadlineAfterMs(RedisModule_MonotonicMicroseconds(), timeout);
             *pos += 2;
         } else {
             return UnexpectedArgument(p, arg);
@@ -451,10 +453,9 @@ static int DagKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         long long n;
         int persist = RAI_ArgIs(argv[pos], "PERSIST");
         if ((persist || RAI_ArgIs(argv[pos], "LOAD")) && pos + 1 < argc &&
-            RedisModule_StringToLongLong(argv[pos + 1], &n) == REDISMODULE_OK && n > 0) {
-            int names = ArgsBeforeArrow(argv, argc, pos + 2);
-            for (long long i = 0; i < n && i < names; i++)
-                RedisModule_KeyAtPosWithFlags(ctx, (int)(pos + 2 + i), persist ? RAI_KEY_WRITE : RAI_KEY_READ);
+            RAI_ReadCount(argv[pos + 1], 1, ArgsBeforeArrow(argv, argc, pos + 2), &n) == RAI_COUNT_OK) {
+            for (int i = 0; i < (int)n; i++)
+                RedisModule_KeyAtPosWithFlags(ctx, pos + 2 + i, persist ? RAI_KEY_WRITE : RAI_KEY_READ);
             pos += 2 + (int)n;
         } else if (RAI_ArgIs(argv[pos], "ROUTING") && pos + 1 < argc) {
             RedisModule_KeyAtPosWithFlags(ctx, pos + 1, RAI_KEY_ROUTING);

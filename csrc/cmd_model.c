@@ -159,7 +159,7 @@ static int ModelExecute(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
         RAI_JobFree(job);
         return REDISMODULE_OK;
     }
-    if (args.timeout > 0) job->deadline_us = job->queued_us + (uint64_t)args.timeout * 1000;
+    if (args.timeout > 0) job->deadline_us = RAI_DeadlineAfterMs(job->queued_us, args.timeout);
     job->bc = RedisModule_BlockClient(ctx, RAI_RunJob_Reply, NULL, RAI_FreeJobCallback, 0);
     RedisModule_BlockedClientMeasureTimeStart(job->bc);
     RAI_RunQueuePush(m->queue, job);
@@ -174,9 +174,9 @@ static int ModelExecuteKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int a
         long long n;
         int outputs = RAI_ArgIs(argv[pos], "OUTPUTS");
         if (!outputs && !RAI_ArgIs(argv[pos], "INPUTS")) continue;
-        if (RedisModule_StringToLongLong(argv[pos + 1], &n) != REDISMODULE_OK || n <= 0) break;
-        for (long long i = 0; i < n && pos + 2 + i < argc; i++)
-            RedisModule_KeyAtPosWithFlags(ctx, (int)(pos + 2 + i), outputs ? RAI_KEY_WRITE : RAI_KEY_READ);
+        if (RAI_ReadCount(argv[pos + 1], 1, RAI_ArgsAfter(argc, pos + 1), &n) != RAI_COUNT_OK) break;
+        for (int i = 0; i < (int)n; i++)
+            RedisModule_KeyAtPosWithFlags(ctx, pos + 2 + i, outputs ? RAI_KEY_WRITE : RAI_KEY_READ);
         pos += 1 + (int)n;
     }
     return REDISMODULE_OK;

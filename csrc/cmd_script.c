@@ -112,7 +112,7 @@ static RAI_Job *ScriptRunJob(RedisModuleCtx *ctx, RedisModuleString **argv, RAI_
         RAI_JobFree(job);
         return NULL;
     }
-    if (args->timeout > 0) job->deadline_us = job->queued_us + (uint64_t)args->timeout * 1000;
+    if (args->timeout > 0) job->deadline_us = RAI_DeadlineAfterMs(job->queued_us, args->timeout);
     return job;
 }
 
@@ -133,9 +133,8 @@ static int ScriptExecuteKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int 
                     : RAI_ArgIs(argv[pos], "OUTPUTS") ? RAI_KEY_WRITE
                                                       : 0;
         if (!flags && !RAI_ArgIs(argv[pos], "ARGS")) break; /* TIMEOUT or a parse error */
-        if (RedisModule_StringToLongLong(argv[pos + 1], &n) != REDISMODULE_OK || n < 0) break;
-        for (long long i = 0; flags && i < n && pos + 2 + i < argc; i++)
-            RedisModule_KeyAtPosWithFlags(ctx, (int)(pos + 2 + i), flags);
+        if (RAI_ReadCount(argv[pos + 1], 0, RAI_ArgsAfter(argc, pos + 1), &n) != RAI_COUNT_OK) break;
+        for (int i = 0; flags && i < (int)n; i++) RedisModule_KeyAtPosWithFlags(ctx, pos + 2 + i, flags);
         pos += 1 + (int)n; /* ARGS values are skipped, never read as keywords */
     }
     return REDISMODULE_OK;

@@ -1,7 +1,13 @@
-/* job.c -- allocation and error recording for background jobs. */
+/* job.c -- allocation, deadlines and error recording for background jobs. */
 #include "job.h"
 
 #include <string.h>
+
+uint64_t RAI_DeadlineAfterMs(uint64_t start_us, long long ms) {
+    if (ms <= 0) return start_us;
+    if ((uint64_t)ms > (UINT64_MAX - start_us) / 1000) return UINT64_MAX;
+    return start_us + (uint64_t)ms * 1000;
+}
 
 RAI_Job *RAI_JobNew(RAI_JobKind kind, RAI_Model *model) {
     RAI_Job *job = RedisModule_Calloc(1, sizeof(*job));

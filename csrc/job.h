@@ -62,6 +62,10 @@ typedef struct RAI_Job {
     struct RAI_Job *next; /* run-queue link */
 } RAI_Job;
 
+/* start_us + ms milliseconds, saturating: a TIMEOUT or MINBATCHTIMEOUT of
+ * 2^63-1 means "never", not a sum that wraps into the past. */
+uint64_t RAI_DeadlineAfterMs(uint64_t start_us, long long ms);
+
 RAI_Job *RAI_JobNew(RAI_JobKind kind, RAI_Model *model);
 RAI_Job *RAI_ScriptJobNew(RAI_JobKind kind, RAI_Script *script);
 

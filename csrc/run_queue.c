@@ -105,7 +105,7 @@ static int MustWait(const RAI_Job *first, long long sum, uint64_t now, uint64_t 
     const RAI_Model *m = first->model;
     if (m->minbatchsize <= 0 || sum >= m->minbatchsize) return 0;
     if (m->minbatchtimeout <= 0) return 1; /* waits for more requests, however long */
-    uint64_t expiry = first->queued_us + (uint64_t)m->minbatchtimeout * 1000;
+    uint64_t expiry = RAI_DeadlineAfterMs(first->queued_us, m->minbatchtimeout);
     if (now >= expiry) return 0;
     if (expiry - now < *wait_us) *wait_us = expiry - now;
     return 1;

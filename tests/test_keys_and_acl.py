@@ -79,6 +79,20 @@ def test_command_getkeys_answers_the_tensor_key(server):
         c.execute_command("COMMAND", "GETKEYS", "AI.CONFIG", "MODEL_CHUNK_SIZE", 1024)
 
 
+@pytest.mark.parametrize("count", [2**31, 2**32 + 1, 2**63 - 1, -(2**63), 2**64])
+def test_command_getkeys_with_a_count_near_the_limits(server, count):
+    """A count the arguments cannot hold names no keys: the walk stops at it (it once
+    stepped to a negative position and read before argv)."""
+    c = raw(server)
+    assert c.execute_command("COMMAND", "GETKEYS", "AI.MODELEXECUTE", "m", "INPUTS", count, "a", "b",
+                             "OUTPUTS", 1, "o") == [b"m"]
+    assert c.execute_command("COMMAND", "GETKEYS", "AI.SCRIPTEXECUTE", "s", "fn", "INPUTS", 1, "a",
+                             "ARGS", count, "x", "OUTPUTS", 1, "o") == [b"s", b"a"]
+    assert c.execute_command("COMMAND", "GETKEYS", "AI.DAGEXECUTE", "PERSIST", 1, "p", "LOAD", count,
+                             "a", "|>", "AI.MODELEXECUTE", "m", "INPUTS", 1, "a", "OUTPUTS", 1, "p") == [b"p", b"m"]
+    assert c.ping()
+
+
 def _key_spec(flags: list[bytes]) -> dict[bytes, object]:
     return {
         b"flags": flags,
