@@ -36,6 +36,9 @@ void RAI_JobRecordBackendLoaded(const RAI_Job *job) {
 void RAI_JobKeepArgv(RAI_Job *job, RedisModuleString **argv, int argc) {
     job->argv = RedisModule_Alloc(sizeof(*argv) * argc);
     for (int i = 0; i < argc; i++) {
+        size_t len;
+        RedisModule_StringPtrLen(argv[i], &len);
+        job->argv_bytes += len;
         RedisModule_RetainString(NULL, argv[i]);
         job->argv[i] = argv[i];
     }

@@ -46,6 +46,7 @@ typedef struct RAI_Job {
 
     RedisModuleString **argv; /* MODELSTORE: the command, retained, to replicate as given */
     int argc;
+    size_t argv_bytes; /* their total length */
     int blob_at; /* MODELSTORE: argv index of the first BLOB chunk; 0 once joined */
 
     /* MODEL_LOAD results: the session's input/output names (Alloc'd). */

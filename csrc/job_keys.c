@@ -5,6 +5,7 @@
 #include "job_keys.h"
 
 #include "cmd_admin.h"
+#include "reaper.h"
 #include "run_queue.h"
 #include "type_model.h"
 #include "type_script.h"
@@ -77,9 +78,17 @@ int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return RedisModule_ReplyWithSimpleString(ctx, "OK");
 }
 
+static void FreeJob(void *job) { RAI_JobFree(job); }
+
 void RAI_FreeJobCallback(RedisModuleCtx *ctx, void *privdata) {
     (void)ctx;
-    RAI_JobFree(privdata);
+    RAI_Job *job = privdata;
+    /* A big store's argument strings: Redis drops the client's references
+     * right after this callback, so ours become the last and freeing them
+     * would stall the main thread; the reaper drops them once this pass of
+     * the event loop is over. */
+    if (job->argv_bytes >= RAI_REAP_MIN_BYTES) RAI_Reap(FreeJob, job, 1);
+    else RAI_JobFree(job);
 }
 
 /* ------------------------------------------------------ MODELSTORE / SCRIPTSTORE */

@@ -19,6 +19,7 @@
 #include "info.h"
 #include "log.h"
 #include "py_runtime.h"
+#include "reaper.h"
 #include "rm_api.h"
 #include "run_queue.h"
 #include "type_model.h"
@@ -223,6 +224,10 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     if (RAI_TensorTypeRegister(ctx) != REDISMODULE_OK || RAI_ModelTypeRegister(ctx) != REDISMODULE_OK ||
         RAI_ScriptTypeRegister(ctx) != REDISMODULE_OK) {
         RAI_LOG_WARNING("could not create the AI data types");
+        return REDISMODULE_ERR;
+    }
+    if (RAI_ReaperStart() != 0) {
+        RAI_LOG_WARNING("could not start the reaper thread");
         return REDISMODULE_ERR;
     }
     if (RAI_RunQueueFor("CPU") == NULL || RAI_LoaderQueue() == NULL) {

@@ -31,6 +31,7 @@ struct RAI_RunQueue {
     pthread_t *threads;
     int running;  /* workers inside a batch (under lock) */
     int stopping; /* set at server shutdown: take no more jobs */
+    int background; /* the loader: its workers always run niced */
     RAI_RunQueue *next; /* the list of device queues (main thread only) */
 };
 
@@ -245,9 +246,15 @@ static void LowerPriorityIfCoresAreFull(void) {
         setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), RAI_WORKER_NICE);
 }
 
+/* The loader makes sessions (a big TorchScript load is a second of CPU):
+ * nobody waits on it but the storing client, so it never delays the main
+ * thread's wake-ups, whatever the core count. */
+static void LowerPriority(void) { setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), RAI_WORKER_NICE); }
+
 static void *WorkerMain(void *arg) {
     RAI_RunQueue *q = arg;
-    LowerPriorityIfCoresAreFull();
+    if (q->background) LowerPriority();
+    else LowerPriorityIfCoresAreFull();
     Batch batch = {0};
     for (;;) {
         pthread_mutex_lock(&q->lock);
@@ -274,8 +281,9 @@ static void *WorkerMain(void *arg) {
 
 /* ------------------------------------------------------------------ queues */
 
-static RAI_RunQueue *QueueNew(const char *name, int nthreads) {
+static RAI_RunQueue *QueueNew(const char *name, int nthreads, int background) {
     RAI_RunQueue *q = RedisModule_Calloc(1, sizeof(*q));
+    q->background = background;
     snprintf(q->name, sizeof(q->name), "%s", name);
     for (char *c = q->name; *c; c++) *c = (char)toupper((unsigned char)*c);
     pthread_mutex_init(&q->lock, NULL);
@@ -304,7 +312,7 @@ RAI_RunQueue *RAI_RunQueueFor(const char *device) {
         if (strcmp(q->name, name) == 0) return q;
     }
     CountDeviceWorkers((int)RAI_Cfg.threads_per_queue);
-    RAI_RunQueue *q = QueueNew(name, (int)RAI_Cfg.threads_per_queue);
+    RAI_RunQueue *q = QueueNew(name, (int)RAI_Cfg.threads_per_queue, 0);
     if (q == NULL) return NULL;
     q->next = device_queues;
     device_queues = q;
@@ -312,7 +320,7 @@ RAI_RunQueue *RAI_RunQueueFor(const char *device) {
 }
 
 RAI_RunQueue *RAI_LoaderQueue(void) {
-    if (loader_queue == NULL) loader_queue = QueueNew("loader", 1);
+    if (loader_queue == NULL) loader_queue = QueueNew("loader", 1, 1);
     return loader_queue;
 }
 
