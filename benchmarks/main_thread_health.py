@@ -30,7 +30,7 @@ How to run
 
     It starts its own redis-servers on free loopback ports and stops them (and redis-benchmark)
     by PID. Results go to benchmarks/results/main_thread_health.{md,json,png}. It takes about
-    1 minute.
+    2 minutes.
 """
 
 from __future__ import annotations
