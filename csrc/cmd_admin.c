@@ -14,6 +14,7 @@
 #include "log.h"
 #include "parse.h"
 #include "py_runtime.h"
+#include "sync_run.h"
 #include "type_model.h"
 #include "type_script.h"
 
@@ -32,6 +33,12 @@ int RAI_ClientCannotBlock(RedisModuleCtx *ctx) {
     int flags = RedisModule_GetContextFlags(ctx);
     return flags & (REDISMODULE_CTX_FLAGS_MULTI | REDISMODULE_CTX_FLAGS_LUA |
                     REDISMODULE_CTX_FLAGS_DENY_BLOCKING);
+}
+
+int RAI_RefuseIfCannotWait(RedisModuleCtx *ctx) {
+    if (!RAI_ClientCannotBlock(ctx) || RAI_SyncRunAllowed()) return 0;
+    RedisModule_ReplyWithError(ctx, ERR_IN_TRANSACTION);
+    return 1;
 }
 
 static void *BackendLoadThread(void *arg) {

@@ -9,16 +9,16 @@ uint64_t RAI_DeadlineAfterMs(uint64_t start_us, long long ms) {
     return start_us + (uint64_t)ms * 1000;
 }
 
-RAI_Job *RAI_JobNew(RAI_JobKind kind, RAI_Model *model) {
+RAI_Job *RAI_JobNew(const RAI_JobOps *ops, RAI_Model *model) {
     RAI_Job *job = RedisModule_Calloc(1, sizeof(*job));
-    job->kind = kind;
+    job->ops = ops;
     job->model = model ? RAI_ModelRetain(model) : NULL;
     job->queued_us = RedisModule_MonotonicMicroseconds();
     return job;
 }
 
-RAI_Job *RAI_ScriptJobNew(RAI_JobKind kind, RAI_Script *script) {
-    RAI_Job *job = RAI_JobNew(kind, NULL);
+RAI_Job *RAI_ScriptJobNew(const RAI_JobOps *ops, RAI_Script *script) {
+    RAI_Job *job = RAI_JobNew(ops, NULL);
     job->script = RAI_ScriptRetain(script);
     return job;
 }
@@ -71,7 +71,6 @@ void RAI_JobFree(RAI_Job *job) {
     FreeStrings(job->nkeys, job->keys);
     FreeStrings(job->nargs, job->args);
     RedisModule_Free(job->arglens);
-    RedisModule_Free(job->dag_ops);
     for (int i = 0; i < job->ninputs; i++) RAI_TensorRelease(job->inputs[i]);
     RedisModule_Free(job->inputs);
     for (int i = 0; i < job->noutputs; i++) {

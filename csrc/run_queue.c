@@ -16,9 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "dag.h"
 #include "log.h"
-#include "py_jobs.h"
 
 #define RAI_QUEUE_NAME_MAX 32
 
@@ -37,6 +35,10 @@ struct RAI_RunQueue {
 
 static RAI_RunQueue *device_queues;
 static RAI_RunQueue *loader_queue;
+static int stopping; /* the server is shutting down */
+static __thread int on_worker_thread;
+
+int RAI_OnWorkerThread(void) { return on_worker_thread; }
 
 /* ---------------------------------------------------------------- batching */
 
@@ -54,7 +56,7 @@ static long long CommonDim0(const RAI_Job *job) {
 
 /* Same model, and inputs that agree in count, dtype, rank and every dim past 0. */
 static int CanBatchTogether(const RAI_Job *a, const RAI_Job *b) {
-    if (b->kind != RAI_JOB_MODEL_RUN || a->model != b->model || a->ninputs != b->ninputs) return 0;
+    if (!b->ops->batchable || a->model != b->model || a->ninputs != b->ninputs) return 0;
     for (int i = 0; i < a->ninputs; i++) {
         const RAI_Tensor *x = a->inputs[i], *y = b->inputs[i];
         if (x->dtype != y->dtype || x->ndims != y->ndims) return 0;
@@ -127,7 +129,7 @@ static int TakeRunnable(RAI_RunQueue *q, Batch *b, uint64_t *wait_us) {
     int nwaiting = 0;
     b->n = 0;
     for (RAI_Job *job = q->head; job != NULL; job = job->next) {
-        int batchable = job->kind == RAI_JOB_MODEL_RUN && job->model->batchsize > 0 &&
+        int batchable = job->ops->batchable && job->model->batchsize > 0 &&
                         !(job->deadline_us && now > job->deadline_us);
         long long dim0 = batchable ? CommonDim0(job) : -1;
         if (!batchable || dim0 <= 0 || dim0 >= job->model->batchsize) {
@@ -172,62 +174,10 @@ static int SkipIfLate(RAI_Job *job) {
     return 1;
 }
 
-void RAI_JobLoadNow(RAI_Job *job) {
-    RAI_JobJoinBlob(job, job->argv, job->argc);
-    RAI_PyLoadModel(job);
-}
-
 static void RunBatch(Batch *b) {
     RAI_Job *first = b->jobs[0];
     if (b->n == 1 && SkipIfLate(first)) return;
-    switch (first->kind) {
-    case RAI_JOB_MODEL_RUN: RAI_PyRunModel(b->jobs, b->n); break;
-    case RAI_JOB_MODEL_LOAD:
-    case RAI_JOB_SCRIPT_LOAD: RAI_JobLoadNow(first); break;
-    case RAI_JOB_SCRIPT_RUN: RAI_PyRunScript(first); break;
-    case RAI_JOB_DAG_RUN: first->dag_last = RAI_DagRunOps(first->dag, first->dag_ops, first->ndag_ops); break;
-    }
-}
-
-/* Hands a finished job back: to its blocked client's reply callback, or, for
- * a background session load, records the names under the Redis lock (the
- * GIL is not held here, so main thread and worker cannot deadlock). */
-static void FinishJob(RAI_RunQueue *q, RAI_Job *job) {
-    if (job->kind == RAI_JOB_DAG_RUN) {
-        /* The DAG goes back to its client once its last sub-job is done. */
-        if (job->dag_last) {
-            RedisModule_BlockedClientMeasureTimeEnd(job->dag->bc);
-            RedisModule_UnblockClient(job->dag->bc, job->dag);
-        }
-        RAI_JobFree(job);
-        return;
-    }
-    if (job->bc) {
-        RedisModule_BlockedClientMeasureTimeEnd(job->bc);
-        RedisModule_UnblockClient(job->bc, job);
-        return;
-    }
-    RedisModuleCtx *ctx = RedisModule_GetThreadSafeContext(NULL);
-    /* At shutdown the main thread holds the Redis lock while it waits for
-     * this worker: give up on the names rather than wait for each other. */
-    while (RedisModule_ThreadSafeContextTryLock(ctx) != REDISMODULE_OK) {
-        if (__atomic_load_n(&q->stopping, __ATOMIC_ACQUIRE)) {
-            RedisModule_FreeThreadSafeContext(ctx);
-            return; /* the job is left to the exiting process */
-        }
-        usleep(100);
-    }
-    if (job->error) {
-        RAI_LOG_WARNING("session of a stored %s could not be made: %s", job->model ? "model" : "script",
-                        job->error);
-    } else if (job->model) {
-        RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
-                          job->nloaded_outputs, (const char **)job->loaded_outputs);
-    }
-    if (!job->error) RAI_JobRecordBackendLoaded(job);
-    RAI_JobFree(job);
-    RedisModule_ThreadSafeContextUnlock(ctx);
-    RedisModule_FreeThreadSafeContext(ctx);
+    first->ops->run(b->jobs, b->n);
 }
 
 /* When the workers alone can keep every core busy, they run at a lower CPU
@@ -253,6 +203,7 @@ static void LowerPriority(void) { setpriority(PRIO_PROCESS, (id_t)syscall(SYS_ge
 
 static void *WorkerMain(void *arg) {
     RAI_RunQueue *q = arg;
+    on_worker_thread = 1;
     if (q->background) LowerPriority();
     else LowerPriorityIfCoresAreFull();
     Batch batch = {0};
@@ -268,7 +219,7 @@ static void *WorkerMain(void *arg) {
         pthread_mutex_unlock(&q->lock);
 
         RunBatch(&batch);
-        for (int i = 0; i < batch.n; i++) FinishJob(q, batch.jobs[i]);
+        for (int i = 0; i < batch.n; i++) batch.jobs[i]->ops->done(batch.jobs[i]);
 
         pthread_mutex_lock(&q->lock);
         q->running--;
@@ -348,8 +299,11 @@ static void WaitIdle(RAI_RunQueue *q, uint64_t deadline_us) {
     pthread_mutex_unlock(&q->lock);
 }
 
+int RAI_RunQueuesStopping(void) { return __atomic_load_n(&stopping, __ATOMIC_ACQUIRE); }
+
 void RAI_RunQueuesShutdown(uint64_t timeout_ms) {
     uint64_t deadline = RedisModule_MonotonicMicroseconds() + timeout_ms * 1000;
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
     for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) StopTakingJobs(q);
     if (loader_queue) StopTakingJobs(loader_queue);
     for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) WaitIdle(q, deadline);
