@@ -1,5 +1,6 @@
 # Two commands for a new Debian 12 machine (as root), both idempotent:
 #   make run   - install what is missing, then redis-server with the module on 127.0.0.1:6379
+#                (SERVER=valkey: the pinned valkey-server instead)
 #   make test  - install what is missing, then the whole test suite
 PYTHON ?= /usr/bin/python3.11
 VENV := .venv
@@ -8,11 +9,12 @@ PORT ?= 6379
 DEPS_STAMP := $(VENV)/.deps-installed
 SHIM := $(VENV)/lib/python3.11/site-packages/redisai_py/redisai_shim.so
 PYTEST_ARGS ?=
+SERVER ?= redis
 
 .PHONY: run test install system build bench clean
 
 run: install
-	$(VPY) -m redisai_py serve --port $(PORT) --dir .data
+	$(VPY) -m redisai_py serve --server $(SERVER) --port $(PORT) --dir .data
 
 test: install
 	$(VPY) -m pytest $(PYTEST_ARGS)
@@ -45,7 +47,7 @@ $(DEPS_STAMP): pyproject.toml
 	[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet "scikit-build-core>=0.10" torch==2.13.0
-	$(VPY) -m pip install --quiet $$($(VPY) -c 'import tomllib; d=tomllib.load(open("pyproject.toml","rb"))["project"]; print(" ".join(d["dependencies"] + [x for k in ("backends","test","bench") for x in d["optional-dependencies"][k]]))')
+	$(VPY) -m pip install --quiet $$($(VPY) -c 'import tomllib; d=tomllib.load(open("pyproject.toml","rb"))["project"]; print(" ".join(d["dependencies"] + [x for k in ("backends","test","bench","valkey") for x in d["optional-dependencies"][k]]))')
 	touch $@
 
 # The shim and the package, built into the venv (incremental CMake build under build/).
