@@ -14,9 +14,11 @@ from __future__ import annotations
 import pytest
 import redis
 
+from conftest import server_says
 from keyspace import assert_intact, snapshot
 
-NOPERM_KEY = "no permissions to access one of the keys used as arguments"
+NOPERM_KEY = server_says("no permissions to access one of the keys used as arguments",
+                         "No permissions to access a key")
 TENSORSET_B = ("AI.TENSORSET", "b:x", "FLOAT", 2, "VALUES", 9, 9)
 TENSORSET_A = ("AI.TENSORSET", "a:x", "INT16", 2, "VALUES", 3, 4)
 
@@ -148,6 +150,8 @@ def test_tenant_reaches_its_own_keys_and_no_others(tenants, r, user):
     # key are one entry with a count).
     counts: dict[str, int] = {}
     for entry in r.acl_log():
+        if entry["object"] == "client|setinfo":
+            continue  # redis-py's handshake: Valkey has the command, and "narrow" may not run it
         assert (entry["reason"], entry["username"], entry["context"]) == ("key", user, "toplevel")
         counts[entry["object"]] = counts.get(entry["object"], 0) + entry["count"]
     assert counts == {"b:x": 3, "b:new": 1, "b:plain": 1, "b:missing": 1, "B:X": 1}
@@ -176,7 +180,8 @@ def test_refusal_inside_multi_and_inside_a_script(tenants, r):
 
     # A script that names the key only in ARGV hits the same check.
     script = "return redis.call('AI.TENSORSET', ARGV[1], 'FLOAT', 1, 'VALUES', 5)"
-    with pytest.raises(redis.ResponseError, match="can't access at least one of the keys"):
+    with pytest.raises(redis.ResponseError, match=server_says(
+            "can't access at least one of the keys", f"ACL failure in script: {NOPERM_KEY}")):
         c.eval(script, 0, "b:x")
     assert_intact(r, before)
     assert c.eval(script, 0, "a:x") == b"OK"
@@ -187,14 +192,16 @@ def test_acl_dryrun_agrees(tenants, r):
     def dryrun(user, *command):
         return r.execute_command("ACL", "DRYRUN", user, *command)
 
+    def refused(user, key):
+        who = server_says("This user", f"User {user}")
+        return f"{who} has no permissions to access the '{key}' key".encode()
+
     assert dryrun("tenant", *TENSORSET_A) == b"OK"
-    assert dryrun("tenant", *TENSORSET_B) == b"This user has no permissions to access the 'b:x' key"
+    assert dryrun("tenant", *TENSORSET_B) == refused("tenant", "b:x")
     assert dryrun("reader", "AI.TENSORGET", "a:x") == b"OK"
-    assert dryrun("reader", *TENSORSET_A) == \
-        b"This user has no permissions to access the 'a:x' key"
+    assert dryrun("reader", *TENSORSET_A) == refused("reader", "a:x")
     assert dryrun("writer", *TENSORSET_A) == b"OK"
-    assert dryrun("writer", "AI.TENSORGET", "a:x") == \
-        b"This user has no permissions to access the 'a:x' key"
+    assert dryrun("writer", "AI.TENSORGET", "a:x") == refused("writer", "a:x")
 
 
 def test_read_only_pattern_reads_but_cannot_write(tenants, r):
@@ -221,3 +228,4 @@ def test_write_only_pattern_writes_but_cannot_read(tenants, r):
     with pytest.raises(redis.exceptions.NoPermissionError, match=NOPERM_KEY):
         c.execute_command(*TENSORSET_B)
     assert_intact(r, before)
+
