@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from conftest import server_says
+from conftest import SERVER_KIND, server_says
 from keyspace import assert_intact, snapshot
 
 NOPERM_KEY = server_says("no permissions to access one of the keys used as arguments",
@@ -229,3 +229,29 @@ def test_write_only_pattern_writes_but_cannot_read(tenants, r):
         c.execute_command(*TENSORSET_B)
     assert_intact(r, before)
 
+
+# ACL categories (servers whose module API has them: Valkey, Redis 7.2+)
+
+READ_COMMANDS = {"ai.tensorget", "ai.modelget", "ai._modelscan", "ai.scriptget", "ai._scriptscan",
+                 "ai.dagexecute_ro", "ai.dagrun_ro", "ai.info"}
+
+
+@pytest.mark.skipif(SERVER_KIND == "redis",
+                    reason="Redis 7.0 has no ACL categories for module commands")
+def test_read_and_write_categories_grant_the_ai_commands(tenants, r):
+    assert {c for c in r.acl_cat("read") if c.startswith("ai.")} == READ_COMMANDS
+    assert "ai.config" in r.acl_cat("admin")
+    r.execute_command("ACL", "SETUSER", "cat-reader", "on", ">pw", "~*", "+@read")
+    r.execute_command("ACL", "SETUSER", "cat-writer", "on", ">pw", "~*", "+@write")
+    reader, writer = as_user(tenants, "cat-reader"), as_user(tenants, "cat-writer")
+    before = snapshot(r)
+
+    assert reader.execute_command("AI.TENSORGET", "b:x", "VALUES") == [7, 8, 9]
+    for command in [TENSORSET_A, ("AI.CONFIG", "MODEL_CHUNK_SIZE", 1024)]:
+        with pytest.raises(redis.exceptions.NoPermissionError, match="has no permissions to run"):
+            reader.execute_command(*command)
+    with pytest.raises(redis.exceptions.NoPermissionError, match="has no permissions to run"):
+        writer.execute_command("AI.TENSORGET", "a:x", "META")
+    assert_intact(r, before)
+    assert writer.execute_command(*TENSORSET_A) == b"OK"
+    assert tensor_get(r, "a:x") == [b"dtype", b"INT16", b"shape", [2], b"blob", b"\x03\x00\x04\x00"]
