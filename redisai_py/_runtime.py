@@ -1,4 +1,4 @@
-"""The in-server side of the shim: what csrc/py_runtime.c and py_jobs.c call.
+"""The in-server side of the shim: what csrc/python/py_runtime.c and py_jobs.c call.
 
 Runs inside redis-server. `start` is called once on the main thread during
 module load, before the server serves; everything else runs on the shim's
