@@ -13,6 +13,7 @@
 
 #include "commands/cmd_admin.h"
 #include "commands/cmd_tensor.h"
+#include "commands/job_keys.h"
 #include "exec/dag.h"
 #include "python/job_kinds.h"
 #include "commands/parse.h"
@@ -346,31 +347,14 @@ static int PersistKeysWritable(RedisModuleCtx *ctx, const RAI_Dag *dag) {
 
 /* Writes the PERSIST keys and replicates each as AI.TENSORSET ... BLOB. */
 static void Persist(RedisModuleCtx *ctx, RAI_Dag *dag) {
-    for (int i = 0; i < dag->npersist; i++) {
-        RAI_Tensor *t = dag->slots[dag->persist_slots[i]];
-        RedisModuleKey *key = RedisModule_OpenKey(ctx, dag->persist_keys[i], REDISMODULE_WRITE);
-        RedisModule_ModuleTypeSetValue(key, RAI_TensorType, RAI_TensorRetain(t));
-        RedisModule_CloseKey(key);
-        size_t argc;
-        RedisModuleString **args = RAI_TensorSetArgs(t, &argc);
-        RedisModule_Replicate(ctx, "AI.TENSORSET", "sv", dag->persist_keys[i], args, argc);
-        RAI_FreeArgs(args, argc);
-    }
+    for (int i = 0; i < dag->npersist; i++)
+        RAI_WriteTensorKey(ctx, dag->persist_keys[i], dag->slots[dag->persist_slots[i]]);
 }
 
 static void CountRun(const RAI_DagOp *op, const RAI_Dag *dag) {
     if (op->job == NULL || op->state == RAI_OP_PENDING) return;
-    RAI_RunStats *stats = RAI_JobStats(op->job);
-    stats->calls++;
-    if (op->state == RAI_OP_FAILED) {
-        stats->errors++;
-        return;
-    }
-    stats->duration_us += (long long)op->job->duration_us;
-    if (op->job->model && op->noutputs > 0) {
-        const RAI_Tensor *first = dag->slots[op->outputs[0]];
-        stats->samples += first->ndims > 0 ? first->shape[0] : 1;
-    }
+    int produced = op->state == RAI_OP_DONE && op->noutputs > 0;
+    RAI_JobCount(op->job, produced ? dag->slots[op->outputs[0]] : NULL);
 }
 
 static void ReplyWithOp(RedisModuleCtx *ctx, const RAI_DagOp *op, const RAI_Dag *dag) {

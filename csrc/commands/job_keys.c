@@ -49,37 +49,43 @@ int RAI_JobOutputKeysWritable(RedisModuleCtx *ctx, RAI_Job *job) {
 
 /* Stores each output and replicates it as AI.TENSORSET ... BLOB, so replicas
  * and the AOF never run the model or script. */
-static void WriteOutputs(RedisModuleCtx *ctx, RAI_Job *job) {
-    for (int i = 0; i < job->noutputs; i++) {
-        RedisModuleKey *key = RedisModule_OpenKey(ctx, job->output_keys[i], REDISMODULE_WRITE);
-        RedisModule_ModuleTypeSetValue(key, RAI_TensorType, RAI_TensorRetain(job->outputs[i]));
-        RedisModule_CloseKey(key);
-        size_t argc;
-        RedisModuleString **args = RAI_TensorSetArgs(job->outputs[i], &argc);
-        RedisModule_Replicate(ctx, "AI.TENSORSET", "sv", job->output_keys[i], args, argc);
-        RAI_FreeArgs(args, argc);
+void RAI_WriteTensorKey(RedisModuleCtx *ctx, RedisModuleString *keyname, RAI_Tensor *t) {
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, keyname, REDISMODULE_WRITE);
+    RedisModule_ModuleTypeSetValue(key, RAI_TensorType, RAI_TensorRetain(t));
+    RedisModule_CloseKey(key);
+    size_t argc;
+    RedisModuleString **args = RAI_TensorSetArgs(t, &argc);
+    RedisModule_Replicate(ctx, "AI.TENSORSET", "sv", keyname, args, argc);
+    RAI_FreeArgs(args, argc);
+}
+
+void RAI_JobCount(RAI_Job *job, const RAI_Tensor *first_output) {
+    RAI_RunStats *stats = RAI_JobStats(job);
+    stats->calls++;
+    if (job->error) {
+        stats->errors++;
+        return;
     }
+    stats->duration_us += (long long)job->duration_us;
+    if (job->model && first_output) stats->samples += first_output->ndims > 0 ? first_output->shape[0] : 1;
 }
 
 /* Counts the run, writes and replicates its outputs, replies. */
 static int FinishRun(RedisModuleCtx *ctx, RAI_Job *job) {
-    RAI_RunStats *stats = RAI_JobStats(job);
     if (job->timed_out) return RedisModule_ReplyWithSimpleString(ctx, "TIMEDOUT");
-    stats->calls++;
     if (job->error) {
-        stats->errors++;
+        RAI_JobCount(job, NULL);
         return RedisModule_ReplyWithError(ctx, job->error);
     }
     if (job->model && job->nloaded_inputs > 0)
         RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
                           job->nloaded_outputs, (const char **)job->loaded_outputs);
-    if (!RAI_JobOutputKeysWritable(ctx, job)) return REDISMODULE_OK; /* WRONGTYPE replied */
-    WriteOutputs(ctx, job);
-    stats->duration_us += (long long)job->duration_us;
-    if (job->model && job->noutputs > 0) {
-        const RAI_Tensor *first = job->outputs[0];
-        stats->samples += first->ndims > 0 ? first->shape[0] : 1;
+    if (!RAI_JobOutputKeysWritable(ctx, job)) { /* WRONGTYPE replied; the run counts, not its time */
+        RAI_JobStats(job)->calls++;
+        return REDISMODULE_OK;
     }
+    for (int i = 0; i < job->noutputs; i++) RAI_WriteTensorKey(ctx, job->output_keys[i], job->outputs[i]);
+    RAI_JobCount(job, job->noutputs > 0 ? job->outputs[0] : NULL);
     return RedisModule_ReplyWithSimpleString(ctx, "OK");
 }
 

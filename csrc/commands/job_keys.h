@@ -17,6 +17,16 @@ void RAI_JobKeepOutputKeys(RAI_Job *job, RedisModuleString **keys);
 /* 1 if every output key is empty or a tensor; else replies WRONGTYPE. */
 int RAI_JobOutputKeysWritable(RedisModuleCtx *ctx, RAI_Job *job);
 
+/* Stores t under keyname and replicates it as AI.TENSORSET ... BLOB, so
+ * replicas and the AOF never run the model or script (run outputs and DAG
+ * PERSIST keys alike). */
+void RAI_WriteTensorKey(RedisModuleCtx *ctx, RedisModuleString *keyname, RAI_Tensor *t);
+
+/* Counts one finished run (standalone or a DAG op) in its model's or
+ * script's stats: a call, an error or its time, and the samples of its first
+ * output (dim 0). */
+void RAI_JobCount(RAI_Job *job, const RAI_Tensor *first_output);
+
 /* Reply callback of MODELEXECUTE / SCRIPTEXECUTE: writes and replicates the
  * outputs, counts the run, replies OK / TIMEDOUT / the error. */
 int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
