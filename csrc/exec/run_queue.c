@@ -104,9 +104,15 @@ static long long Gather(const RAI_Job *first, long long dim0, Batch *b) {
 
 /* Whether a gathered group below MINBATCHSIZE must keep waiting; if so,
  * *wait_us is lowered to when its MINBATCHTIMEOUT expires. */
-static int MustWait(const RAI_Job *first, long long sum, uint64_t now, uint64_t *wait_us) {
+static int MustWait(const Batch *b, long long sum, uint64_t now, uint64_t *wait_us) {
+    const RAI_Job *first = b->jobs[0];
     const RAI_Model *m = first->model;
     if (m->minbatchsize <= 0 || sum >= m->minbatchsize) return 0;
+    /* A main thread waiting for one of these (MULTI/Lua) serves no client
+     * that could fill the batch: run what there is. */
+    for (int i = 0; i < b->n; i++) {
+        if (b->jobs[i]->waiter) return 0;
+    }
     if (m->minbatchtimeout <= 0) return 1; /* waits for more requests, however long */
     uint64_t expiry = RAI_DeadlineAfterMs(first->queued_us, m->minbatchtimeout);
     if (now >= expiry) return 0;
@@ -139,7 +145,7 @@ static int TakeRunnable(RAI_RunQueue *q, Batch *b, uint64_t *wait_us) {
         }
         if (SeenModel(waiting, nwaiting, job->model)) continue;
         long long sum = Gather(job, dim0, b);
-        if (!MustWait(job, sum, now, wait_us)) break;
+        if (!MustWait(b, sum, now, wait_us)) break;
         if (nwaiting < 64) waiting[nwaiting++] = job->model;
         b->n = 0;
     }
