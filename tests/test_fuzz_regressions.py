@@ -15,8 +15,15 @@ SystemError text, or the server died of SIGSEGV when the hole was read as a
 name (`AI.MODELSTORE m TF CPU INPUTS 2 "\x91" b OUTPUTS 1 mul BLOB <graph>`).
 Undecodable bytes now become U+FFFD, and the name fails as unknown names do.
 
-Each story gets a fresh server: before the fix the first bad store left the
-server unable to store scripts.
+A model payload that claims a huge blob. RESTORE hands a model's DUMP
+payload to our RDB decoder, which allocated the blob length the payload
+claimed before reading any chunk; Redis ends the process when an
+allocation fails ("Out Of Memory allocating 9223372036854775807 bytes!").
+Found as RESTORE of a re-signed payload with that one field changed. The
+decoder now only compares the claimed length with the chunks it reads.
+
+Each story gets a fresh server: before the fixes a bad store left the
+server unable to store scripts, and a bad RESTORE killed it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import numpy as np
 import pytest
 import redis
 
+import fuzz_dump
 import model_builders as mb
 from conftest import RedisServer
 
@@ -96,3 +104,28 @@ def test_tf_input_name_that_is_not_utf8_gets_tfs_message_and_models_still_store(
     set_pair(client)
     assert client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, "x", "y", "OUTPUTS", 1, "product") == b"OK"
     assert np.allclose(tensor_values(client, "product"), [10.0, 40.0])
+
+
+@pytest.mark.parametrize("claimed", [2**63 - 1, 2**64 - 1, "one byte more", "one byte less"])
+def test_restore_of_a_model_payload_that_misstates_its_blob_length_is_refused(client: redis.Redis,
+                                                                              claimed: int | str):
+    blob = mb.onnx_add()
+    assert client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", blob) == b"OK"
+    payload = client.dump("m")
+    value = fuzz_dump.decode(payload)
+    # The length comes right before the chunk count, after the names (reference section 9).
+    at = next(i for i, (op, item) in enumerate(value.fields) if op == fuzz_dump.OP_UINT and item == len(blob))
+    length = {"one byte more": len(blob) + 1, "one byte less": len(blob) - 1}.get(claimed, claimed)
+    value.fields[at] = (fuzz_dump.OP_UINT, length)
+
+    with pytest.raises(redis.ResponseError, match="^Bad data format$"):
+        client.restore("copy", 0, value.encode())
+    assert client.exists("copy") == 0
+    assert client.dump("m") == payload
+
+    # The same payload, re-signed unchanged, restores a model that runs.
+    assert client.restore("copy", 0, fuzz_dump.decode(payload).encode()) == b"OK"
+    set_pair(client)
+    assert client.execute_command("AI.MODELEXECUTE", "copy", "INPUTS", 2, "x", "y",
+                                  "OUTPUTS", 2, "sum", "product") == b"OK"
+    assert tensor_values(client, "sum") == [11.0, 22.0]
