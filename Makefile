@@ -1,6 +1,8 @@
 # Two commands for a new Debian 12 machine (as root), both idempotent:
 #   make run   - install what is missing, then redis-server with the module on 127.0.0.1:6379
-#   make test  - install what is missing, then the whole test suite
+#                (SERVER=valkey: the pinned valkey-server instead)
+#   make test  - install what is missing, then the whole test suite on Redis 7.0 and
+#                VALKEY_TESTS on Valkey
 PYTHON ?= /usr/bin/python3.11
 VENV := .venv
 VPY := $(VENV)/bin/python
@@ -8,14 +10,22 @@ PORT ?= 6379
 DEPS_STAMP := $(VENV)/.deps-installed
 SHIM := $(VENV)/lib/python3.11/site-packages/redisai_py/redisai_shim.so
 PYTEST_ARGS ?=
+SERVER ?= redis
+# What `make test` runs again on Valkey: the stories of data, models, scripts,
+# DAGs, persistence, replicas and ACLs, and one cluster story (failover).
+VALKEY_TESTS ?= tests/test_tensors.py tests/test_models.py tests/test_scripts.py tests/test_dag.py \
+	tests/test_persistence.py tests/test_model_persistence.py tests/test_replication.py \
+	tests/test_keys_and_acl.py tests/test_inference_in_transactions.py \
+	tests/test_cluster.py::test_killed_primary_fails_over_and_the_replica_serves_the_same_data
 
 .PHONY: run test install system build bench clean
 
 run: install
-	$(VPY) -m redisai_py serve --port $(PORT) --dir .data
+	$(VPY) -m redisai_py serve --server $(SERVER) --port $(PORT) --dir .data
 
 test: install
 	$(VPY) -m pytest $(PYTEST_ARGS)
+	$(VPY) -m pytest --server valkey $(VALKEY_TESTS)
 
 # Every benchmark, peers included (wrk drives the REST peer); results in benchmarks/results/.
 bench: install
@@ -45,7 +55,7 @@ $(DEPS_STAMP): pyproject.toml
 	[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet "scikit-build-core>=0.10" torch==2.13.0
-	$(VPY) -m pip install --quiet $$($(VPY) -c 'import tomllib; d=tomllib.load(open("pyproject.toml","rb"))["project"]; print(" ".join(d["dependencies"] + [x for k in ("backends","test","bench") for x in d["optional-dependencies"][k]]))')
+	$(VPY) -m pip install --quiet $$($(VPY) -c 'import tomllib; d=tomllib.load(open("pyproject.toml","rb"))["project"]; print(" ".join(d["dependencies"] + [x for k in ("backends","test","bench","valkey") for x in d["optional-dependencies"][k]]))')
 	touch $@
 
 # The shim and the package, built into the venv (incremental CMake build under build/).

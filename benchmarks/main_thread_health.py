@@ -19,21 +19,30 @@ What it measures
     THREADS_PER_QUEUE 1 (the default: one worker, one core busy) and THREADS_PER_QUEUE 2 (both
     cores of this 2-core machine busy with workers).
 
+    Then big stores: one redis-py client stores a ~BIG_STORE_MB MB value while another PINGs
+    every BIG_PING_INTERVAL_S; per round, in one server: SET of a new key, SET over it, AI.MODELSTORE
+    (TorchScript of the same size) of a new key, AI.MODELSTORE over it. It reports, per kind, the
+    median over BIG_ROUNDS rounds of each store's worst PING and p99, and MODELSTORE's stall as a
+    ratio of SET's for the same bytes. Goal: MODELSTORE's worst PING <= 1.5x SET's.
+
 How to run
     .venv/bin/python benchmarks/main_thread_health.py
 
     It starts its own redis-servers on free loopback ports and stops them (and redis-benchmark)
     by PID. Results go to benchmarks/results/main_thread_health.{md,json,png}. It takes about
-    1 minute.
+    2 minutes.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -54,6 +63,11 @@ PING_INTERVAL_S = 0.001
 MAX_PINGS = 20_000
 GOAL_P99_MS = 1.0
 MODEL_KEY, IN_KEY, OUT_KEY = "busy", "x", "y"
+BIG_STORE_MB = 190
+BIG_ROUNDS = 5
+BIG_PING_INTERVAL_S = 0.0005
+BIG_GOAL_RATIO = 1.5
+BIG_KINDS = ("SET new", "SET over", "MODELSTORE new", "MODELSTORE over")
 FIRST_GUESS_STEPS = 75
 CALIBRATION_ROUNDS = 4
 
@@ -83,6 +97,18 @@ class ConfigResult:
     slow_events: dict[str, dict[str, int]]  # server latency monitor (>= 1 ms), load window
     worker_ms_per_run: float     # AI.INFO duration / calls during the window
     benchmark_exit: int | None   # None: still running at the end of the window, then stopped
+
+
+@dataclass
+class BigStoreResult:
+    """PING while one ~BIG_STORE_MB MB value is stored: per kind, medians over the rounds."""
+
+    megabytes: float
+    rounds: int
+    worst_ping_ms: dict[str, float]   # median over rounds of each store's slowest PING
+    p99_ping_ms: dict[str, float]     # median over rounds of each store's PING p99
+    store_ms: dict[str, float]        # median time the store itself took
+    all_worst_ping_ms: dict[str, list[float]]
 
 
 # --------------------------------------------------------------------------- the model
@@ -231,7 +257,108 @@ def run_config(threads: int, steps: int) -> tuple[ConfigResult, dict[str, str]]:
                         exit_code), env
 
 
+def heavy_model(megabytes: int, fill: float) -> bytes:
+    """TorchScript forward(x) -> x + w[0], with w holding `megabytes` MB of parameters."""
+    import torch
+
+    class Heavy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.full((megabytes * 1024 * 1024 // 4,), fill),
+                                        requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.w[0]
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(Heavy()), buf)
+    return buf.getvalue()
+
+
+def pings_during(server: common.Server, store: Callable[[], object]) -> tuple[float, float, float]:
+    """PING from a thread of its own while `store` runs: (store ms, PING p99 ms, PING max ms)."""
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def ping() -> None:
+        client = server.client(timeout_s=120)
+        while not stop.is_set():
+            t0 = time.perf_counter_ns()
+            client.ping()
+            samples.append(time.perf_counter_ns() - t0)
+            time.sleep(BIG_PING_INTERVAL_S)
+        client.close()
+
+    pinger = threading.Thread(target=ping)
+    pinger.start()
+    while len(samples) < 20:
+        time.sleep(0.001)
+    t0 = time.perf_counter()
+    store()
+    store_ms = (time.perf_counter() - t0) * 1000
+    time.sleep(0.2)  # what the store leaves behind (frees, replies) is part of it
+    stop.set()
+    pinger.join()
+    ms = np.array(samples) / 1e6
+    return store_ms, float(np.percentile(ms, 99)), float(ms.max())
+
+
+def run_big_stores() -> BigStoreResult:
+    blobs = [heavy_model(BIG_STORE_MB, float(i)) for i in range(2)]
+    megabytes = len(blobs[0]) / 2**20
+    worst: dict[str, list[float]] = {k: [] for k in BIG_KINDS}
+    p99: dict[str, list[float]] = {k: [] for k in BIG_KINDS}
+    took: dict[str, list[float]] = {k: [] for k in BIG_KINDS}
+    with common.running_server() as server:
+        client = server.client(timeout_s=120)
+        print(f"big stores: {megabytes:.0f} MB, SET vs AI.MODELSTORE, {BIG_ROUNDS} rounds", flush=True)
+        for _ in range(BIG_ROUNDS):
+            for kind in BIG_KINDS:
+                blob = blobs[kind.endswith("over")]
+                if kind.startswith("SET"):
+                    store = functools.partial(client.set, "big:set", blob)
+                else:
+                    store = functools.partial(client.execute_command, "AI.MODELSTORE", "big:model",
+                                              "TORCH", "CPU", "BLOB", blob)
+                store_ms, ping_p99, ping_max = pings_during(server, store)
+                worst[kind].append(ping_max)
+                p99[kind].append(ping_p99)
+                took[kind].append(store_ms)
+            assert client.delete("big:set", "big:model") == 2
+            time.sleep(0.5)
+        client.close()
+    median = lambda d: {k: float(np.median(v)) for k, v in d.items()}  # noqa: E731
+    result = BigStoreResult(megabytes, BIG_ROUNDS, median(worst), median(p99), median(took), worst)
+    for kind in BIG_KINDS:
+        print(f"  {kind:16s} store {result.store_ms[kind]:7.0f} ms  PING p99 "
+              f"{result.p99_ping_ms[kind]:6.2f}  worst {result.worst_ping_ms[kind]:6.2f} ms", flush=True)
+    return result
+
+
 # --------------------------------------------------------------------------- reports
+
+
+def big_store_lines(big: BigStoreResult) -> list[str]:
+    lines = ["| store of the same bytes | store ms | PING p99 ms | worst PING ms | worst / SET's |",
+             "|---|---:|---:|---:|---:|"]
+    for kind in BIG_KINDS:
+        peer = "SET " + kind.split(" ")[1]
+        ratio = big.worst_ping_ms[kind] / big.worst_ping_ms[peer]
+        lines.append(f"| {kind} | {big.store_ms[kind]:.0f} | {big.p99_ping_ms[kind]:.2f} | "
+                     f"{big.worst_ping_ms[kind]:.2f} | {ratio:.2f}x |")
+    return lines
+
+
+def big_store_verdict(big: BigStoreResult) -> str:
+    parts = []
+    for when in ("new", "over"):
+        ratio = big.worst_ping_ms[f"MODELSTORE {when}"] / big.worst_ping_ms[f"SET {when}"]
+        parts.append(f"{when} key {ratio:.2f}x ({'met' if ratio <= BIG_GOAL_RATIO else 'NOT met'})")
+    return (f"goal: a {big.megabytes:.0f} MB MODELSTORE stalls PING at most {BIG_GOAL_RATIO}x as long "
+            "as a SET of the same bytes: " + "; ".join(parts))
+
 
 
 def table(results: list[ConfigResult]) -> list[str]:
@@ -294,11 +421,14 @@ def main() -> int:
         result, env = run_config(threads, steps)
         steps = result.steps
         results.append(result)
+    big = run_big_stores()
     env.update(common.noise_fields(quiet, meter))
     lines = table(results)
     print()
     print("\n".join(lines))
     print(verdict(results))
+    print("\n".join(big_store_lines(big)))
+    print(big_store_verdict(big))
     md = [
         "# Main-thread health under saturated model workers",
         "",
@@ -322,12 +452,23 @@ def main() -> int:
         "",
         verdict(results),
         "",
+        f"## Big stores ({big.megabytes:.0f} MB, medians of {big.rounds} rounds, one PING every "
+        f"{BIG_PING_INTERVAL_S * 1000:.1f} ms from another client)",
+        "",
+        *big_store_lines(big),
+        "",
+        big_store_verdict(big),
+        "",
+        "Worst PING of every round (ms): "
+        + "; ".join(f"{k}: {', '.join(f'{v:.1f}' for v in vs)}" for k, vs in big.all_worst_ping_ms.items()),
+        "",
     ]
     common.write_markdown(NAME, md)
     common.write_json(NAME, {"environment": env, "rows": ROWS, "size": SIZE,
                              "target_run_ms": TARGET_RUN_MS, "load_clients": LOAD_CLIENTS,
                              "ping_interval_s": PING_INTERVAL_S, "goal_p99_ms": GOAL_P99_MS,
-                             "results": [asdict(r) for r in results]})
+                             "results": [asdict(r) for r in results],
+                             "big_stores": asdict(big)})
     write_chart(results, env)
     print(f"wrote {common.RESULTS_DIR}/{NAME}.{{md,json,png}}")
     return 0

@@ -1,8 +1,11 @@
-/* backends.c -- the backend table: names, load state, INFO fields. */
+/* backends.c -- the backend table: names, load state, INFO fields, and the
+ * log line for the library path RedisAI's load syntax carries. */
 #include "backends.h"
 
 #include <string.h>
 
+#include "config.h"
+#include "log.h"
 #include "parse.h"
 #include "run_queue.h"
 
@@ -35,6 +38,15 @@ const char *RAI_BackendVersion(RAI_Backend b) {
 void RAI_BackendSetLoaded(RAI_Backend b, const char *version) {
     RedisModule_Free(loaded_versions[b]);
     loaded_versions[b] = RedisModule_Strdup(version);
+}
+
+void RAI_BackendLogIgnoredPath(const char *origin, RAI_Backend b, const char *path) {
+    /* Shown as RedisAI would have opened it: a relative path under BACKENDSPATH. */
+    int relative = path[0] != '/' && RAI_Cfg.backends_path != NULL;
+    RAI_LOG_NOTICE("%s %s: path %s%s%s ignored (it names a RedisAI C library; the %s backend "
+                   "here is a Python adapter)",
+                   origin, BACKEND_NAMES[b], relative ? RAI_Cfg.backends_path : "",
+                   relative ? "/" : "", path, BACKEND_NAMES[b]);
 }
 
 void RAI_BackendsInfo(RedisModuleInfoCtx *ctx) {

@@ -24,6 +24,11 @@ const char *RAI_ParseBackend(RedisModuleString *arg, RAI_Backend *out);
 const char *RAI_BackendVersion(RAI_Backend b);
 void RAI_BackendSetLoaded(RAI_Backend b, const char *version);
 
+/* RedisAI's LOADBACKEND and load-time `TORCH <path>` name the C library to
+ * open; our backends are Python adapters, so the path is not used. Logs one
+ * line saying so; `origin` says which syntax carried it. */
+void RAI_BackendLogIgnoredPath(const char *origin, RAI_Backend b, const char *path);
+
 /* Adds the ai_backends_info fields of every loaded backend. */
 void RAI_BackendsInfo(RedisModuleInfoCtx *ctx);
 

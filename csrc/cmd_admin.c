@@ -1,7 +1,8 @@
 /* cmd_admin.c -- AI.CONFIG, AI.INFO, AI._MODELSCAN and AI._SCRIPTSCAN.
  *
  * LOADBACKEND imports a framework (seconds for TensorFlow), so it runs on a
- * short-lived thread while the client, not the server, waits. */
+ * short-lived thread while the client, not the server, waits. The library
+ * path it names is RedisAI's and is only logged. */
 #include "cmd_admin.h"
 
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include "log.h"
 #include "parse.h"
 #include "py_runtime.h"
+#include "sync_run.h"
 #include "type_model.h"
 #include "type_script.h"
 
@@ -31,6 +33,12 @@ int RAI_ClientCannotBlock(RedisModuleCtx *ctx) {
     int flags = RedisModule_GetContextFlags(ctx);
     return flags & (REDISMODULE_CTX_FLAGS_MULTI | REDISMODULE_CTX_FLAGS_LUA |
                     REDISMODULE_CTX_FLAGS_DENY_BLOCKING);
+}
+
+int RAI_RefuseIfCannotWait(RedisModuleCtx *ctx) {
+    if (!RAI_ClientCannotBlock(ctx) || RAI_SyncRunAllowed()) return 0;
+    RedisModule_ReplyWithError(ctx, ERR_IN_TRANSACTION);
+    return 1;
 }
 
 static void *BackendLoadThread(void *arg) {
@@ -74,6 +82,8 @@ static int ConfigLoadBackend(RedisModuleCtx *ctx, RedisModuleString **argv, int 
         return RedisModule_ReplyWithError(ctx, ERR_LOADING_BACKEND);
     }
     if (RAI_ClientCannotBlock(ctx)) return RedisModule_ReplyWithError(ctx, ERR_IN_TRANSACTION);
+    RAI_BackendLogIgnoredPath("AI.CONFIG LOADBACKEND", backend,
+                              RedisModule_StringPtrLen(argv[3], NULL));
 
     BackendLoadJob *job = RedisModule_Calloc(1, sizeof(*job));
     job->backend = backend;

@@ -12,4 +12,10 @@ int RAI_ScriptScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, i
 /* True inside MULTI, Lua or any context where BlockClient is refused. */
 int RAI_ClientCannotBlock(RedisModuleCtx *ctx);
 
+/* For the run commands, which wait for their jobs on the main thread where
+ * the client cannot block (MULTI, Lua): replies RedisAI's error and returns 1
+ * where they cannot wait either (called by a worker's script, or while the
+ * main thread already waits for a job). */
+int RAI_RefuseIfCannotWait(RedisModuleCtx *ctx);
+
 #endif

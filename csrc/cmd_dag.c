@@ -3,9 +3,9 @@
  *
  * The whole DAG is parsed on the main thread: LOAD keys are read, TENSORSET
  * ops build their tensors, every op's input is resolved to a slot. Then the
- * model and script ops go to their devices' queues, and the reply callback
- * answers one entry per op and writes the PERSIST keys only if every op
- * succeeded. Intermediate tensors never touch the keyspace. */
+ * model and script ops become jobs (dag.h schedules them), and the reply
+ * callback answers one entry per op and writes the PERSIST keys only if
+ * every op succeeded. Intermediate tensors never touch the keyspace. */
 #include "cmd_dag.h"
 
 #include <stdio.h>
@@ -14,16 +14,15 @@
 #include "cmd_admin.h"
 #include "cmd_tensor.h"
 #include "dag.h"
-#include "job.h"
+#include "job_kinds.h"
 #include "parse.h"
 #include "parse_model.h"
 #include "parse_script.h"
 #include "run_queue.h"
+#include "sync_run.h"
 #include "type_model.h"
 #include "type_script.h"
 #include "type_tensor.h"
-
-#define ERR_IN_TRANSACTION "ERR Cannot run RedisAI command within a transaction or a LUA script"
 
 typedef struct {
     int readonly;   /* the _RO variants */
@@ -98,9 +97,10 @@ static int ArgsBeforeArrow(RedisModuleString **argv, int argc, int from) {
 static const char *ParseLoad(DagParse *p, RedisModuleString **argv, int argc, int *pos) {
     long long n;
     if (argc - *pos < 3) return "ERR missing arguments after LOAD keyword in DAG command";
-    if (RedisModule_StringToLongLong(argv[*pos + 1], &n) != REDISMODULE_OK || n <= 0)
+    RAI_CountCheck check = RAI_ReadCount(argv[*pos + 1], 1, ArgsBeforeArrow(argv, argc, *pos + 2), &n);
+    if (check == RAI_COUNT_NOT_A_NUMBER || check == RAI_COUNT_BELOW_MIN)
         return "ERR invalid or negative value found in number of keys to LOAD";
-    if (n > ArgsBeforeArrow(argv, argc, *pos + 2))
+    if (check == RAI_COUNT_BEYOND_ARGS)
         return "ERR number of keys to LOAD into DAG does not match the number of given arguments";
     for (long long i = 0; i < n; i++) {
         RAI_Tensor *t = RAI_ReadTensorKey(p->ctx, argv[*pos + 2 + i]);
@@ -117,9 +117,10 @@ static const char *ParseLoad(DagParse *p, RedisModuleString **argv, int argc, in
 static const char *ParsePersist(DagParse *p, RedisModuleString **argv, int argc, int *pos) {
     long long n;
     if (argc - *pos < 3) return "ERR missing arguments after PERSIST keyword in DAG command";
-    if (RedisModule_StringToLongLong(argv[*pos + 1], &n) != REDISMODULE_OK || n <= 0)
+    RAI_CountCheck check = RAI_ReadCount(argv[*pos + 1], 1, ArgsBeforeArrow(argv, argc, *pos + 2), &n);
+    if (check == RAI_COUNT_NOT_A_NUMBER || check == RAI_COUNT_BELOW_MIN)
         return "ERR invalid or negative value found in number of keys to PERSIST";
-    if (n > ArgsBeforeArrow(argv, argc, *pos + 2))
+    if (check == RAI_COUNT_BEYOND_ARGS)
         return "ERR number of keys to PERSIST after DAG execution does not match the number of given arguments";
     RAI_Dag *dag = p->dag;
     dag->persist_keys = RedisModule_Calloc((size_t)n, sizeof(RedisModuleString *));
@@ -160,7 +161,7 @@ static const char *ParsePrefix(DagParse *p, RedisModuleString **argv, int argc, 
             if (RedisModule_StringToLongLong(argv[*pos + 1], &timeout) != REDISMODULE_OK)
                 return "ERR Invalid value for TIMEOUT";
             /* RedisAI lets 0 and negative values through; they mean no deadline here. */
-            if (timeout > 0) p->dag->deadline_us = RedisModule_MonotonicMicroseconds() + (uint64_t)timeout * 1000;
+            if (timeout > 0) p->dag->deadline_us = RAI_DeadlineAfterMs(RedisModule_MonotonicMicroseconds(), timeout);
             *pos += 2;
         } else {
             return UnexpectedArgument(p, arg);
@@ -174,9 +175,15 @@ static const char *ParsePrefix(DagParse *p, RedisModuleString **argv, int argc, 
 
 /* --------------------------------------------------------------------- ops */
 
+/* Each input's slot. A model or script op's job gets room for the tensors,
+ * taken from the slots when it is queued. */
 static const char *ResolveInputs(DagParse *p, RAI_DagOp *op, RedisModuleString **names, int n) {
     op->ninputs = n;
     op->inputs = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(int));
+    if (op->job) {
+        op->job->ninputs = n;
+        op->job->inputs = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(RAI_Tensor *));
+    }
     for (int i = 0; i < n; i++) {
         op->inputs[i] = Lookup(&p->symbols, names[i]);
         if (op->inputs[i] < 0) return "ERR INPUT key cannot be found in DAG";
@@ -188,6 +195,8 @@ static const char *ResolveInputs(DagParse *p, RAI_DagOp *op, RedisModuleString *
 static void BindOutputs(DagParse *p, RAI_DagOp *op, RedisModuleString **names, int n) {
     op->noutputs = n;
     op->outputs = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(int));
+    op->job->noutputs = n;
+    op->job->outputs = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(RAI_Tensor *));
     for (int i = 0; i < n; i++) {
         op->outputs[i] = RAI_DagAddSlot(p->dag, NULL);
         Bind(&p->symbols, names[i], op->outputs[i]);
@@ -212,6 +221,15 @@ static const char *ParseTensorGetOp(DagParse *p, RedisModuleString **argv, int a
     return RAI_ParseTensorGetFormat(argv + 2, argc - 2, &op->meta, &op->blob, &op->values);
 }
 
+/* A model or script op and the job that will run it. */
+static RAI_DagOp *NewRunOp(RAI_Dag *dag, RAI_DagOpKind kind, RAI_Job *job) {
+    RAI_DagOp *op = RAI_DagAddOp(dag, kind);
+    op->job = job;
+    job->dag = dag;
+    job->dag_op = dag->nops - 1;
+    return op;
+}
+
 static const char *ParseModelOp(DagParse *p, RedisModuleString **argv, int argc, int deprecated) {
     if (argc < (deprecated ? 6 : 8))
         return deprecated ? "ERR wrong number of arguments for 'AI.MODELRUN' command"
@@ -226,8 +244,7 @@ static const char *ParseModelOp(DagParse *p, RedisModuleString **argv, int argc,
                                  : RAI_ParseModelExecute(argv, argc, m, &args, p->buf, sizeof(p->buf));
     if (err) return err;
     if (args.timeout) return "ERR TIMEOUT not allowed within a DAG command";
-    RAI_DagOp *op = RAI_DagAddOp(p->dag, RAI_DAG_MODEL);
-    op->model = RAI_ModelRetain(m);
+    RAI_DagOp *op = NewRunOp(p->dag, RAI_DAG_MODEL, RAI_JobNew(&RAI_DagModelJob, m));
     op->queue = m->queue;
     if ((err = ResolveInputs(p, op, argv + args.inputs_at, args.ninputs))) return err;
     BindOutputs(p, op, argv + args.outputs_at, args.noutputs);
@@ -248,14 +265,14 @@ static const char *ParseScriptOp(DagParse *p, RedisModuleString **argv, int argc
                                  : RAI_ParseScriptExecute(argv, argc, 1, &args, p->buf, sizeof(p->buf));
     if (err) return err;
     if (args.timeout) return "ERR TIMEOUT not allowed within a DAG command";
-    RAI_DagOp *op = RAI_DagAddOp(p->dag, RAI_DAG_SCRIPT);
-    op->script = RAI_ScriptRetain(s);
+    RAI_Job *job = RAI_ScriptJobNew(&RAI_DagScriptJob, s);
+    RAI_DagOp *op = NewRunOp(p->dag, RAI_DAG_SCRIPT, job);
     op->queue = s->queue;
-    op->fn = RedisModule_Strdup(RedisModule_StringPtrLen(argv[2], NULL));
-    op->nkeys = args.nkeys;
-    op->keys = RAI_CopyArgStrings(argv + args.keys_at, args.nkeys, NULL);
-    op->nargs = args.nargs;
-    op->args = RAI_CopyArgStrings(argv + args.args_at, args.nargs, &op->arglens);
+    job->fn = RedisModule_Strdup(RedisModule_StringPtrLen(argv[2], NULL));
+    job->nkeys = args.nkeys;
+    job->keys = RAI_CopyArgStrings(argv + args.keys_at, args.nkeys, NULL);
+    job->nargs = args.nargs;
+    job->args = RAI_CopyArgStrings(argv + args.args_at, args.nargs, &job->arglens);
     RedisModuleString **inputs = RedisModule_Calloc((size_t)args.ninputs + 1, sizeof(*inputs));
     for (int pos = args.inputs_at, n = 0; n < args.ninputs; pos++) {
         if (!args.variadic_at || pos != args.variadic_at) inputs[n++] = argv[pos];
@@ -340,16 +357,15 @@ static void Persist(RedisModuleCtx *ctx, RAI_Dag *dag) {
 }
 
 static void CountRun(const RAI_DagOp *op, const RAI_Dag *dag) {
-    if (op->kind != RAI_DAG_MODEL && op->kind != RAI_DAG_SCRIPT) return;
-    if (op->state == RAI_OP_PENDING) return;
-    RAI_RunStats *stats = op->model ? &op->model->stats : &op->script->stats;
+    if (op->job == NULL || op->state == RAI_OP_PENDING) return;
+    RAI_RunStats *stats = RAI_JobStats(op->job);
     stats->calls++;
     if (op->state == RAI_OP_FAILED) {
         stats->errors++;
         return;
     }
-    stats->duration_us += (long long)op->duration_us;
-    if (op->model && op->noutputs > 0) {
+    stats->duration_us += (long long)op->job->duration_us;
+    if (op->job->model && op->noutputs > 0) {
         const RAI_Tensor *first = dag->slots[op->outputs[0]];
         stats->samples += first->ndims > 0 ? first->shape[0] : 1;
     }
@@ -366,7 +382,7 @@ static void ReplyWithOp(RedisModuleCtx *ctx, const RAI_DagOp *op, const RAI_Dag 
     }
     default:
         if (op->state == RAI_OP_DONE) RedisModule_ReplyWithSimpleString(ctx, "OK");
-        else if (op->state == RAI_OP_FAILED) RedisModule_ReplyWithError(ctx, op->error);
+        else if (op->state == RAI_OP_FAILED) RedisModule_ReplyWithError(ctx, op->job->error);
         else RedisModule_ReplyWithSimpleString(ctx, "NA");
         return;
     }
@@ -396,27 +412,15 @@ static void Dag_Free(RedisModuleCtx *ctx, void *privdata) {
 
 /* ----------------------------------------------------------------- execute */
 
-/* One sub-job per device queue, holding that device's ops in DAG order. */
-static int QueueSubJobs(RAI_Dag *dag, RAI_Job **jobs) {
-    int njobs = 0;
+static int HasRunOps(const RAI_Dag *dag) {
     for (int i = 0; i < dag->nops; i++) {
-        RAI_DagOp *op = &dag->ops[i];
-        if (op->kind != RAI_DAG_MODEL && op->kind != RAI_DAG_SCRIPT) continue;
-        int j = 0;
-        while (j < njobs && jobs[j]->dag->ops[jobs[j]->dag_ops[0]].queue != op->queue) j++;
-        if (j == njobs) {
-            jobs[njobs] = RAI_JobNew(RAI_JOB_DAG_RUN, NULL);
-            jobs[njobs]->dag = dag;
-            jobs[njobs]->dag_ops = RedisModule_Calloc((size_t)dag->nops, sizeof(int));
-            njobs++;
-        }
-        jobs[j]->dag_ops[jobs[j]->ndag_ops++] = i;
+        if (dag->ops[i].job) return 1;
     }
-    return njobs;
+    return 0;
 }
 
 static int DagCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, const DagFlavor *f) {
-    if (RAI_ClientCannotBlock(ctx)) return RedisModule_ReplyWithError(ctx, ERR_IN_TRANSACTION);
+    if (RAI_RefuseIfCannotWait(ctx)) return REDISMODULE_OK;
     DagParse p = {.ctx = ctx, .dag = RAI_DagNew()};
     int pos = 1;
     const char *err = ParsePrefix(&p, argv, argc, f, &pos);
@@ -427,19 +431,26 @@ static int DagCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, c
         return p.replied ? REDISMODULE_OK : RedisModule_ReplyWithError(ctx, err);
     }
     RAI_Dag *dag = p.dag;
-    RAI_Job **jobs = RedisModule_Calloc((size_t)dag->nops, sizeof(RAI_Job *));
-    int njobs = QueueSubJobs(dag, jobs);
-    if (njobs == 0) { /* only TENSORSET/TENSORGET: nothing to wait for */
+    if (!HasRunOps(dag)) { /* only TENSORSET/TENSORGET: nothing to wait for */
         ReplyWithDag(ctx, dag);
         RAI_DagFree(dag);
-        RedisModule_Free(jobs);
         return REDISMODULE_OK;
     }
-    dag->pending = njobs;
-    dag->bc = RedisModule_BlockClient(ctx, Dag_Reply, NULL, Dag_Free, 0);
-    RedisModule_BlockedClientMeasureTimeStart(dag->bc);
-    for (int j = 0; j < njobs; j++) RAI_RunQueuePush(dag->ops[jobs[j]->dag_ops[0]].queue, jobs[j]);
-    RedisModule_Free(jobs);
+    if (!RAI_ClientCannotBlock(ctx)) {
+        dag->bc = RedisModule_BlockClient(ctx, Dag_Reply, NULL, Dag_Free, 0);
+        RedisModule_BlockedClientMeasureTimeStart(dag->bc);
+        RAI_DagStart(dag);
+        return REDISMODULE_OK;
+    }
+    /* MULTI or Lua: this thread waits for the DAG (without the GIL), serving
+     * its scripts' Redis calls, and replies itself. */
+    dag->waiter = RAI_WaiterNew();
+    RAI_DagStart(dag);
+    RAI_WaiterWait(dag->waiter, ctx);
+    RAI_WaiterFree(dag->waiter);
+    dag->waiter = NULL;
+    ReplyWithDag(ctx, dag);
+    RAI_DagFree(dag);
     return REDISMODULE_OK;
 }
 
@@ -451,10 +462,9 @@ static int DagKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         long long n;
         int persist = RAI_ArgIs(argv[pos], "PERSIST");
         if ((persist || RAI_ArgIs(argv[pos], "LOAD")) && pos + 1 < argc &&
-            RedisModule_StringToLongLong(argv[pos + 1], &n) == REDISMODULE_OK && n > 0) {
-            int names = ArgsBeforeArrow(argv, argc, pos + 2);
-            for (long long i = 0; i < n && i < names; i++)
-                RedisModule_KeyAtPosWithFlags(ctx, (int)(pos + 2 + i), persist ? RAI_KEY_WRITE : RAI_KEY_READ);
+            RAI_ReadCount(argv[pos + 1], 1, ArgsBeforeArrow(argv, argc, pos + 2), &n) == RAI_COUNT_OK) {
+            for (int i = 0; i < (int)n; i++)
+                RedisModule_KeyAtPosWithFlags(ctx, pos + 2 + i, persist ? RAI_KEY_WRITE : RAI_KEY_READ);
             pos += 2 + (int)n;
         } else if (RAI_ArgIs(argv[pos], "ROUTING") && pos + 1 < argc) {
             RedisModule_KeyAtPosWithFlags(ctx, pos + 1, RAI_KEY_ROUTING);

@@ -10,6 +10,7 @@
 
 #include "cmd_admin.h"
 #include "job_keys.h"
+#include "job_kinds.h"
 #include "config.h"
 #include "log.h"
 #include "parse.h"
@@ -17,8 +18,6 @@
 #include "run_queue.h"
 #include "type_model.h"
 #include "type_tensor.h"
-
-#define ERR_IN_TRANSACTION "ERR Cannot run RedisAI command within a transaction or a LUA script"
 
 /* ------------------------------------------------------------------ store */
 
@@ -46,7 +45,7 @@ static int ModelStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
     }
     /* As in RedisAI, the backend reads the model before the key's type is
      * looked at, and the device queue is made only for a model that loads. */
-    RAI_Job *job = RAI_JobNew(RAI_JOB_MODEL_LOAD, m);
+    RAI_Job *job = RAI_JobNew(&RAI_LoadJob, m);
     RAI_ModelRelease(m); /* the job holds it now */
     job->blob_at = blob_at;
     return RAI_StoreWithSession(ctx, job, argv, argc);
@@ -140,7 +139,7 @@ int RAI_ModelDel_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int
 typedef enum { EXECUTE_SYNTAX, RUN_SYNTAX } ExecuteSyntax;
 
 static int ModelExecute(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, ExecuteSyntax syntax) {
-    if (RAI_ClientCannotBlock(ctx)) return RedisModule_ReplyWithError(ctx, ERR_IN_TRANSACTION);
+    if (RAI_RefuseIfCannotWait(ctx)) return REDISMODULE_OK;
     RAI_Model *m = RAI_ReadModelKey(ctx, argv[1]);
     if (m == NULL) return REDISMODULE_OK;
 
@@ -151,7 +150,7 @@ static int ModelExecute(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
                           : RAI_ParseModelRun(argv, argc, m, &args);
     if (err) return RedisModule_ReplyWithError(ctx, err);
 
-    RAI_Job *job = RAI_JobNew(RAI_JOB_MODEL_RUN, m);
+    RAI_Job *job = RAI_JobNew(&RAI_ModelRunJob, m);
     job->ninputs = args.ninputs;
     job->noutputs = args.noutputs;
     RAI_JobKeepOutputKeys(job, argv + args.outputs_at);
@@ -159,11 +158,8 @@ static int ModelExecute(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
         RAI_JobFree(job);
         return REDISMODULE_OK;
     }
-    if (args.timeout > 0) job->deadline_us = job->queued_us + (uint64_t)args.timeout * 1000;
-    job->bc = RedisModule_BlockClient(ctx, RAI_RunJob_Reply, NULL, RAI_FreeJobCallback, 0);
-    RedisModule_BlockedClientMeasureTimeStart(job->bc);
-    RAI_RunQueuePush(m->queue, job);
-    return REDISMODULE_OK;
+    if (args.timeout > 0) job->deadline_us = RAI_DeadlineAfterMs(job->queued_us, args.timeout);
+    return RAI_RunJobAndWait(ctx, job, m->queue);
 }
 
 /* COMMAND GETKEYS / cluster routing: the model key, the n keys after
@@ -174,9 +170,9 @@ static int ModelExecuteKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int a
         long long n;
         int outputs = RAI_ArgIs(argv[pos], "OUTPUTS");
         if (!outputs && !RAI_ArgIs(argv[pos], "INPUTS")) continue;
-        if (RedisModule_StringToLongLong(argv[pos + 1], &n) != REDISMODULE_OK || n <= 0) break;
-        for (long long i = 0; i < n && pos + 2 + i < argc; i++)
-            RedisModule_KeyAtPosWithFlags(ctx, (int)(pos + 2 + i), outputs ? RAI_KEY_WRITE : RAI_KEY_READ);
+        if (RAI_ReadCount(argv[pos + 1], 1, RAI_ArgsAfter(argc, pos + 1), &n) != RAI_COUNT_OK) break;
+        for (int i = 0; i < (int)n; i++)
+            RedisModule_KeyAtPosWithFlags(ctx, pos + 2 + i, outputs ? RAI_KEY_WRITE : RAI_KEY_READ);
         pos += 1 + (int)n;
     }
     return REDISMODULE_OK;

@@ -9,12 +9,11 @@
 
 #include "cmd_admin.h"
 #include "job_keys.h"
+#include "job_kinds.h"
 #include "parse.h"
 #include "parse_script.h"
 #include "run_queue.h"
 #include "type_script.h"
-
-#define ERR_IN_TRANSACTION "ERR Cannot run RedisAI command within a transaction or a LUA script"
 
 /* ------------------------------------------------------------------ store */
 
@@ -29,7 +28,7 @@ static int ScriptStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
     const char *source = RedisModule_StringPtrLen(argv[args->source_at], &srclen);
     RAI_Script *s = RAI_ScriptNew(device, args->tag, source, srclen, args->nentry, entries);
     RedisModule_Free(entries);
-    RAI_Job *job = RAI_ScriptJobNew(RAI_JOB_SCRIPT_LOAD, s);
+    RAI_Job *job = RAI_ScriptJobNew(&RAI_LoadJob, s);
     RAI_ScriptRelease(s); /* the job holds it now */
     return RAI_StoreWithSession(ctx, job, argv, argc);
 }
@@ -99,7 +98,7 @@ int RAI_ScriptDel_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, in
  * a separate array (SCRIPTRUN's inputs skip its `$`). Replies on error. */
 static RAI_Job *ScriptRunJob(RedisModuleCtx *ctx, RedisModuleString **argv, RAI_Script *s,
                              const RAI_ScriptExecuteArgs *args, RedisModuleString **input_keys) {
-    RAI_Job *job = RAI_ScriptJobNew(RAI_JOB_SCRIPT_RUN, s);
+    RAI_Job *job = RAI_ScriptJobNew(&RAI_ScriptRunJob, s);
     job->fn = RedisModule_Strdup(RedisModule_StringPtrLen(argv[2], NULL));
     job->nkeys = args->nkeys;
     job->keys = RAI_CopyArgStrings(argv + args->keys_at, args->nkeys, NULL);
@@ -112,14 +111,8 @@ static RAI_Job *ScriptRunJob(RedisModuleCtx *ctx, RedisModuleString **argv, RAI_
         RAI_JobFree(job);
         return NULL;
     }
-    if (args->timeout > 0) job->deadline_us = job->queued_us + (uint64_t)args->timeout * 1000;
+    if (args->timeout > 0) job->deadline_us = RAI_DeadlineAfterMs(job->queued_us, args->timeout);
     return job;
-}
-
-static void BlockAndQueue(RedisModuleCtx *ctx, RAI_Job *job) {
-    job->bc = RedisModule_BlockClient(ctx, RAI_RunJob_Reply, NULL, RAI_FreeJobCallback, 0);
-    RedisModule_BlockedClientMeasureTimeStart(job->bc);
-    RAI_RunQueuePush(job->script->queue, job);
 }
 
 /* COMMAND GETKEYS / cluster routing: the script key, then the n names
@@ -133,9 +126,8 @@ static int ScriptExecuteKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int 
                     : RAI_ArgIs(argv[pos], "OUTPUTS") ? RAI_KEY_WRITE
                                                       : 0;
         if (!flags && !RAI_ArgIs(argv[pos], "ARGS")) break; /* TIMEOUT or a parse error */
-        if (RedisModule_StringToLongLong(argv[pos + 1], &n) != REDISMODULE_OK || n < 0) break;
-        for (long long i = 0; flags && i < n && pos + 2 + i < argc; i++)
-            RedisModule_KeyAtPosWithFlags(ctx, (int)(pos + 2 + i), flags);
+        if (RAI_ReadCount(argv[pos + 1], 0, RAI_ArgsAfter(argc, pos + 1), &n) != RAI_COUNT_OK) break;
+        for (int i = 0; flags && i < (int)n; i++) RedisModule_KeyAtPosWithFlags(ctx, pos + 2 + i, flags);
         pos += 1 + (int)n; /* ARGS values are skipped, never read as keywords */
     }
     return REDISMODULE_OK;
@@ -147,7 +139,7 @@ int RAI_ScriptExecute_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv
     if (RedisModule_IsKeysPositionRequest(ctx)) return ScriptExecuteKeys(ctx, argv, argc);
     if (argc < 3)
         return RedisModule_ReplyWithError(ctx, "ERR wrong number of arguments for 'AI.SCRIPTEXECUTE' command");
-    if (RAI_ClientCannotBlock(ctx)) return RedisModule_ReplyWithError(ctx, ERR_IN_TRANSACTION);
+    if (RAI_RefuseIfCannotWait(ctx)) return REDISMODULE_OK;
     RAI_Script *s = RAI_ReadScriptKey(ctx, argv[1]);
     if (s == NULL) return REDISMODULE_OK;
     RAI_ScriptExecuteArgs args;
@@ -155,8 +147,7 @@ int RAI_ScriptExecute_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv
     const char *err = RAI_ParseScriptExecute(argv, argc, 0, &args, buf, sizeof(buf));
     if (err) return RedisModule_ReplyWithError(ctx, err);
     RAI_Job *job = ScriptRunJob(ctx, argv, s, &args, argv + args.inputs_at);
-    if (job) BlockAndQueue(ctx, job);
-    return REDISMODULE_OK;
+    return job ? RAI_RunJobAndWait(ctx, job, s->queue) : REDISMODULE_OK;
 }
 
 /* AI.SCRIPTRUN's keys: the script, then every argument after INPUTS but the
@@ -178,7 +169,7 @@ int RAI_ScriptRun_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, in
     if (RedisModule_IsKeysPositionRequest(ctx)) return ScriptRunKeys(ctx, argv, argc);
     if (argc < 3)
         return RedisModule_ReplyWithError(ctx, "ERR wrong number of arguments for 'AI.SCRIPTRUN' command");
-    if (RAI_ClientCannotBlock(ctx)) return RedisModule_ReplyWithError(ctx, ERR_IN_TRANSACTION);
+    if (RAI_RefuseIfCannotWait(ctx)) return REDISMODULE_OK;
     RAI_Script *s = RAI_ReadScriptKey(ctx, argv[1]);
     if (s == NULL) return REDISMODULE_OK;
     RAI_ScriptExecuteArgs args;
@@ -190,6 +181,5 @@ int RAI_ScriptRun_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, in
     }
     RAI_Job *job = ScriptRunJob(ctx, argv, s, &args, inputs);
     RedisModule_Free(inputs);
-    if (job) BlockAndQueue(ctx, job);
-    return REDISMODULE_OK;
+    return job ? RAI_RunJobAndWait(ctx, job, s->queue) : REDISMODULE_OK;
 }

@@ -37,7 +37,9 @@ static void SetBackendsPath(const char *path, size_t len) {
 static int ApplyPair(RedisModuleString *key, RedisModuleString *value) {
     RAI_Backend backend;
     if (RAI_ParseBackend(key, &backend) == NULL) {
+        RedisModule_Free(RAI_Cfg.backend_paths[backend]); /* named twice: the last one counts */
         RAI_Cfg.backend_paths[backend] = RedisModule_Strdup(RedisModule_StringPtrLen(value, NULL));
+        RAI_BackendLogIgnoredPath("module argument", backend, RAI_Cfg.backend_paths[backend]);
         return 1;
     }
     if (RAI_ArgIs(key, "THREADS_PER_QUEUE"))

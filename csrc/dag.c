@@ -1,21 +1,15 @@
-/* dag.c -- DAG slots, ops, and the worker side of their run. */
+/* dag.c -- DAG slots and ops, and the scheduling of their jobs. */
 #include "dag.h"
 
 #include <string.h>
 
-#include "job.h"
-#include "py_jobs.h"
+#include "run_queue.h"
+#include "sync_run.h"
 
 RAI_Dag *RAI_DagNew(void) {
     RAI_Dag *dag = RedisModule_Calloc(1, sizeof(*dag));
     pthread_mutex_init(&dag->lock, NULL);
-    pthread_cond_init(&dag->produced, NULL);
     return dag;
-}
-
-static void FreeStrings(int n, char **strings) {
-    for (int i = 0; i < n; i++) RedisModule_Free(strings[i]);
-    RedisModule_Free(strings);
 }
 
 void RAI_DagFree(RAI_Dag *dag) {
@@ -23,22 +17,15 @@ void RAI_DagFree(RAI_Dag *dag) {
     RedisModule_Free(dag->slots);
     for (int i = 0; i < dag->nops; i++) {
         RAI_DagOp *op = &dag->ops[i];
-        RAI_ModelRelease(op->model);
-        RAI_ScriptRelease(op->script);
-        RedisModule_Free(op->fn);
-        FreeStrings(op->nkeys, op->keys);
-        FreeStrings(op->nargs, op->args);
-        RedisModule_Free(op->arglens);
+        if (op->job) RAI_JobFree(op->job);
         RedisModule_Free(op->inputs);
         RedisModule_Free(op->outputs);
-        RedisModule_Free(op->error);
     }
     RedisModule_Free(dag->ops);
     for (int i = 0; i < dag->npersist; i++) RedisModule_FreeString(NULL, dag->persist_keys[i]);
     RedisModule_Free(dag->persist_keys);
     RedisModule_Free(dag->persist_slots);
     pthread_mutex_destroy(&dag->lock);
-    pthread_cond_destroy(&dag->produced);
     RedisModule_Free(dag);
 }
 
@@ -56,73 +43,103 @@ RAI_DagOp *RAI_DagAddOp(RAI_Dag *dag, RAI_DagOpKind kind) {
     RAI_DagOp *op = &dag->ops[dag->nops++];
     memset(op, 0, sizeof(*op));
     op->kind = kind;
+    op->next_on_device = -1;
     return op;
 }
 
-static int InputsReady(const RAI_Dag *dag, const RAI_DagOp *op) {
-    for (int i = 0; i < op->ninputs; i++) {
-        if (dag->slots[op->inputs[i]] == NULL) return 0;
-    }
-    return 1;
+static int Runs(const RAI_DagOp *op) { return op->kind == RAI_DAG_MODEL || op->kind == RAI_DAG_SCRIPT; }
+
+/* The op's inputs, taken from their slots into its job (lock held or before
+ * any job runs), and the job queued. Its deadline is the DAG's: a job still
+ * queued when the DAG's TIMEOUT passes is not run. */
+static void Queue(RAI_Dag *dag, RAI_DagOp *op) {
+    RAI_Job *job = op->job;
+    for (int i = 0; i < op->ninputs; i++) job->inputs[i] = RAI_TensorRetain(dag->slots[op->inputs[i]]);
+    job->deadline_us = dag->deadline_us;
+    job->waiter = dag->waiter;
+    job->queued_us = RedisModule_MonotonicMicroseconds();
+    dag->in_flight++;
+    RAI_RunQueuePush(op->queue, job);
 }
 
-/* Runs one model or script op through the same Python path as a standalone
- * command, with a job that borrows the op's model/script and input tensors. */
-static void RunOp(RAI_Dag *dag, RAI_DagOp *op, RAI_Tensor **inputs) {
-    RAI_Job job = {
-        .kind = op->kind == RAI_DAG_MODEL ? RAI_JOB_MODEL_RUN : RAI_JOB_SCRIPT_RUN,
-        .model = op->model, .script = op->script, .fn = op->fn,
-        .nkeys = op->nkeys, .keys = op->keys, .nargs = op->nargs, .args = op->args,
-        .arglens = op->arglens, .ninputs = op->ninputs, .inputs = inputs,
-        .noutputs = op->noutputs,
-    };
-    job.outputs = RedisModule_Calloc(op->noutputs > 0 ? (size_t)op->noutputs : 1, sizeof(RAI_Tensor *));
-    RAI_Job *batch = &job;
-    if (op->kind == RAI_DAG_MODEL) RAI_PyRunModel(&batch, 1);
-    else RAI_PyRunScript(&job);
-
+int RAI_DagStart(RAI_Dag *dag) {
+    int last_on_queue[64], nqueues = 0;
+    struct RAI_RunQueue *queues[64];
+    for (int i = 0; i < dag->nops; i++) {
+        RAI_DagOp *op = &dag->ops[i];
+        if (!Runs(op)) continue;
+        for (int k = 0; k < op->ninputs; k++) op->waits += dag->slots[op->inputs[k]] == NULL;
+        int q = 0;
+        while (q < nqueues && queues[q] != op->queue) q++;
+        if (q < nqueues) {
+            dag->ops[last_on_queue[q]].next_on_device = i;
+            op->waits++;
+        } else if (nqueues < 64) {
+            queues[nqueues++] = op->queue;
+        } else {
+            q = -1; /* past 64 devices in one DAG, order across them is by data only */
+        }
+        if (q >= 0) last_on_queue[q] = i;
+    }
+    int queued = 0;
     pthread_mutex_lock(&dag->lock);
-    op->duration_us = job.duration_us;
-    if (job.error) {
+    for (int i = 0; i < dag->nops; i++) {
+        RAI_DagOp *op = &dag->ops[i];
+        if (Runs(op) && op->waits == 0) {
+            Queue(dag, op);
+            queued++;
+        }
+    }
+    pthread_mutex_unlock(&dag->lock);
+    return queued;
+}
+
+/* One wait of ops[i] is over; queues it if that was its last (lock held). */
+static void Release(RAI_Dag *dag, int i, int count) {
+    RAI_DagOp *op = &dag->ops[i];
+    op->waits -= count;
+    if (op->waits == 0 && !dag->failed) Queue(dag, op);
+}
+
+/* The ops after `done` that read one of its output slots, each once per use. */
+static void ReleaseReaders(RAI_Dag *dag, int done) {
+    const RAI_DagOp *producer = &dag->ops[done];
+    for (int i = done + 1; i < dag->nops && !dag->failed; i++) {
+        RAI_DagOp *op = &dag->ops[i];
+        if (!Runs(op)) continue;
+        int uses = 0;
+        for (int k = 0; k < op->ninputs; k++) {
+            for (int o = 0; o < producer->noutputs; o++) uses += op->inputs[k] == producer->outputs[o];
+        }
+        if (uses > 0) Release(dag, i, uses);
+    }
+}
+
+void RAI_DagOpDone(RAI_Job *job) {
+    RAI_Dag *dag = job->dag;
+    RAI_DagOp *op = &dag->ops[job->dag_op];
+    pthread_mutex_lock(&dag->lock);
+    if (job->timed_out) {
+        dag->failed = dag->timed_out = 1; /* TIMEOUT is checked as each op starts */
+    } else if (job->error) {
         op->state = RAI_OP_FAILED;
-        op->error = job.error;
         dag->failed = 1;
-        for (int i = 0; i < op->noutputs; i++) RAI_TensorRelease(job.outputs[i]);
     } else {
         op->state = RAI_OP_DONE;
-        for (int i = 0; i < op->noutputs; i++) dag->slots[op->outputs[i]] = job.outputs[i];
+        for (int i = 0; i < op->noutputs; i++) {
+            dag->slots[op->outputs[i]] = job->outputs[i]; /* the slot takes the reference */
+            job->outputs[i] = NULL;
+        }
+        ReleaseReaders(dag, job->dag_op);
+        if (op->next_on_device >= 0 && !dag->failed) Release(dag, op->next_on_device, 1);
     }
-    pthread_cond_broadcast(&dag->produced);
+    int last = --dag->in_flight == 0;
     pthread_mutex_unlock(&dag->lock);
-    RedisModule_Free(job.outputs);
-}
-
-/* Waits (without the GIL) for an op's inputs; 0 when the DAG stopped. */
-static int WaitForInputs(RAI_Dag *dag, const RAI_DagOp *op, RAI_Tensor **inputs) {
-    pthread_mutex_lock(&dag->lock);
-    while (!dag->failed && !InputsReady(dag, op)) pthread_cond_wait(&dag->produced, &dag->lock);
-    int go = !dag->failed;
-    if (go && dag->deadline_us && RedisModule_MonotonicMicroseconds() > dag->deadline_us) {
-        dag->failed = dag->timed_out = 1; /* TIMEOUT is checked as each op starts */
-        pthread_cond_broadcast(&dag->produced);
-        go = 0;
+    if (!last) return;
+    if (dag->waiter) {
+        RAI_WaiterWake(dag->waiter);
+        return;
     }
-    for (int i = 0; go && i < op->ninputs; i++) inputs[i] = dag->slots[op->inputs[i]];
-    pthread_mutex_unlock(&dag->lock);
-    return go;
-}
-
-int RAI_DagRunOps(RAI_Dag *dag, const int *ops, int nops) {
-    for (int i = 0; i < nops; i++) {
-        RAI_DagOp *op = &dag->ops[ops[i]];
-        RAI_Tensor **inputs = RedisModule_Calloc(op->ninputs > 0 ? (size_t)op->ninputs : 1, sizeof(*inputs));
-        int go = WaitForInputs(dag, op, inputs);
-        if (go) RunOp(dag, op, inputs);
-        RedisModule_Free(inputs);
-        if (!go) break;
-    }
-    pthread_mutex_lock(&dag->lock);
-    int last = --dag->pending == 0;
-    pthread_mutex_unlock(&dag->lock);
-    return last;
+    RedisModule_BlockedClientMeasureTimeEnd(dag->bc);
+    RedisModule_UnblockClient(dag->bc, dag);
 }

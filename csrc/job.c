@@ -1,18 +1,24 @@
-/* job.c -- allocation and error recording for background jobs. */
+/* job.c -- allocation, deadlines and error recording for background jobs. */
 #include "job.h"
 
 #include <string.h>
 
-RAI_Job *RAI_JobNew(RAI_JobKind kind, RAI_Model *model) {
+uint64_t RAI_DeadlineAfterMs(uint64_t start_us, long long ms) {
+    if (ms <= 0) return start_us;
+    if ((uint64_t)ms > (UINT64_MAX - start_us) / 1000) return UINT64_MAX;
+    return start_us + (uint64_t)ms * 1000;
+}
+
+RAI_Job *RAI_JobNew(const RAI_JobOps *ops, RAI_Model *model) {
     RAI_Job *job = RedisModule_Calloc(1, sizeof(*job));
-    job->kind = kind;
+    job->ops = ops;
     job->model = model ? RAI_ModelRetain(model) : NULL;
     job->queued_us = RedisModule_MonotonicMicroseconds();
     return job;
 }
 
-RAI_Job *RAI_ScriptJobNew(RAI_JobKind kind, RAI_Script *script) {
-    RAI_Job *job = RAI_JobNew(kind, NULL);
+RAI_Job *RAI_ScriptJobNew(const RAI_JobOps *ops, RAI_Script *script) {
+    RAI_Job *job = RAI_JobNew(ops, NULL);
     job->script = RAI_ScriptRetain(script);
     return job;
 }
@@ -30,6 +36,9 @@ void RAI_JobRecordBackendLoaded(const RAI_Job *job) {
 void RAI_JobKeepArgv(RAI_Job *job, RedisModuleString **argv, int argc) {
     job->argv = RedisModule_Alloc(sizeof(*argv) * argc);
     for (int i = 0; i < argc; i++) {
+        size_t len;
+        RedisModule_StringPtrLen(argv[i], &len);
+        job->argv_bytes += len;
         RedisModule_RetainString(NULL, argv[i]);
         job->argv[i] = argv[i];
     }
@@ -62,7 +71,6 @@ void RAI_JobFree(RAI_Job *job) {
     FreeStrings(job->nkeys, job->keys);
     FreeStrings(job->nargs, job->args);
     RedisModule_Free(job->arglens);
-    RedisModule_Free(job->dag_ops);
     for (int i = 0; i < job->ninputs; i++) RAI_TensorRelease(job->inputs[i]);
     RedisModule_Free(job->inputs);
     for (int i = 0; i < job->noutputs; i++) {

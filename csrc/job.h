@@ -14,19 +14,29 @@
 #include "rm_api.h"
 #include "tensor.h"
 
-typedef enum {
-    RAI_JOB_MODEL_RUN,   /* MODELEXECUTE / MODELRUN */
-    RAI_JOB_MODEL_LOAD,  /* MODELSTORE / MODELSET: make the session off the main thread */
-    RAI_JOB_SCRIPT_RUN,  /* SCRIPTEXECUTE / SCRIPTRUN */
-    RAI_JOB_SCRIPT_LOAD, /* SCRIPTSTORE / SCRIPTSET: compile off the main thread */
-    RAI_JOB_DAG_RUN,     /* the ops of one device of an AI.DAGEXECUTE */
-} RAI_JobKind;
-
 struct RAI_Dag;
+struct RAI_Waiter;
+typedef struct RAI_Job RAI_Job;
 
-typedef struct RAI_Job {
-    RAI_JobKind kind;
-    RedisModuleBlockedClient *bc; /* NULL: nobody waits (a background session load) */
+/* What one kind of job does. Queues and workers call only these; they know
+ * nothing else about kinds. */
+typedef struct RAI_JobOps {
+    const char *name;
+    /* Runs of one model that the queue may hand to `run` together as a batch. */
+    int batchable;
+    /* Worker thread, no lock held: runs jobs[0..n) (n > 1 only if batchable). */
+    void (*run)(RAI_Job **jobs, int n);
+    /* Worker thread, after `run` (or instead of it, for a job past its
+     * deadline): hands the job on -- unblocks its client, wakes its DAG, or
+     * records a background load. The job may be freed by the time it returns. */
+    void (*done)(RAI_Job *job);
+} RAI_JobOps;
+
+struct RAI_Job {
+    const RAI_JobOps *ops;
+    RedisModuleBlockedClient *bc; /* the client waiting for it, or: */
+    struct RAI_Waiter *waiter;    /* the main thread waiting for it (MULTI/Lua); both NULL:
+                                     nobody waits (a background session load) */
     RAI_Model *model;             /* retained (model jobs) */
     RAI_Script *script;           /* retained (script jobs) */
     char *fn;                     /* script function to run */
@@ -40,12 +50,12 @@ typedef struct RAI_Job {
     RedisModuleString **output_keys; /* retained */
     RAI_Tensor **outputs;            /* set by the worker */
 
-    struct RAI_Dag *dag; /* DAG_RUN: shared by the DAG's sub-jobs, not owned */
-    int *dag_ops, ndag_ops;
-    int dag_last; /* this sub-job finished the DAG */
+    struct RAI_Dag *dag; /* a DAG's op: the DAG that owns this job */
+    int dag_op;          /* and the op's index in it */
 
     RedisModuleString **argv; /* MODELSTORE: the command, retained, to replicate as given */
     int argc;
+    size_t argv_bytes; /* their total length */
     int blob_at; /* MODELSTORE: argv index of the first BLOB chunk; 0 once joined */
 
     /* MODEL_LOAD results: the session's input/output names (Alloc'd). */
@@ -59,11 +69,15 @@ typedef struct RAI_Job {
     int timed_out;
     char *error; /* the reply error, RedisModule_Alloc'd */
 
-    struct RAI_Job *next; /* run-queue link */
-} RAI_Job;
+    RAI_Job *next; /* run-queue link */
+};
 
-RAI_Job *RAI_JobNew(RAI_JobKind kind, RAI_Model *model);
-RAI_Job *RAI_ScriptJobNew(RAI_JobKind kind, RAI_Script *script);
+/* start_us + ms milliseconds, saturating: a TIMEOUT or MINBATCHTIMEOUT of
+ * 2^63-1 means "never", not a sum that wraps into the past. */
+uint64_t RAI_DeadlineAfterMs(uint64_t start_us, long long ms);
+
+RAI_Job *RAI_JobNew(const RAI_JobOps *ops, RAI_Model *model);
+RAI_Job *RAI_ScriptJobNew(const RAI_JobOps *ops, RAI_Script *script);
 
 /* The run statistics the job counts towards (its model's or script's). */
 RAI_RunStats *RAI_JobStats(RAI_Job *job);

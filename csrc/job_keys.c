@@ -5,6 +5,9 @@
 #include "job_keys.h"
 
 #include "cmd_admin.h"
+#include "job_kinds.h"
+#include "reaper.h"
+#include "sync_run.h"
 #include "run_queue.h"
 #include "type_model.h"
 #include "type_script.h"
@@ -53,10 +56,8 @@ static void WriteOutputs(RedisModuleCtx *ctx, RAI_Job *job) {
     }
 }
 
-int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    (void)argv;
-    (void)argc;
-    RAI_Job *job = RedisModule_GetBlockedClientPrivateData(ctx);
+/* Counts the run, writes and replicates its outputs, replies. */
+static int FinishRun(RedisModuleCtx *ctx, RAI_Job *job) {
     RAI_RunStats *stats = RAI_JobStats(job);
     if (job->timed_out) return RedisModule_ReplyWithSimpleString(ctx, "TIMEDOUT");
     stats->calls++;
@@ -77,9 +78,43 @@ int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return RedisModule_ReplyWithSimpleString(ctx, "OK");
 }
 
+int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    (void)argv;
+    (void)argc;
+    return FinishRun(ctx, RedisModule_GetBlockedClientPrivateData(ctx));
+}
+
+int RAI_RunJobAndWait(RedisModuleCtx *ctx, RAI_Job *job, RAI_RunQueue *queue) {
+    if (!RAI_ClientCannotBlock(ctx)) {
+        job->bc = RedisModule_BlockClient(ctx, RAI_RunJob_Reply, NULL, RAI_FreeJobCallback, 0);
+        RedisModule_BlockedClientMeasureTimeStart(job->bc);
+        RAI_RunQueuePush(queue, job);
+        return REDISMODULE_OK;
+    }
+    /* MULTI or Lua: the client cannot be blocked, so this thread waits
+     * (without the GIL) and replies itself; the outputs' replication joins
+     * the transaction or the script's effects. */
+    job->waiter = RAI_WaiterNew();
+    RAI_RunQueuePush(queue, job);
+    RAI_WaiterWait(job->waiter, ctx);
+    RAI_WaiterFree(job->waiter);
+    job->waiter = NULL;
+    FinishRun(ctx, job);
+    RAI_JobFree(job);
+    return REDISMODULE_OK;
+}
+
+static void FreeJob(void *job) { RAI_JobFree(job); }
+
 void RAI_FreeJobCallback(RedisModuleCtx *ctx, void *privdata) {
     (void)ctx;
-    RAI_JobFree(privdata);
+    RAI_Job *job = privdata;
+    /* A big store's argument strings: Redis drops the client's references
+     * right after this callback, so ours become the last and freeing them
+     * would stall the main thread; the reaper drops them once this pass of
+     * the event loop is over. */
+    if (job->argv_bytes >= RAI_REAP_MIN_BYTES) RAI_Reap(FreeJob, job, 1);
+    else RAI_JobFree(job);
 }
 
 /* ------------------------------------------------------ MODELSTORE / SCRIPTSTORE */

@@ -4,6 +4,7 @@
 #define RAI_JOB_KEYS_H
 
 #include "job.h"
+#include "run_queue.h"
 #include "rm_api.h"
 
 /* Takes a reference to each input tensor now, so the job is unaffected by
@@ -19,6 +20,12 @@ int RAI_JobOutputKeysWritable(RedisModuleCtx *ctx, RAI_Job *job);
 /* Reply callback of MODELEXECUTE / SCRIPTEXECUTE: writes and replicates the
  * outputs, counts the run, replies OK / TIMEDOUT / the error. */
 int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+
+/* Queues a run job and ends it: blocks the client, whose reply callback is
+ * RAI_RunJob_Reply; or, where the client cannot block (MULTI, Lua; the
+ * caller checked RAI_SyncRunAllowed), waits here for the job and replies.
+ * Takes ownership of job. */
+int RAI_RunJobAndWait(RedisModuleCtx *ctx, RAI_Job *job, RAI_RunQueue *queue);
 
 /* Ends AI.MODELSTORE / AI.SCRIPTSTORE for a load job (model or script set,
  * key type checked): the session is made on the loader thread while the

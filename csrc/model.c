@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "reaper.h"
 #include "rm_api.h"
 
 static uint64_t next_model_id = 1;
@@ -93,7 +94,10 @@ void RAI_ModelRelease(RAI_Model *m) {
     RedisModule_Free(m->tag);
     FreeNames(m->ninputs, m->inputs);
     FreeNames(m->noutputs, m->outputs);
-    RedisModule_Free(m->blob);
+    /* The last reference often drops on the main thread (overwrite, DEL,
+     * FLUSHALL): a big blob is freed by the reaper instead. */
+    if (m->bloblen >= RAI_REAP_MIN_BYTES) RAI_Reap(RedisModule_Free, m->blob, 0);
+    else RedisModule_Free(m->blob);
     RedisModule_Free(m);
 }
 

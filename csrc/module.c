@@ -14,10 +14,12 @@
 #include "cmd_model.h"
 #include "cmd_script.h"
 #include "cmd_tensor.h"
+#include "command_docs.h"
 #include "config.h"
 #include "info.h"
 #include "log.h"
 #include "py_runtime.h"
+#include "reaper.h"
 #include "rm_api.h"
 #include "run_queue.h"
 #include "type_model.h"
@@ -86,14 +88,23 @@ static const CommandSpec COMMANDS[] = {
     {"ai.config", RAI_Config_RedisCommand, "write", 0, 0, 0, NULL, "admin"},
 };
 
-/* Declares where a command's keys are, so cluster routing, ACL key patterns
- * and COMMAND GETKEYS all see them with the right access flags. */
-static int SetKeySpecs(RedisModuleCtx *ctx, const CommandSpec *spec) {
+/* Declares, in the one SetCommandInfo call a command may get, where its keys
+ * are (so cluster routing, ACL key patterns and COMMAND GETKEYS see them with
+ * the right access flags) and its COMMAND DOCS. No arity: with one, Redis
+ * would answer a wrong count itself, before the handlers' RedisAI-worded
+ * errors. */
+static int SetCommandInfo(RedisModuleCtx *ctx, const CommandSpec *spec, const RAI_CommandDoc *doc) {
     RedisModuleCommand *cmd = RedisModule_GetCommand(ctx, spec->name);
     if (cmd == NULL) return REDISMODULE_ERR;
     RedisModuleCommandInfo info = {
         .version = &COMMAND_INFO_VERSION,
-        .key_specs = (RedisModuleCommandKeySpec *)spec->key_specs,
+        .summary = doc->summary,
+        .complexity = doc->complexity,
+        .since = doc->since,
+        .history = doc->history,
+        .tips = doc->tips,
+        .key_specs = spec->key_specs,
+        .args = doc->args,
     };
     return RedisModule_SetCommandInfo(cmd, &info);
 }
@@ -101,13 +112,18 @@ static int SetKeySpecs(RedisModuleCtx *ctx, const CommandSpec *spec) {
 static int RegisterCommands(RedisModuleCtx *ctx) {
     for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++) {
         const CommandSpec *spec = &COMMANDS[i];
+        const RAI_CommandDoc *doc = RAI_CommandDocFor(spec->name);
+        if (doc == NULL) {
+            RAI_LOG_WARNING("command %s has no entry in command_docs.c", spec->name);
+            return REDISMODULE_ERR;
+        }
         if (RedisModule_CreateCommand(ctx, spec->name, spec->handler, spec->flags, spec->firstkey,
                                       spec->lastkey, spec->keystep) != REDISMODULE_OK) {
             RAI_LOG_WARNING("could not register command %s", spec->name);
             return REDISMODULE_ERR;
         }
-        if (spec->key_specs && SetKeySpecs(ctx, spec) != REDISMODULE_OK) {
-            RAI_LOG_WARNING("could not declare the keys of %s", spec->name);
+        if (SetCommandInfo(ctx, spec, doc) != REDISMODULE_OK) {
+            RAI_LOG_WARNING("could not declare the keys and docs of %s", spec->name);
             return REDISMODULE_ERR;
         }
         /* Redis 7.0 has no module ACL categories: there, ACL rules name the
@@ -208,6 +224,10 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     if (RAI_TensorTypeRegister(ctx) != REDISMODULE_OK || RAI_ModelTypeRegister(ctx) != REDISMODULE_OK ||
         RAI_ScriptTypeRegister(ctx) != REDISMODULE_OK) {
         RAI_LOG_WARNING("could not create the AI data types");
+        return REDISMODULE_ERR;
+    }
+    if (RAI_ReaperStart() != 0) {
+        RAI_LOG_WARNING("could not start the reaper thread");
         return REDISMODULE_ERR;
     }
     if (RAI_RunQueueFor("CPU") == NULL || RAI_LoaderQueue() == NULL) {

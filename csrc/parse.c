@@ -43,6 +43,13 @@ char **RAI_CopyArgStrings(RedisModuleString **argv, int n, size_t **lens) {
     return out;
 }
 
+RAI_CountCheck RAI_ReadCount(RedisModuleString *arg, long long min, int available, long long *n) {
+    if (RedisModule_StringToLongLong(arg, n) != REDISMODULE_OK) return RAI_COUNT_NOT_A_NUMBER;
+    if (*n < min) return RAI_COUNT_BELOW_MIN;
+    if (*n > (available > 0 ? available : 0)) return RAI_COUNT_BEYOND_ARGS;
+    return RAI_COUNT_OK;
+}
+
 int RAI_ArgIs(RedisModuleString *arg, const char *keyword) {
     size_t len;
     const char *s = RedisModule_StringPtrLen(arg, &len);

@@ -21,7 +21,9 @@ static int IsValidDevice(const char *s, size_t len) {
     return 1;
 }
 
-static int ParseCount(RedisModuleString *arg, long long *out) {
+/* BATCHSIZE, MINBATCHSIZE, MINBATCHTIMEOUT: any non-negative integer (the
+ * batcher compares and adds them as long long, never as positions). */
+static int ParseBatchSetting(RedisModuleString *arg, long long *out) {
     return RedisModule_StringToLongLong(arg, out) == REDISMODULE_OK && *out >= 0;
 }
 
@@ -33,19 +35,19 @@ static const char *ParseStoreOptions(RedisModuleString **argv, int argc, int *po
         *pos += 2;
     }
     if (*pos < argc && RAI_ArgIs(argv[*pos], "BATCHSIZE")) {
-        if (*pos + 1 >= argc || !ParseCount(argv[*pos + 1], &meta->batchsize))
+        if (*pos + 1 >= argc || !ParseBatchSetting(argv[*pos + 1], &meta->batchsize))
             return "ERR Invalid argument for BATCHSIZE";
         *pos += 2;
     }
     if (*pos < argc && RAI_ArgIs(argv[*pos], "MINBATCHSIZE")) {
-        if (*pos + 1 >= argc || !ParseCount(argv[*pos + 1], &meta->minbatchsize))
+        if (*pos + 1 >= argc || !ParseBatchSetting(argv[*pos + 1], &meta->minbatchsize))
             return "ERR Invalid argument for MINBATCHSIZE";
         if (meta->batchsize == 0 && meta->minbatchsize > 0)
             return "ERR MINBATCHSIZE specified without BATCHSIZE";
         *pos += 2;
     }
     if (*pos < argc && RAI_ArgIs(argv[*pos], "MINBATCHTIMEOUT")) {
-        if (*pos + 1 >= argc || !ParseCount(argv[*pos + 1], &meta->minbatchtimeout))
+        if (*pos + 1 >= argc || !ParseBatchSetting(argv[*pos + 1], &meta->minbatchtimeout))
             return "ERR Invalid argument for MINBATCHTIMEOUT";
         if (meta->minbatchsize == 0 && meta->minbatchtimeout > 0)
             return "ERR MINBATCHTIMEOUT specified without MINBATCHSIZE";
@@ -62,8 +64,10 @@ static const char *ParseCountedNames(RedisModuleString **argv, int argc, int *po
                                      int *n, const char **names) {
     if (*pos >= argc || !RAI_ArgIs(argv[*pos], keyword)) return missing;
     long long count;
-    if (*pos + 1 >= argc || !ParseCount(argv[*pos + 1], &count) || count == 0) return bad_count;
-    if (*pos + 2 + count > argc) return short_args;
+    if (*pos + 1 >= argc) return bad_count;
+    RAI_CountCheck check = RAI_ReadCount(argv[*pos + 1], 1, RAI_ArgsAfter(argc, *pos + 1), &count);
+    if (check == RAI_COUNT_NOT_A_NUMBER || check == RAI_COUNT_BELOW_MIN) return bad_count;
+    if (check == RAI_COUNT_BEYOND_ARGS) return short_args;
     for (long long i = 0; i < count; i++) names[i] = RedisModule_StringPtrLen(argv[*pos + 2 + i], NULL);
     *n = (int)count;
     *pos += 2 + (int)count;
@@ -140,20 +144,20 @@ static const char *ParseSetOptions(RedisModuleString **argv, int argc, int *pos,
     if (*pos < argc && RAI_ArgIs(argv[*pos], "BATCHSIZE")) {
         if (meta->backend == RAI_BACKEND_TFLITE)
             return "ERR Auto-batching not supported by the TFLITE backend";
-        if (*pos + 1 >= argc || !ParseCount(argv[*pos + 1], &meta->batchsize))
+        if (*pos + 1 >= argc || !ParseBatchSetting(argv[*pos + 1], &meta->batchsize))
             return "ERR Invalid argument for BATCHSIZE";
         *pos += 2;
     }
     if (*pos < argc && RAI_ArgIs(argv[*pos], "MINBATCHSIZE")) {
         if (meta->batchsize == 0) return "ERR MINBATCHSIZE specified without BATCHSIZE";
-        if (*pos + 1 >= argc || !ParseCount(argv[*pos + 1], &meta->minbatchsize))
+        if (*pos + 1 >= argc || !ParseBatchSetting(argv[*pos + 1], &meta->minbatchsize))
             return "ERR Invalid argument for MINBATCHSIZE";
         *pos += 2;
     }
     if (*pos < argc && RAI_ArgIs(argv[*pos], "MINBATCHTIMEOUT")) {
         if (meta->batchsize == 0) return "ERR MINBATCHTIMEOUT specified without BATCHSIZE";
         if (meta->minbatchsize == 0) return "ERR MINBATCHTIMEOUT specified without MINBATCHSIZE";
-        if (*pos + 1 >= argc || !ParseCount(argv[*pos + 1], &meta->minbatchtimeout))
+        if (*pos + 1 >= argc || !ParseBatchSetting(argv[*pos + 1], &meta->minbatchtimeout))
             return "ERR Invalid argument for MINBATCHTIMEOUT";
         *pos += 2;
     }
@@ -203,15 +207,18 @@ static const char *ParseExecuteKeys(RedisModuleString **argv, int argc, int *pos
     long long count;
     if (*pos >= argc || !RAI_ArgIs(argv[*pos], is_input ? "INPUTS" : "OUTPUTS"))
         return is_input ? "ERR INPUTS not specified" : "ERR OUTPUTS not specified";
-    if (*pos + 1 >= argc || RedisModule_StringToLongLong(argv[*pos + 1], &count) != REDISMODULE_OK)
+    RAI_CountCheck check = *pos + 1 < argc
+                               ? RAI_ReadCount(argv[*pos + 1], 1, RAI_ArgsAfter(argc, *pos + 1), &count)
+                               : RAI_COUNT_NOT_A_NUMBER;
+    if (check == RAI_COUNT_NOT_A_NUMBER)
         return is_input ? "ERR Invalid argument for input_count" : "ERR Invalid argument for output_count";
-    if (count <= 0)
+    if (check == RAI_COUNT_BELOW_MIN)
         return is_input ? "ERR Input count must be a positive integer"
                         : "ERR Output count must be a positive integer";
     if (expected >= 0 && count != expected)
         return is_input ? "Number of keys given as INPUTS here does not match model definition"
                         : "Number of keys given as OUTPUTS here does not match model definition";
-    if (*pos + 2 + count > argc)
+    if (check == RAI_COUNT_BEYOND_ARGS)
         return is_input ? "ERR number of input keys to AI.MODELEXECUTE command does not match the "
                           "number of given arguments"
                         : "ERR number of output keys to AI.MODELEXECUTE command does not match the "

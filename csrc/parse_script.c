@@ -36,9 +36,11 @@ const char *RAI_ParseScriptStore(RedisModuleString **argv, int argc, RAI_ScriptS
     if (pos >= argc || !RAI_ArgIs(argv[pos], "ENTRY_POINTS"))
         return "ERR Insufficient arguments, missing script entry points";
     long long n;
-    if (pos + 1 >= argc || RedisModule_StringToLongLong(argv[pos + 1], &n) != REDISMODULE_OK || n < 0)
+    RAI_CountCheck check = pos + 1 < argc ? RAI_ReadCount(argv[pos + 1], 0, RAI_ArgsAfter(argc, pos + 1), &n)
+                                          : RAI_COUNT_NOT_A_NUMBER;
+    if (check == RAI_COUNT_NOT_A_NUMBER || check == RAI_COUNT_BELOW_MIN)
         return "ERR Non numeric entry points number provided to AI.SCRIPTSTORE command";
-    if (pos + 2 + n > argc) return "ERR Insufficient arguments, missing script entry points";
+    if (check == RAI_COUNT_BEYOND_ARGS) return "ERR Insufficient arguments, missing script entry points";
     out->entries_at = pos + 2;
     out->nentry = (int)n;
     pos += 2 + (int)n;
@@ -70,9 +72,10 @@ static int ScopeOf(RedisModuleString *arg) {
 static const char *ParseKeysScope(RedisModuleString **argv, int argc, int *pos, int *n, int *at) {
     long long count;
     if (argc - *pos - 1 < 2) return "ERR Missing arguments after KEYS keyword";
-    if (RedisModule_StringToLongLong(argv[*pos + 1], &count) != REDISMODULE_OK || count <= 0)
+    RAI_CountCheck check = RAI_ReadCount(argv[*pos + 1], 1, RAI_ArgsAfter(argc, *pos + 1), &count);
+    if (check == RAI_COUNT_NOT_A_NUMBER || check == RAI_COUNT_BELOW_MIN)
         return "ERR Invalid or negative value found in number of KEYS";
-    if (*pos + 2 + count > argc)
+    if (check == RAI_COUNT_BEYOND_ARGS)
         return "ERR Number of pre declared KEYS to be used in the command does not match the number of "
                "given arguments";
     *n = (int)count;
@@ -95,9 +98,9 @@ static const char *ParseCountedScope(RedisModuleString **argv, int argc, int *po
         "ERR number of outputs to AI.SCRIPTEXECUTE command does not match the number of given arguments"};
     long long count;
     if (*pos + 1 >= argc) return "ERR Invalid arguments provided to AI.SCRIPTEXECUTE";
-    if (RedisModule_StringToLongLong(argv[*pos + 1], &count) != REDISMODULE_OK || count < 0)
-        return bad_count[scope];
-    if (*pos + 2 + count > argc) return short_args[scope];
+    RAI_CountCheck check = RAI_ReadCount(argv[*pos + 1], 0, RAI_ArgsAfter(argc, *pos + 1), &count);
+    if (check == RAI_COUNT_NOT_A_NUMBER || check == RAI_COUNT_BELOW_MIN) return bad_count[scope];
+    if (check == RAI_COUNT_BEYOND_ARGS) return short_args[scope];
     *n = (int)count;
     *at = *pos + 2;
     *pos += 2 + (int)count;

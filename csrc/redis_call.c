@@ -1,5 +1,6 @@
 /* redis_call.c -- commands and key reads from worker threads, under the
- * Redis lock (RedisModule_ThreadSafeContextLock). */
+ * Redis lock (RedisModule_ThreadSafeContextLock), or routed to a main
+ * thread that waits for the worker's run (sync_run.c). */
 #include "redis_call.h"
 
 #include <errno.h>
@@ -46,30 +47,59 @@ static RAI_CallReply *ErrorReply(const char *text) {
     return r;
 }
 
-RAI_CallReply *RAI_RedisCall(int argc, const char **argv, const size_t *lens) {
+static __thread RAI_RedisRoute route;
+static __thread void *route_arg;
+
+void RAI_RedisRouteSet(RAI_RedisRoute r, void *arg) {
+    route = r;
+    route_arg = arg;
+}
+
+static void WithRedis(RAI_RedisWork work, void *arg) {
+    if (route) {
+        route(route_arg, work, arg);
+        return;
+    }
     RedisModuleCtx *ctx = RedisModule_GetThreadSafeContext(NULL);
     RedisModule_ThreadSafeContextLock(ctx);
+    work(ctx, arg);
+    RedisModule_ThreadSafeContextUnlock(ctx);
+    RedisModule_FreeThreadSafeContext(ctx);
+}
+
+typedef struct {
+    int argc;
+    const char **argv;
+    const size_t *lens;
+    RAI_CallReply *reply;
+} Call;
+
+static void DoCall(RedisModuleCtx *ctx, void *arg) {
+    Call *call = arg;
+    int argc = call->argc;
     RedisModuleString **args = RedisModule_Alloc(sizeof(*args) * (argc > 1 ? (size_t)argc - 1 : 1));
-    for (int i = 1; i < argc; i++) args[i - 1] = RedisModule_CreateString(ctx, argv[i], lens[i]);
+    for (int i = 1; i < argc; i++) args[i - 1] = RedisModule_CreateString(ctx, call->argv[i], call->lens[i]);
     errno = 0;
-    RedisModuleCallReply *reply = RedisModule_Call(ctx, argv[0], "!Ev", args, (size_t)(argc - 1));
+    RedisModuleCallReply *reply = RedisModule_Call(ctx, call->argv[0], "!Ev", args, (size_t)(argc - 1));
     int call_errno = errno;
-    RAI_CallReply *copy;
     if (reply == NULL) {
-        copy = ErrorReply(call_errno == ENOENT   ? "ERR unknown command"
-                          : call_errno == EINVAL ? "ERR wrong number of arguments"
-                          : call_errno == EPERM  ? "ERR operation not permitted"
-                                                 : "ERR command could not be called");
+        call->reply = ErrorReply(call_errno == ENOENT   ? "ERR unknown command"
+                                 : call_errno == EINVAL ? "ERR wrong number of arguments"
+                                 : call_errno == EPERM  ? "ERR operation not permitted"
+                                                        : "ERR command could not be called");
     } else {
-        copy = RedisModule_Calloc(1, sizeof(*copy));
-        CopyReply(reply, copy);
+        call->reply = RedisModule_Calloc(1, sizeof(*call->reply));
+        CopyReply(reply, call->reply);
         RedisModule_FreeCallReply(reply);
     }
     for (int i = 1; i < argc; i++) RedisModule_FreeString(ctx, args[i - 1]);
     RedisModule_Free(args);
-    RedisModule_ThreadSafeContextUnlock(ctx);
-    RedisModule_FreeThreadSafeContext(ctx);
-    return copy;
+}
+
+RAI_CallReply *RAI_RedisCall(int argc, const char **argv, const size_t *lens) {
+    Call call = {argc, argv, lens, NULL};
+    WithRedis(DoCall, &call);
+    return call.reply;
 }
 
 static void FreeReplyContents(RAI_CallReply *r) {
@@ -84,19 +114,28 @@ void RAI_CallReplyFree(RAI_CallReply *reply) {
     RedisModule_Free(reply);
 }
 
-RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char **err) {
-    RedisModuleCtx *ctx = RedisModule_GetThreadSafeContext(NULL);
-    RedisModule_ThreadSafeContextLock(ctx);
-    RedisModuleString *name = RedisModule_CreateString(ctx, key, keylen);
+typedef struct {
+    const char *key;
+    size_t keylen;
+    RAI_Model *model;
+    int type;
+} Lookup;
+
+static void DoLookup(RedisModuleCtx *ctx, void *arg) {
+    Lookup *l = arg;
+    RedisModuleString *name = RedisModule_CreateString(ctx, l->key, l->keylen);
     RedisModuleKey *k = RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
-    int type = RedisModule_KeyType(k);
-    RAI_Model *m = NULL;
-    if (type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(k) == RAI_ModelType)
-        m = RAI_ModelRetain(RedisModule_ModuleTypeGetValue(k));
+    l->type = RedisModule_KeyType(k);
+    if (l->type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(k) == RAI_ModelType)
+        l->model = RAI_ModelRetain(RedisModule_ModuleTypeGetValue(k));
     RedisModule_CloseKey(k);
     RedisModule_FreeString(ctx, name);
-    RedisModule_ThreadSafeContextUnlock(ctx);
-    RedisModule_FreeThreadSafeContext(ctx);
-    if (m == NULL) *err = type == REDISMODULE_KEYTYPE_EMPTY ? "ERR model key is empty" : REDISMODULE_ERRORMSG_WRONGTYPE;
-    return m;
+}
+
+RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char **err) {
+    Lookup l = {key, keylen, NULL, 0};
+    WithRedis(DoLookup, &l);
+    if (l.model == NULL)
+        *err = l.type == REDISMODULE_KEYTYPE_EMPTY ? "ERR model key is empty" : REDISMODULE_ERRORMSG_WRONGTYPE;
+    return l.model;
 }

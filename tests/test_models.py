@@ -35,7 +35,6 @@ import model_builders as mb
 from conftest import RedisServer, ServerFactory, wait_until
 
 DEFAULT_CHUNK_SIZE = 511 * 1024 * 1024
-IN_TRANSACTION = "Cannot run RedisAI command within a transaction or a LUA script"
 MODEL_EMPTY = "model key is empty"
 NO_RUN_INFO = "cannot find run info for key"
 
@@ -514,33 +513,7 @@ def test_command_getkeys_lists_model_inputs_and_outputs(r: redis.Redis) -> None:
 
 
 # ---------------------------------------------------------------------------
-# transactions and Lua
-
-
-def test_modelexecute_refused_in_multi_and_lua(r: redis.Redis) -> None:
-    r.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", onnx_add())
-    tensorset(r, "a", np.array([1, 2], dtype=np.float32))
-    command = ("AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "a", "OUTPUTS", 2, "s", "p")
-
-    pipe = r.pipeline(transaction=True)
-    pipe.execute_command(*command)
-    pipe.execute_command("AI.MODELRUN", "m", "INPUTS", "a", "a", "OUTPUTS", "s", "p")
-    pipe.ping()
-    replies = pipe.execute(raise_on_error=False)
-    assert [str(e) for e in replies[:2]] == [IN_TRANSACTION, IN_TRANSACTION]
-    assert all(isinstance(e, redis.ResponseError) for e in replies[:2])
-    assert replies[2] is True
-
-    script = "return redis.pcall(" + ",".join(f"'{a}'" for a in command) + ")"
-    with pytest.raises(redis.ResponseError) as err:
-        r.eval(script, 0)
-    assert str(err.value) == IN_TRANSACTION
-    with pytest.raises(redis.ResponseError) as err:
-        r.eval(script.replace("pcall", "call"), 0)
-    assert str(err.value).startswith(IN_TRANSACTION)
-    assert r.exists("s", "p") == 0
-    assert run_info(r, "m")["calls"] == 0
-    assert modelexecute(r, "m", ["a", "a"], ["s", "p"]) == b"OK"  # and outside, it runs
+# transactions and Lua (runs: tests/test_inference_in_transactions.py)
 
 
 def test_modelstore_inside_multi_and_lua(r: redis.Redis) -> None:

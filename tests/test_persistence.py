@@ -113,7 +113,7 @@ def loaded(server, r):
 # Hand-built DUMP payloads.
 
 TENSOR_TYPE_ID = 0x8FD310D48E4400  # "AI_TENSOR" at encver 0 (reference, section 1)
-RDB_VERSION = 10  # Redis 7.0; RESTORE accepts this and older versions
+RDB_VERSION = 10  # Redis 7.0; RESTORE accepts this and older versions (Valkey too)
 
 
 def _crc64_table() -> list[int]:
@@ -159,6 +159,15 @@ def payload(encver: int, fields: bytes, rdb_version: int = RDB_VERSION) -> bytes
     body = b"\x07" + rdb_len(TENSOR_TYPE_ID | encver) + fields + b"\x00"
     body += rdb_version.to_bytes(2, "little")
     return body + crc64(body).to_bytes(8, "little")
+
+
+def dump_rdb_version(client: redis.Redis) -> int:
+    """The RDB version the server under test writes into a DUMP footer (Redis
+    7.0: 10, Valkey 9: 80), read from a DUMP of a plain string."""
+    client.set("rdb-version-probe", "x")
+    footer = client.dump("rdb-version-probe")[-10:]
+    client.delete("rdb-version-probe")
+    return int.from_bytes(footer[:2], "little")
 
 
 def v4_fields(code: int, bits: int, shape: list[int], data: bytes,
@@ -317,16 +326,17 @@ def test_dump_restore_on_the_same_server_and_onto_another(loaded, r, server_fact
 
 
 def test_dump_writes_the_documented_encoding_version_4_layout(r):
+    rdb = dump_rdb_version(r)  # the footer is the server's; the fields are ours
     r.execute_command("AI.TENSORSET", "i", "INT32", 2, 1, "BLOB", INT32_1_2)
     # code before bits (v4), signed ndims and dims, the blob.
-    assert r.dump("i") == payload(4, v4_fields(0, 32, [2, 1], INT32_1_2))
+    assert r.dump("i") == payload(4, v4_fields(0, 32, [2, 1], INT32_1_2), rdb)
 
     r.execute_command("AI.TENSORSET", "s", "STRING", 3, "VALUES", "a", "", "bc")
     # STRING: the blob, then every element's start offset.
-    assert r.dump("s") == payload(4, v4_fields(7, 8, [3], b"a\0\0bc\0", [0, 2, 3]))
+    assert r.dump("s") == payload(4, v4_fields(7, 8, [3], b"a\0\0bc\0", [0, 2, 3]), rdb)
 
     r.execute_command("AI.TENSORSET", "scalar", "UINT16", "VALUES", 513)
-    assert r.dump("scalar") == payload(4, v4_fields(1, 16, [], b"\x01\x02"))
+    assert r.dump("scalar") == payload(4, v4_fields(1, 16, [], b"\x01\x02"), rdb)
 
 
 def test_restore_of_hand_built_v4_payloads_reads_every_field(r):
@@ -354,7 +364,8 @@ def test_restore_of_legacy_v0_v1_payloads(r, legacy):
     assert tensor_get(r, "tensor{1}") == expected_get("INT32", (2, 1), INT32_1_2)
     assert r.execute_command("AI.TENSORGET", "tensor{1}", "VALUES") == [1, 2]
     # Saved again, it is written in the current encoding.
-    assert r.dump("tensor{1}") == payload(4, v4_fields(0, 32, [2, 1], INT32_1_2))
+    assert r.dump("tensor{1}") == payload(4, v4_fields(0, 32, [2, 1], INT32_1_2),
+                                          dump_rdb_version(r))
 
 
 @pytest.mark.parametrize("encver", [2, 3])

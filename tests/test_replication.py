@@ -32,7 +32,7 @@ import pytest
 import redis
 
 import model_builders as mb
-from conftest import RedisServer, ServerFactory
+from conftest import RedisServer, ServerFactory, server_says
 from keyspace import snapshot
 
 CHUNK = 1024
@@ -206,7 +206,7 @@ def test_replica_started_later_gets_everything_by_full_sync(server_factory, tran
     replica = start_replica(server_factory, primary, module_args, replica_args)
     r = replica.client(socket_timeout=60)
     assert p.info("stats")["sync_full"] == 1
-    assert "Full resync from master" in replica.log()
+    assert server_says("Full resync from master", "Full resync from primary") in replica.log()
     assert ("Loading DB in memory" if transfer == "disk" else "Loading RDB produced") in replica.log()
     replicate(p)
     same_keyspace(p, r)

@@ -732,20 +732,10 @@ def test_script_on_cpu_1_runs_on_its_own_queue(r: redis.Redis) -> None:
     assert run_info(r, "s1")["device"] == b"CPU:1"
 
 
-def test_scriptexecute_inside_multi_and_lua_is_refused(r: redis.Redis) -> None:
-    store(r, "s")
+def test_scriptstore_inside_multi(r: redis.Redis) -> None:
+    """Storing a script inside MULTI compiles it at once (running one: see
+    tests/test_inference_in_transactions.py)."""
     tensorset(r, "a", np.array([1, 2], dtype=np.float32))
-    pipe = r.pipeline(transaction=True)
-    pipe.execute_command("AI.SCRIPTEXECUTE", "s", "bar", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "y")
-    pipe.execute_command("AI.SCRIPTRUN", "s", "bar", "INPUTS", "a", "a", "OUTPUTS", "y")
-    pipe.set("after", "1")
-    replies = pipe.execute(raise_on_error=False)
-    assert [str(x) for x in replies[:2]] == [IN_TRANSACTION, IN_TRANSACTION]
-    assert replies[2] is True
-    assert error_of(lambda: r.eval(
-        "return redis.call('AI.SCRIPTEXECUTE', 's', 'bar', 'INPUTS', 2, 'a', 'a', 'OUTPUTS', 1, 'y')",
-        0)).startswith(IN_TRANSACTION)
-    assert r.exists("y") == 0
     # Storing a script inside MULTI works (it does not block).
     pipe = r.pipeline(transaction=True)
     pipe.execute_command("AI.SCRIPTSTORE", "s2", "CPU", "ENTRY_POINTS", 1, "bar", "SOURCE", SCRIPT)

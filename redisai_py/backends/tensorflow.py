@@ -11,7 +11,12 @@ signature). Its input and output names are the signature's keys: the names given
 to AI.MODELSTORE pick and order them; with no names given, all keys in sorted
 order, which is the order TF flattens a signature's keyword arguments in.
 
-Both run in a TF1-style Session through a callable made once at load
+Every other blob is parsed as a GraphDef, as RedisAI parses every TF blob: random
+bytes, and any archive that names no saved_model.pb (a TorchScript file sent as
+TF by mistake), get RedisAI's "Invalid GraphDef". Only an archive that holds a
+saved_model.pb and then fails to load gets an error that speaks of a SavedModel.
+
+Both kinds run in a TF1-style Session through a callable made once at load
 (Session._make_callable_from_options): a run is one C call that takes the numpy
 inputs and returns numpy outputs, on the worker's own thread. On a small graph
 that is about 11 µs, against 50 µs and more for calling a concrete function
@@ -28,7 +33,8 @@ import os
 import tarfile
 import tempfile
 import zipfile
-from pathlib import Path
+import zlib
+from pathlib import Path, PurePosixPath
 
 # TF's C++ logging writes every failed run to stderr, i.e. the Redis log;
 # the client gets the error anyway. Must be set before tensorflow is imported.
@@ -50,6 +56,10 @@ INVALID_GRAPHDEF = "Invalid GraphDef"
 SESSION_CLOSED = "ERR The TF model was freed"
 SERVING_SIGNATURE = "serving_default"
 SERVING_TAG = "serve"
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+ZIP_MAGIC = b"PK\x03\x04"
+GZIP_MAGIC = b"\x1f\x8b"
+TAR_MAGIC = b"ustar"  # at offset 257 of a POSIX or GNU tar
 
 _v1 = _framework.compat.v1
 
@@ -63,7 +73,7 @@ def load(blob: bytes, spec: ModelSpec) -> TFSession:
     """A session for the frozen GraphDef or SavedModel archive in `blob`."""
     if spec.on_gpu and not _framework.config.list_physical_devices("GPU"):
         raise BackendError(GPU_NOT_FOUND)
-    if _is_archive(blob):
+    if _holds_saved_model(blob):
         return _load_saved_model(blob, spec)
     return _load_graph_def(blob, spec)
 
@@ -133,13 +143,30 @@ def _tensor_of(name: str) -> str:
 
 # ---- SavedModel archive ----------------------------------------------------------------
 
-def _is_archive(blob: bytes) -> bool:
-    """Zip, gzip or (POSIX/GNU) tar: none of these can start a serialized GraphDef."""
-    return (
-        blob[:4] == b"PK\x03\x04"
-        or blob[:2] == b"\x1f\x8b"
-        or blob[257:262] == b"ustar"
-    )
+def _holds_saved_model(blob: bytes) -> bool:
+    """Whether `blob` is a zip or tar(.gz) archive naming a saved_model.pb (or .pbtxt).
+
+    Only the member names are read. A damaged archive counts by the members
+    that can be read before the damage: with a saved_model.pb among them it
+    is a broken SavedModel, without one it is just not a GraphDef.
+    """
+    return any(PurePosixPath(name).name in SAVED_MODEL_FILES for name in _member_names(blob))
+
+
+def _member_names(blob: bytes) -> list[str]:
+    """The member names that can be read from a zip or tar(.gz) blob; [] for any other blob."""
+    names: list[str] = []
+    try:
+        if blob[:4] == ZIP_MAGIC:
+            with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+                names.extend(archive.namelist())
+        elif blob[:2] == GZIP_MAGIC or blob[257:262] == TAR_MAGIC:
+            with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as archive:
+                for member in archive:
+                    names.append(member.name)
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error):
+        pass  # the names read so far are all there is
+    return names
 
 
 def _load_saved_model(blob: bytes, spec: ModelSpec) -> TFSession:
@@ -189,21 +216,21 @@ def _signature_keys(tensors: object, requested: tuple[str, ...], kind: str,
 def _extract_saved_model(blob: bytes, workdir: Path) -> Path:
     """Unpack the archive under `workdir`; the directory that holds saved_model.pb."""
     try:
-        if blob[:4] == b"PK\x03\x04":
+        if blob[:4] == ZIP_MAGIC:
             # ZipFile.extractall drops ".." and leading "/" from member names.
             with zipfile.ZipFile(io.BytesIO(blob)) as archive:
                 archive.extractall(workdir)
         else:
             with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as archive:
                 archive.extractall(workdir, members=_plain_members(archive))
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise BackendError(f"ERR Invalid SavedModel archive: {exc}") from exc
     found = sorted(
-        (p.parent for p in workdir.rglob("saved_model.pb*")),
+        (p.parent for name in SAVED_MODEL_FILES for p in workdir.rglob(name)),
         key=lambda directory: len(directory.parts),
     )
-    if not found:
-        raise BackendError("ERR The archive holds no SavedModel (saved_model.pb)")
+    if not found:  # named in the archive, yet nothing was extracted under that name
+        raise BackendError("ERR Invalid SavedModel archive: saved_model.pb could not be extracted")
     return found[0]
 
 
