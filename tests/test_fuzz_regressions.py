@@ -15,6 +15,13 @@ SystemError text, or the server died of SIGSEGV when the hole was read as a
 name (`AI.MODELSTORE m TF CPU INPUTS 2 "\x91" b OUTPUTS 1 mul BLOB <graph>`).
 Undecodable bytes now become U+FFFD, and the name fails as unknown names do.
 
+A script function name that is not UTF-8. The worker made the function
+name a str with PyUnicode_FromString, which fails for such bytes, then
+called the script runtime with the NULL (which ends the argument list) and
+released it: SIGSEGV on the worker thread. Found as
+`AI.SCRIPTEXECUTE s "\x91" INPUTS 1 x` (any stored script, any tensor x).
+The name is now decoded like the others and is an unknown function.
+
 A model payload that claims a huge blob. RESTORE hands a model's DUMP
 payload to our RDB decoder, which allocated the blob length the payload
 claimed before reading any chunk; Redis ends the process when an
@@ -104,6 +111,28 @@ def test_tf_input_name_that_is_not_utf8_gets_tfs_message_and_models_still_store(
     set_pair(client)
     assert client.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, "x", "y", "OUTPUTS", 1, "product") == b"OK"
     assert np.allclose(tensor_values(client, "product"), [10.0, 40.0])
+
+
+@pytest.mark.parametrize("command", [
+    ("AI.SCRIPTEXECUTE", "s", NOT_UTF8, "INPUTS", 1, "x"),
+    ("AI.SCRIPTEXECUTE", "s", NOT_UTF8, "INPUTS", 2, "x", "y", "OUTPUTS", 1, "sum"),
+    ("AI.SCRIPTRUN", "s", NOT_UTF8, "INPUTS", "x", "y", "OUTPUTS", "sum"),
+])
+def test_script_function_name_that_is_not_utf8_is_an_unknown_function(client: redis.Redis,
+                                                                        command: tuple[object, ...]):
+    assert client.execute_command("AI.SCRIPTSTORE", "s", "CPU", "ENTRY_POINTS", 1, "add", "SOURCE", SCRIPT) == b"OK"
+    set_pair(client)
+
+    with pytest.raises(redis.ResponseError) as refused:
+        client.execute_command(*command)
+    assert str(refused.value) == f"Function does not exist: {REPLACEMENT}"
+    assert client.exists("sum") == 0
+
+    reply = client.execute_command("AI.DAGEXECUTE", "LOAD", 2, "x", "y", "|>",
+                                   "AI.SCRIPTEXECUTE", "s", NOT_UTF8, "INPUTS", 2, "x", "y", "OUTPUTS", 1, "sum")
+    assert [str(element) for element in reply] == [f"Function does not exist: {REPLACEMENT}"]
+    assert client.execute_command("AI.SCRIPTEXECUTE", "s", "add", "INPUTS", 2, "x", "y", "OUTPUTS", 1, "sum") == b"OK"
+    assert tensor_values(client, "sum") == [11.0, 22.0]
 
 
 @pytest.mark.parametrize("claimed", [2**63 - 1, 2**64 - 1, "one byte more", "one byte less"])
