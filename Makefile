@@ -18,7 +18,7 @@ VALKEY_TESTS ?= tests/test_tensors.py tests/test_models.py tests/test_scripts.py
 	tests/test_keys_and_acl.py tests/test_inference_in_transactions.py \
 	tests/test_cluster.py::test_killed_primary_fails_over_and_the_replica_serves_the_same_data
 
-.PHONY: run test install system build bench clean
+.PHONY: run test install system build bench fuzz clean
 
 run: install
 	$(VPY) -m redisai_py serve --server $(SERVER) --port $(PORT) --dir .data
@@ -31,6 +31,12 @@ test: install
 bench: install
 	@command -v wrk >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk)
 	$(VPY) benchmarks/run_all.py
+
+# The long fuzz run: 1,000,000 fuzzed commands against one server, about 10 minutes
+# on 2 cores; results in benchmarks/results/fuzz.{json,md}. FUZZ_ARGS="--commands N --seed S".
+FUZZ_ARGS ?=
+fuzz: install
+	$(VPY) benchmarks/fuzz.py $(FUZZ_ARGS)
 
 CLIENT_VENV := .venv-client
 

@@ -88,9 +88,27 @@ static int Model_getbuffer(ModelObject *self, Py_buffer *view, int flags) {
 
 static PyBufferProcs ModelBufferProcs = {(getbufferproc)Model_getbuffer, NULL};
 
+/* A stored name or device as str. They are bytes a client sent (or an RDB
+ * held) and need not be UTF-8: undecodable bytes become U+FFFD, so such a
+ * name fails later as an unknown name, with the backend's message. */
+static PyObject *Text(const char *s) {
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+}
+
+/* A getter must return NULL with an exception or an object without one: a
+ * tuple with a hole and a pending exception would surface at some later C
+ * call, e.g. inside a lock's __enter__ after the lock was taken. */
 static PyObject *NamesTuple(int n, char **names) {
     PyObject *tuple = PyTuple_New(n > 0 ? n : 0);
-    for (int i = 0; i < n; i++) PyTuple_SET_ITEM(tuple, i, PyUnicode_FromString(names[i]));
+    if (tuple == NULL) return NULL;
+    for (int i = 0; i < n; i++) {
+        PyObject *name = Text(names[i]);
+        if (name == NULL) {
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tuple, i, name);
+    }
     return tuple;
 }
 
@@ -101,7 +119,7 @@ static PyObject *Model_getattr(ModelObject *self, void *closure) {
     switch ((intptr_t)closure) {
     case 0: return PyLong_FromUnsignedLongLong(m->id);
     case 1: return PyUnicode_FromString(RAI_BackendName(m->backend));
-    case 2: return PyUnicode_FromString(m->device);
+    case 2: return Text(m->device);
     case 3: return m->backend == RAI_BACKEND_TF ? NamesTuple(m->ninputs, m->inputs) : PyTuple_New(0);
     case 4: return m->backend == RAI_BACKEND_TF ? NamesTuple(m->noutputs, m->outputs) : PyTuple_New(0);
     default: Py_RETURN_NONE;
@@ -149,8 +167,8 @@ static PyObject *Script_getattr(ScriptObject *self, void *closure) {
     const RAI_Script *s = self->script;
     switch ((intptr_t)closure) {
     case 0: return PyLong_FromUnsignedLongLong(s->id);
-    case 1: return PyUnicode_FromString(s->device);
-    case 2: return PyUnicode_DecodeUTF8(s->source, (Py_ssize_t)strlen(s->source), "replace");
+    case 1: return Text(s->device);
+    case 2: return Text(s->source);
     case 3: return NamesTuple(s->nentry, s->entry_points);
     default: Py_RETURN_NONE;
     }

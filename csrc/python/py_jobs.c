@@ -213,20 +213,24 @@ void RAI_PyRunScript(RAI_Job *job) {
     PyObject *keys = StringList(job->nkeys, job->keys, NULL);
     PyObject *args = StringList(job->nargs, job->args, job->arglens);
     PyObject *noutputs = PyLong_FromLong(job->noutputs);
-    PyObject *fn = PyUnicode_FromString(job->fn);
+    /* The function name is a client's bytes: not UTF-8 is an unknown name, not an error here. */
+    PyObject *fn = PyUnicode_DecodeUTF8(job->fn, (Py_ssize_t)strlen(job->fn), "replace");
 
-    uint64_t start = RedisModule_MonotonicMicroseconds();
-    PyObject *outs = PyObject_CallFunctionObjArgs(run_script_fn, script, fn, inputs, keys, args, noutputs, NULL);
-    job->duration_us = RedisModule_MonotonicMicroseconds() - start;
+    PyObject *outs = NULL;
+    if (script && inputs && keys && args && noutputs && fn) {
+        uint64_t start = RedisModule_MonotonicMicroseconds();
+        outs = PyObject_CallFunctionObjArgs(run_script_fn, script, fn, inputs, keys, args, noutputs, NULL);
+        job->duration_us = RedisModule_MonotonicMicroseconds() - start;
+    }
     if (outs == NULL) FailJobsWithException(&job, 1);
     else StoreOutputs(job, outs);
 
     Py_XDECREF(outs);
-    Py_DECREF(fn);
-    Py_DECREF(noutputs);
-    Py_DECREF(args);
-    Py_DECREF(keys);
-    Py_DECREF(inputs);
-    Py_DECREF(script);
+    Py_XDECREF(fn);
+    Py_XDECREF(noutputs);
+    Py_XDECREF(args);
+    Py_XDECREF(keys);
+    Py_XDECREF(inputs);
+    Py_XDECREF(script);
     RAI_GilDrop();
 }

@@ -52,24 +52,39 @@ static void FreeLoadedNames(char **names, int n) {
     RedisModule_Free(names);
 }
 
-/* The blob: one buffer (v0) or `len, n_chunks, chunks` (v1+). */
+/* Appends a chunk to a blob that grows by doubling (MODEL_CHUNK_SIZE may
+ * be 1 byte, so there may be as many chunks as bytes). */
+static void BlobAppend(char **blob, size_t *cap, size_t filled, const char *chunk, size_t clen) {
+    if (filled + clen > *cap) {
+        size_t want = *cap;
+        while (want < filled + clen) want *= 2;
+        *blob = RedisModule_Realloc(*blob, want);
+        *cap = want;
+    }
+    memcpy(*blob + filled, chunk, clen);
+}
+
+/* The blob: one buffer (v0) or `len, n_chunks, chunks` (v1+). The saved
+ * length is only compared with the chunks, never allocated up front: a
+ * corrupt or hand-made payload (RESTORE) may claim any size, and an
+ * allocation Redis cannot satisfy ends the process. */
 static char *LoadBlob(RedisModuleIO *rdb, int chunked, size_t *len) {
     if (!chunked) return RedisModule_LoadStringBuffer(rdb, len);
     uint64_t total = RedisModule_LoadUnsigned(rdb);
     uint64_t nchunks = RedisModule_LoadUnsigned(rdb);
     if (RedisModule_IsIOError(rdb)) return NULL;
-    char *blob = RedisModule_Alloc(total > 0 ? total : 1);
-    size_t filled = 0;
+    char *blob = RedisModule_Alloc(1);
+    size_t cap = 1, filled = 0;
     for (uint64_t i = 0; i < nchunks; i++) {
         size_t clen = 0;
         char *chunk = RedisModule_LoadStringBuffer(rdb, &clen);
-        if (chunk == NULL || filled + clen > total) {
+        if (chunk == NULL || clen > total - filled) {
             RedisModule_Free(chunk);
             RedisModule_Free(blob);
             RedisModule_LogIOError(rdb, "warning", "AI__MODEL: corrupt model blob in RDB");
             return NULL;
         }
-        memcpy(blob + filled, chunk, clen);
+        BlobAppend(&blob, &cap, filled, chunk, clen);
         filled += clen;
         RedisModule_Free(chunk);
     }
@@ -79,7 +94,7 @@ static char *LoadBlob(RedisModuleIO *rdb, int chunked, size_t *len) {
         return NULL;
     }
     *len = total;
-    return blob;
+    return RedisModule_Realloc(blob, total > 0 ? total : 1); /* MEMORY USAGE counts bloblen */
 }
 
 static void *ModelRdbLoad(RedisModuleIO *rdb, int encver) {
