@@ -246,13 +246,17 @@ def throughput(sides: dict[str, Side]) -> dict[tuple[str, str], list[dict[str, A
 
 
 def limit_of(busy: dict[str, float], label: str) -> str:
-    """What bounds a 16-client figure, from how busy the threads and cores were."""
+    """What bounds a 16-client figure, from how busy the threads and cores were (`others`: the
+    share of the cores that processes not ours took meanwhile)."""
     if busy["worker"] >= SATURATED and label != "GET":
         return f"worker saturated ({busy['worker']:.0%})"
     if busy["main thread"] >= SATURATED:
         return f"main thread saturated ({busy['main thread']:.0%})"
     if busy["cores"] >= SATURATED:
         return f"both cores full ({busy['cores']:.0%}, with redis-benchmark)"
+    if busy["cores"] + busy["others"] >= SATURATED:
+        return (f"both cores full, {busy['others']:.0%} of them taken by other processes "
+                f"(ours {busy['cores']:.0%})")
     return (f"hand-offs (no thread saturated: main {busy['main thread']:.0%}, worker "
             f"{busy['worker']:.0%}; cores {busy['cores']:.0%})")
 
@@ -282,6 +286,7 @@ def figures(runs: dict[tuple[str, str], list[dict[str, Any]]]) -> list[Figure]:
             rs = runs[(side, label)]
             per_repeat = [r["rps"] / g["rps"] for r, g in zip(rs, gets)]
             busy = {k: statistics.median(r["busy"][k] for r in rs) for k in rs[0]["busy"]}
+            busy["others"] = statistics.median(r["foreign_cpu"] for r in rs)
             out.append(Figure(
                 side=side, label=label, rps=statistics.median(r["rps"] for r in rs),
                 vs_get=statistics.median(per_repeat),
@@ -383,7 +388,8 @@ def throughput_table(figs: list[Figure], ratios: dict[str, dict[str, Any]]) -> l
 
 def cpu_table(figs: list[Figure]) -> list[str]:
     lines = ["| command | server | CPU us/request: main / worker / other threads / "
-             "redis-benchmark | worker us/call (AI.INFO) | busy: main / worker / cores | "
+             "redis-benchmark | worker us/call (AI.INFO) | busy: main / worker / cores (other "
+             "processes) | "
              "limited by |",
              "|---|---|---:|---:|---:|---|"]
     for label in LABELS:
@@ -394,7 +400,8 @@ def cpu_table(figs: list[Figure]) -> list[str]:
             lines.append(
                 f"| {label} | {side} | {c['main thread']:.1f} / {c['worker']:.1f} / "
                 f"{c['other threads']:.1f} / {c['redis-benchmark']:.1f} | {worker} | "
-                f"{f.busy['main thread']:.0%} / {f.busy['worker']:.0%} / {f.busy['cores']:.0%} | "
+                f"{f.busy['main thread']:.0%} / {f.busy['worker']:.0%} / {f.busy['cores']:.0%} "
+                f"({f.busy['others']:.0%}) | "
                 f"{f.limit} |")
     return lines
 
@@ -512,7 +519,9 @@ def main() -> int:
         env=env,
         about=[
             f"- original: {env['original_module']}, git {env.get('original_git_sha', '?')[:8]}, "
-            f"onnxruntime {env.get('original_onnxruntime_version', '?')}; ours: torch "
+            f"torch {env.get('original_Torch_version', '?')} (1.2.7's INFO says NA; the peer "
+            "build script takes libtorch from the torch CPU wheel), onnxruntime "
+            f"{env.get('original_onnxruntime_version', '?')}; ours: torch "
             f"{sides['ours'].info.get('Torch_version', '?')}, onnxruntime "
             f"{sides['ours'].info.get('onnxruntime_version', '?')}; both THREADS_PER_QUEUE "
             f"{THREADS_PER_QUEUE}, INTRA/INTER_OP_PARALLELISM 0 (the backends' defaults), both "
@@ -544,8 +553,9 @@ def main() -> int:
             f"`{WORKER_FIELD}`), other threads = the rest of the server's process (backend "
             "thread pools); /proc's counters tick every 10 ms. busy = CPU seconds / run seconds "
             "(main, worker: of one core; cores: server + redis-benchmark over all "
-            f"{os.cpu_count()} cores). A thread at >= {SATURATED:.0%} limits the figure; else, "
-            "with the cores full, the sum of the costs does; else the thread hand-offs (idle "
+            f"{os.cpu_count()} cores; other processes' share measured over the pair of runs). "
+            f"A thread at >= {SATURATED:.0%} limits the figure; else, with the cores full (ours "
+            "plus other processes'), the sum of the costs does; else the thread hand-offs (idle "
             "waits) do.",
             "",
             *cpu_table(figs),
