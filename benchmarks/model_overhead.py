@@ -28,7 +28,7 @@ What it measures
     tensor views, writing the output key and the reply.
 
 How to run
-    .venv/bin/python benchmarks/model_overhead.py
+    .venv/bin/python benchmarks/model_overhead.py [--quick]
 
     It starts its own redis-server on a free loopback port and stops it by PID. Results go to
     benchmarks/results/model_overhead.{md,json,png}. It takes well under a minute.
@@ -137,33 +137,6 @@ def ping_call(client: redis.Redis) -> Callable[[], object]:
 # --------------------------------------------------------------------------- measurement
 
 
-def interleaved(steps: dict[str, Callable[[], object]], n: int, warmup: int,
-                on_warm: Callable[[], None]) -> dict[str, np.ndarray]:
-    """Time every step once per iteration, rotating the order; `on_warm` runs after warm-up."""
-    names = list(steps)
-    calls = [steps[k] for k in names]
-    k = len(calls)
-    clock = time.perf_counter_ns
-    for i in range(warmup):
-        for j in range(k):
-            calls[(i + j) % k]()
-    on_warm()
-    out = np.zeros((k, n), dtype=np.int64)
-    deadline = time.monotonic() + LOOP_TIME_LIMIT_S
-    done = n
-    for i in range(n):
-        for j in range(k):
-            idx = (i + j) % k
-            t0 = clock()
-            calls[idx]()
-            out[idx, i] = clock() - t0
-        if (i & 255) == 0 and time.monotonic() > deadline:
-            done = i + 1
-            print(f"note: loop time limit reached after {done} iterations")
-            break
-    return {name: out[idx, :done] for idx, name in enumerate(names)}
-
-
 def hot_loop(call: Callable[[], object], n: int) -> np.ndarray:
     """`call` back to back, n times after a short warm-up: its best-case cost."""
     clock = time.perf_counter_ns
@@ -228,20 +201,15 @@ def verdict(rows: list[Split]) -> str:
     return f"added overhead (goal <= {GOAL_US:.0f} us, aim {AIM_US:.0f} us): " + "; ".join(parts)
 
 
-def write_chart(stats: dict[str, dict[str, float]], rows: list[Split], env: dict[str, str]) -> None:
-    plt = common.pyplot()
-    if plt is None:
-        return
+def draw_chart(plt: Any, stats: dict[str, dict[str, float]], rows: list[Split],
+               env: dict[str, str]) -> Any:
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
     names = list(stats)
     xs = np.arange(len(names))
     width = 0.38
     for offset, key, label in ((-width / 2, "p50", "p50"), (width / 2, "p99", "p99")):
         bars = left.bar(xs + offset, [stats[n][key] for n in names], width, label=label)
-        for bar in bars:
-            left.annotate(f"{bar.get_height():.0f}", (bar.get_x() + bar.get_width() / 2,
-                                                      bar.get_height()),
-                          ha="center", va="bottom", fontsize=8)
+        common.annotate_bars(left, bars, [f"{stats[n][key]:.0f}" for n in names], fontsize=8)
     left.set_xticks(xs, [n.replace(" ", "\n", 1) for n in names], fontsize=9)
     left.set_ylabel("microseconds")
     left.set_title(f"latency, N={stats['PING']['n']} each, interleaved", fontsize=10)
@@ -263,9 +231,7 @@ def write_chart(stats: dict[str, dict[str, float]], rows: list[Split], env: dict
     right.legend(fontsize=8)
     fig.suptitle(f"fraud MLP MODELEXECUTE overhead — redis {env['redis_version']}, "
                  f"nproc={env['nproc']}", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(common.RESULTS_DIR / f"{NAME}.png", dpi=110)
-    plt.close(fig)
+    return fig
 
 
 # --------------------------------------------------------------------------- main
@@ -294,7 +260,7 @@ def measure() -> Measured:
             for key in MODEL_KEYS.values():
                 common.reset_run_info(client, key)
 
-        samples = interleaved(steps, N_CALLS, WARMUP_CALLS, reset)
+        samples = common.interleaved(steps, N_CALLS, WARMUP_CALLS, reset, LOOP_TIME_LIMIT_S)
         infos = {b: common.run_info(client, k) for b, k in MODEL_KEYS.items()}
         n = len(samples["PING"])
         for backend, info in infos.items():
@@ -307,56 +273,50 @@ def measure() -> Measured:
 
 
 def main() -> int:
-    quiet = common.wait_for_quiet()
-    meter = common.CpuMeter()
+    global N_CALLS, WARMUP_CALLS, HOT_CALLS
+    args = common.parse_args(__doc__, quick="500 iterations")
+    if args.quick:
+        N_CALLS, WARMUP_CALLS, HOT_CALLS = 500, 100, 300
+    watch = common.Watch()
     stats, infos, hot, env, n = measure()
-    env.update(common.noise_fields(quiet, meter))
+    env.update(watch.fields())
     rows = splits(stats, infos, hot)
     lat = latency_table(stats)
     ovh = overhead_table(rows)
-    print()
-    print("\n".join(lat))
-    print()
-    print("\n".join(ovh))
-    print(verdict(rows))
-    md = [
-        "# AI.MODELEXECUTE overhead (fraud MLP, TorchScript and ONNX)",
-        "",
-        *common.header_lines(env),
-        f"- one redis-py connection, no pipelining; {n} timed iterations after {WARMUP_CALLS} "
-        "warm-up ones; each iteration runs PING, both MODELEXECUTEs and both raw calls, in a "
-        "rotating order",
-        "- raw = the framework called in the benchmark process (torch.jit.load + inference_mode "
-        "on torch tensors; onnxruntime InferenceSession.run on numpy arrays)",
-        "- produced by `.venv/bin/python benchmarks/model_overhead.py`",
-        "",
-        "## Latency (microseconds)",
-        "",
-        *lat,
-        "",
-        "## Split (microseconds)",
-        "",
-        *ovh,
-        "",
-        "overhead = p50(MODELEXECUTE) - p50(PING) - p50(raw); worker mean = AI.INFO duration / "
-        "calls (the worker's Python call: adapter + framework); rest = p50(MODELEXECUTE) - "
-        "p50(PING) - worker mean. raw p50 back-to-back: the raw call alone in a tight loop "
-        f"({HOT_CALLS} calls) after the interleaved loop, for reference: the interleaved raw "
-        "call is slower because the server's work between calls evicts caches, as it does "
-        "for the server's worker.",
-        "",
-        verdict(rows),
-        "",
-    ]
-    common.write_markdown(NAME, md)
-    common.write_json(NAME, {"environment": env, "n_calls": n, "warmup_calls": WARMUP_CALLS,
-                             "goal_us": GOAL_US, "aim_us": AIM_US,
-                             "redisai_1_2_7_us": REDISAI_127_US, "latency_us": stats,
-                             "raw_back_to_back_us": hot,
-                             "ai_info": {b: asdict(i) for b, i in infos.items()},
-                             "split_us": [asdict(r) for r in rows]})
-    write_chart(stats, rows, env)
-    print(f"wrote {common.RESULTS_DIR}/{NAME}.{{md,json,png}}")
+    common.show(lat, "", ovh, verdict(rows))
+    common.write_report(
+        NAME, title="AI.MODELEXECUTE overhead (fraud MLP, TorchScript and ONNX)", env=env,
+        about=[
+            f"- one redis-py connection, no pipelining; {n} timed iterations after {WARMUP_CALLS} "
+            "warm-up ones; each iteration runs PING, both MODELEXECUTEs and both raw calls, in a "
+            "rotating order",
+            "- raw = the framework called in the benchmark process (torch.jit.load + "
+            "inference_mode on torch tensors; onnxruntime InferenceSession.run on numpy arrays)",
+        ],
+        body=[
+            "## Latency (microseconds)",
+            "",
+            *lat,
+            "",
+            "## Split (microseconds)",
+            "",
+            *ovh,
+            "",
+            "overhead = p50(MODELEXECUTE) - p50(PING) - p50(raw); worker mean = AI.INFO duration / "
+            "calls (the worker's Python call: adapter + framework); rest = p50(MODELEXECUTE) - "
+            "p50(PING) - worker mean. raw p50 back-to-back: the raw call alone in a tight loop "
+            f"({HOT_CALLS} calls) after the interleaved loop, for reference: the interleaved raw "
+            "call is slower because the server's work between calls evicts caches, as it does "
+            "for the server's worker.",
+            "",
+            verdict(rows),
+            "",
+        ],
+        data={"n_calls": n, "warmup_calls": WARMUP_CALLS, "goal_us": GOAL_US, "aim_us": AIM_US,
+              "redisai_1_2_7_us": REDISAI_127_US, "latency_us": stats,
+              "raw_back_to_back_us": hot, "ai_info": {b: asdict(i) for b, i in infos.items()},
+              "split_us": [asdict(r) for r in rows]},
+        charts={"": lambda plt: draw_chart(plt, stats, rows, env)})
     return 0
 
 
