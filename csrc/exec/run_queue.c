@@ -19,6 +19,7 @@
 #include "base/log.h"
 
 #define RAI_QUEUE_NAME_MAX 32
+#define RAI_MAX_DEVICE_QUEUES 64
 
 struct RAI_RunQueue {
     char name[RAI_QUEUE_NAME_MAX];
@@ -265,8 +266,15 @@ RAI_RunQueue *RAI_RunQueueFor(const char *device) {
     char name[RAI_QUEUE_NAME_MAX];
     snprintf(name, sizeof(name), "%s", device);
     for (char *c = name; *c; c++) *c = (char)toupper((unsigned char)*c);
-    for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) {
+    int nqueues = 0;
+    for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next, nqueues++) {
         if (strcmp(q->name, name) == 0) return q;
+    }
+    /* Each device name gets threads of its own: a client naming CPU:1,
+     * CPU:2, ... must not be able to make threads without end. */
+    if (nqueues >= RAI_MAX_DEVICE_QUEUES) {
+        RAI_LOG_WARNING("no queue for device %s: %d device queues exist already", name, nqueues);
+        return NULL;
     }
     CountDeviceWorkers((int)RAI_Cfg.threads_per_queue);
     RAI_RunQueue *q = QueueNew(name, (int)RAI_Cfg.threads_per_queue, 0);
