@@ -12,6 +12,7 @@
 #include "py_bridge.h"
 
 #include "log.h"
+#include "py_gil.h"
 #include "redis_call.h"
 
 #include <string.h>
@@ -228,10 +229,9 @@ static PyObject *ShimCall(PyObject *self, PyObject *args) {
     }
     PyObject *result = NULL;
     if (argv[0] != NULL) {
-        RAI_CallReply *reply;
-        Py_BEGIN_ALLOW_THREADS
-        reply = RAI_RedisCall((int)n + 1, argv, lens);
-        Py_END_ALLOW_THREADS
+        void *gil = RAI_GilSuspend();
+        RAI_CallReply *reply = RAI_RedisCall((int)n + 1, argv, lens);
+        RAI_GilResume(gil);
         result = ReplyToPython(reply);
         RAI_CallReplyFree(reply);
     }
@@ -248,10 +248,9 @@ static PyObject *ShimGetModel(PyObject *self, PyObject *args) {
     Py_ssize_t keylen;
     if (!PyArg_ParseTuple(args, "s#", &key, &keylen)) return NULL;
     const char *err = NULL;
-    RAI_Model *m;
-    Py_BEGIN_ALLOW_THREADS
-    m = RAI_ModelFromWorker(key, (size_t)keylen, &err);
-    Py_END_ALLOW_THREADS
+    void *gil = RAI_GilSuspend();
+    RAI_Model *m = RAI_ModelFromWorker(key, (size_t)keylen, &err);
+    RAI_GilResume(gil);
     if (m == NULL) return PyErr_Format(PyExc_RuntimeError, "%s", err);
     PyObject *obj = RAI_PyModelWrap(m);
     RAI_ModelRelease(m);
@@ -267,9 +266,9 @@ static PyObject *ShimLog(PyObject *self, PyObject *args) {
     (void)self;
     const char *level, *message;
     if (!PyArg_ParseTuple(args, "ss", &level, &message)) return NULL;
-    Py_BEGIN_ALLOW_THREADS
+    void *gil = RAI_GilSuspend();
     RedisModule_Log(RAI_LogCtx, level, "%s", message);
-    Py_END_ALLOW_THREADS
+    RAI_GilResume(gil);
     Py_RETURN_NONE;
 }
 
