@@ -18,6 +18,7 @@
 #include "types/config.h"
 #include "commands/info.h"
 #include "base/log.h"
+#include "python/job_kinds.h"
 #include "python/py_runtime.h"
 #include "base/reaper.h"
 #include "rm_api.h"
@@ -234,6 +235,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         RAI_LOG_WARNING("could not start the CPU run queue");
         return REDISMODULE_ERR;
     }
+    RAI_JobKindsStart();
     if (RegisterCommands(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
     RedisModuleEvent shutdown = {REDISMODULE_EVENT_SHUTDOWN, 1};
     RedisModule_SubscribeToServerEvent(ctx, shutdown, OnShutdown);

@@ -572,9 +572,10 @@ def test_model_on_cpu_1_gets_its_own_queue(r: redis.Redis) -> None:
     np.testing.assert_array_equal(tensorget(r, "s"), [2, 4])
 
 
-def test_device_names_cannot_make_threads_without_end(r: redis.Redis) -> None:
+def test_device_names_cannot_make_threads_without_end(server_factory: ServerFactory) -> None:
     """Each device name gets a queue with threads of its own; past 64 queues a new device
     name is refused with RedisAI's queue error and no thread is made."""
+    r = server_factory().client(socket_timeout=60)
     for i in range(1, 64):  # CPU is the first queue
         assert r.execute_command("AI.MODELSTORE", f"m{i}", "ONNX", f"CPU:{i}", "BLOB", onnx_add()) == b"OK"
     workers = len([k for k in info_sections(r)["ai_cpu"] if k.startswith("ai_queue_")])

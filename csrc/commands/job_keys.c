@@ -184,6 +184,22 @@ static int Store_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     return FinishStore(ctx, RedisModule_GetBlockedClientPrivateData(ctx));
 }
 
+/* Makes the session where the caller cannot be blocked (MULTI, Lua, AOF
+ * loading): on the loader thread while this thread waits without the GIL
+ * (sync_run.h). A store from a worker's redis.execute, which holds the Redis
+ * lock a background load's hand-back may need, loads in place instead. */
+static void LoadAndWait(RedisModuleCtx *ctx, RAI_Job *job) {
+    if (!RAI_SyncRunAllowed()) {
+        RAI_JobLoadNow(job);
+        return;
+    }
+    job->waiter = RAI_WaiterNew();
+    RAI_RunQueuePush(RAI_LoaderQueue(), job);
+    RAI_WaiterWait(job->waiter, ctx);
+    RAI_WaiterFree(job->waiter);
+    job->waiter = NULL;
+}
+
 int RAI_StoreWithSession(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **argv, int argc) {
     int flags = RedisModule_GetContextFlags(ctx);
     if (flags & (REDISMODULE_CTX_FLAGS_LOADING | REDISMODULE_CTX_FLAGS_REPLICATED))
@@ -193,7 +209,7 @@ int RAI_StoreWithSession(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **
          * now and the model's names are known from the first request on.
          * A model whose backend fails here is kept (the AOF is the user's
          * data), its failure logged, and each run reports it. */
-        RAI_JobLoadNow(job);
+        LoadAndWait(ctx, job);
         if (job->error) RedisModule_Log(ctx, "warning", "stored model or script could not be loaded: %s", job->error);
         else RecordLoaded(job);
         int stored = SetStoredValue(ctx, job, argv[1]);
@@ -215,8 +231,8 @@ int RAI_StoreWithSession(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **
     RAI_JobKeepArgv(job, argv, argc);
     if (RAI_ClientCannotBlock(ctx)) {
         /* MULTI or Lua: the client must get the backend's verdict in its
-         * reply, and cannot wait, so this rare case loads on the main thread. */
-        RAI_JobLoadNow(job);
+         * reply and cannot be blocked, so this thread waits for the load. */
+        LoadAndWait(ctx, job);
         FinishStore(ctx, job);
         RAI_JobFree(job);
         return REDISMODULE_OK;

@@ -75,6 +75,27 @@ static void LoadDone(RAI_Job *job) {
     else RecordBackgroundLoad(job);
 }
 
+static void RunDrop(RAI_Job **jobs, int n) {
+    (void)jobs;
+    (void)n;
+    RAI_PyDropReleasedSessions();
+}
+
+static void FreeWhenDone(RAI_Job *job) { RAI_JobFree(job); }
+
+/* Nobody waits for it; niced with the loader, so a big session's free never
+ * competes with Redis's main thread. */
+static const RAI_JobOps DropSessionsJob = {"session drop", 0, RunDrop, FreeWhenDone};
+
+static RAI_RunQueue *drop_queue;
+
+static void WakeSessionDrop(void) { RAI_RunQueuePush(drop_queue, RAI_JobNew(&DropSessionsJob, NULL)); }
+
+void RAI_JobKindsStart(void) {
+    drop_queue = RAI_LoaderQueue();
+    RAI_SetSessionDropWaker(WakeSessionDrop);
+}
+
 const RAI_JobOps RAI_ModelRunJob = {"model run", 1, RunModels, HandBack};
 const RAI_JobOps RAI_ScriptRunJob = {"script run", 0, RunScript, HandBack};
 const RAI_JobOps RAI_LoadJob = {"session load", 0, RunLoad, LoadDone};

@@ -16,6 +16,12 @@ extern const RAI_JobOps RAI_LoadJob;
 extern const RAI_JobOps RAI_DagModelJob;
 extern const RAI_JobOps RAI_DagScriptJob;
 
+/* Released models and scripts have their sessions dropped by a job on the
+ * loader queue, which is made when the first lands on an empty drop list
+ * (model.c calls this waker from any thread; it only queues). Main thread,
+ * once the loader queue exists. */
+void RAI_JobKindsStart(void);
+
 /* Runs a load job on the calling thread (a worker, or the main thread for
  * MULTI/Lua and AOF loading). */
 void RAI_JobLoadNow(RAI_Job *job);

@@ -4,32 +4,64 @@
  * Redis's RTLD_LOCAL load.
  *
  * Three types carry C objects into Python without copying:
- *   Tensor -- a tensor reference exposing its buffer (numpy.frombuffer).
+ *   Tensor -- a tensor reference exposing its buffer with its type and shape
+ *             (numpy.asarray makes the array in one call).
  *   Model  -- a model reference exposing its blob, id and metadata.
  *   Script -- a script reference exposing its source and entry points.
  * Each holds a reference for as long as Python keeps the object, so a
- * framework that keeps a view past the run can never read freed memory. */
+ * framework that keeps a view past the run can never read freed memory.
+ * The module also exports DTYPES, the shim's tensor types, so Python never
+ * keeps a table of its own. Its Python face is declared once, in
+ * redisai_py/stubs/_redisai_shim.pyi (tests/test_python_boundary.py holds
+ * the two together). */
 #include "python/py_bridge.h"
 
 #include "base/log.h"
 #include "exec/redis_call.h"
+#include "python/py_gil.h"
 
 #include <string.h>
 
 /* ------------------------------------------------------------------ Tensor */
 
+/* Variable-size: room for the strides of its buffer, one per dim. */
 typedef struct {
-    PyObject_HEAD RAI_Tensor *tensor;
+    PyObject_VAR_HEAD RAI_Tensor *tensor;
+    Py_ssize_t strides[1];
 } TensorObject;
+
+/* Shapes are handed to Python as they are stored. */
+_Static_assert(sizeof(Py_ssize_t) == sizeof(int64_t), "shape dims must be Py_ssize_t wide");
 
 static void Tensor_dealloc(TensorObject *self) {
     RAI_TensorRelease(self->tensor);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Read-only, C-contiguous. Asked for its format, a numeric tensor gives its
+ * element type and shape, so numpy.asarray(view) is the typed, shaped array
+ * at once. Otherwise, and for STRING (NUL-terminated pieces, split in
+ * Python), the buffer is plain bytes. */
 static int Tensor_getbuffer(TensorObject *self, Py_buffer *view, int flags) {
     const RAI_Tensor *t = self->tensor;
-    return PyBuffer_FillInfo(view, (PyObject *)self, t->data, (Py_ssize_t)t->nbytes, 1, flags);
+    if (PyBuffer_FillInfo(view, (PyObject *)self, t->data, (Py_ssize_t)t->nbytes, 1, flags) != 0) return -1;
+    const RAI_DTypeInfo *type = &RAI_DTYPES[t->dtype];
+    if (type->format == NULL || !(flags & PyBUF_FORMAT)) return 0;
+    view->itemsize = type->size;
+    view->format = (char *)type->format;
+    if ((flags & PyBUF_ND) == PyBUF_ND) {
+        view->ndim = t->ndims;
+        view->shape = t->ndims > 0 ? (Py_ssize_t *)t->shape : NULL;
+    }
+    if ((flags & PyBUF_STRIDES) == PyBUF_STRIDES) {
+        Py_ssize_t stride = type->size;
+        for (int d = t->ndims - 1; d >= 0; d--) {
+            self->strides[d] = stride;
+            stride *= (Py_ssize_t)t->shape[d];
+        }
+        view->strides = t->ndims > 0 ? self->strides : NULL;
+    }
+    return 0;
 }
 
 static PyBufferProcs TensorBufferProcs = {(getbufferproc)Tensor_getbuffer, NULL};
@@ -55,7 +87,8 @@ static PyGetSetDef TensorGetSet[] = {
 
 static PyTypeObject TensorType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_redisai_shim.Tensor",
-    .tp_basicsize = sizeof(TensorObject),
+    .tp_basicsize = offsetof(TensorObject, strides),
+    .tp_itemsize = sizeof(Py_ssize_t),
     .tp_dealloc = (destructor)Tensor_dealloc,
     .tp_as_buffer = &TensorBufferProcs,
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -64,7 +97,7 @@ static PyTypeObject TensorType = {
 };
 
 PyObject *RAI_PyTensorWrap(RAI_Tensor *t) {
-    TensorObject *obj = PyObject_New(TensorObject, &TensorType);
+    TensorObject *obj = PyObject_NewVar(TensorObject, &TensorType, t->ndims);
     if (obj == NULL) return NULL;
     obj->tensor = RAI_TensorRetain(t);
     return (PyObject *)obj;
@@ -246,10 +279,9 @@ static PyObject *ShimCall(PyObject *self, PyObject *args) {
     }
     PyObject *result = NULL;
     if (argv[0] != NULL) {
-        RAI_CallReply *reply;
-        Py_BEGIN_ALLOW_THREADS
-        reply = RAI_RedisCall((int)n + 1, argv, lens);
-        Py_END_ALLOW_THREADS
+        void *gil = RAI_GilSuspend();
+        RAI_CallReply *reply = RAI_RedisCall((int)n + 1, argv, lens);
+        RAI_GilResume(gil);
         result = ReplyToPython(reply);
         RAI_CallReplyFree(reply);
     }
@@ -266,10 +298,9 @@ static PyObject *ShimGetModel(PyObject *self, PyObject *args) {
     Py_ssize_t keylen;
     if (!PyArg_ParseTuple(args, "s#", &key, &keylen)) return NULL;
     const char *err = NULL;
-    RAI_Model *m;
-    Py_BEGIN_ALLOW_THREADS
-    m = RAI_ModelFromWorker(key, (size_t)keylen, &err);
-    Py_END_ALLOW_THREADS
+    void *gil = RAI_GilSuspend();
+    RAI_Model *m = RAI_ModelFromWorker(key, (size_t)keylen, &err);
+    RAI_GilResume(gil);
     if (m == NULL) return PyErr_Format(PyExc_RuntimeError, "%s", err);
     PyObject *obj = RAI_PyModelWrap(m);
     RAI_ModelRelease(m);
@@ -285,9 +316,9 @@ static PyObject *ShimLog(PyObject *self, PyObject *args) {
     (void)self;
     const char *level, *message;
     if (!PyArg_ParseTuple(args, "ss", &level, &message)) return NULL;
-    Py_BEGIN_ALLOW_THREADS
+    void *gil = RAI_GilSuspend();
     RedisModule_Log(RAI_LogCtx, level, "%s", message);
-    Py_END_ALLOW_THREADS
+    RAI_GilResume(gil);
     Py_RETURN_NONE;
 }
 
@@ -303,11 +334,29 @@ static struct PyModuleDef ShimModule = {
     ShimMethods, NULL, NULL, NULL, NULL,
 };
 
+/* DTYPES: ((name, format or None, bytes per element), ...) in RAI_DType
+ * order, from the one table in tensor.c. */
+static PyObject *DTypesTuple(void) {
+    PyObject *dtypes = PyTuple_New(RAI_DTYPE_COUNT);
+    for (int i = 0; dtypes != NULL && i < RAI_DTYPE_COUNT; i++) {
+        const RAI_DTypeInfo *type = &RAI_DTYPES[i];
+        PyObject *row = Py_BuildValue("(szi)", type->name, type->format, (int)type->size);
+        if (row == NULL) Py_CLEAR(dtypes);
+        else PyTuple_SET_ITEM(dtypes, i, row);
+    }
+    return dtypes;
+}
+
 PyObject *RAI_PyInitShimModule(void) {
     if (PyType_Ready(&TensorType) < 0 || PyType_Ready(&ModelType) < 0 || PyType_Ready(&ScriptType) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&ShimModule);
-    if (module == NULL) return NULL;
+    PyObject *dtypes = module ? DTypesTuple() : NULL;
+    if (dtypes == NULL || PyModule_AddObject(module, "DTYPES", dtypes) != 0) {
+        Py_XDECREF(dtypes);
+        Py_XDECREF(module);
+        return NULL;
+    }
     Py_INCREF(&TensorType);
     Py_INCREF(&ModelType);
     Py_INCREF(&ScriptType);

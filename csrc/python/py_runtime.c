@@ -1,5 +1,5 @@
-/* py_runtime.c -- starts the embedded CPython and makes the shim's few calls
- * into it.
+/* py_runtime.c -- starts the embedded CPython, holds the one table of
+ * redisai_py._runtime functions the shim calls, and imports backends.
  *
  * Redis dlopens modules RTLD_LOCAL, so the libpython we link against is
  * mapped with local symbols and numpy/torch (which do not link libpython)
@@ -13,15 +13,32 @@
 #include <Python.h>
 #include <dlfcn.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "types/config.h"
 #include "python/py_bridge.h"
-#include "python/py_jobs.h"
+#include "python/py_gil.h"
+#include "types/config.h"
 
-static PyObject *runtime_module; /* redisai_py._runtime, kept for calls */
+/* Every _runtime function the C side calls. _runtime.ENTRY_POINTS lists
+ * the same names; RAI_PyStart compares the two. */
+static const char *const ENTRY_POINT_NAMES[RAI_PY_ENTRY_COUNT] = {
+    [RAI_PY_START] = "start",
+    [RAI_PY_LOAD_BACKEND] = "load_backend",
+    [RAI_PY_LOAD_MODEL] = "load_model",
+    [RAI_PY_PREPARE_MODEL] = "prepare_model",
+    [RAI_PY_LOAD_SCRIPT] = "load_script",
+    [RAI_PY_RUN_SCRIPT] = "run_script",
+    [RAI_PY_DROP_SESSIONS] = "drop_sessions",
+};
+
+static PyObject *entry_points[RAI_PY_ENTRY_COUNT];
+
+PyObject *RAI_PyEntryPoint(RAI_PyEntry entry) {
+    return entry_points[entry];
+}
 
 static int FileExists(const char *path) {
     struct stat st;
@@ -114,11 +131,72 @@ static PyObject *ConfigDict(void) {
                          "backend_memory_limit", RAI_Cfg.backend_memory_limit);
 }
 
+/* Whether Python's ENTRY_POINTS names exactly the functions of the table;
+ * if not, err says which differs. -1 with an exception when it cannot be read. */
+static int EntryPointsMatch(PyObject *runtime, char *err, size_t errlen) {
+    PyObject *declared = PyObject_GetAttrString(runtime, "ENTRY_POINTS");
+    PyObject *names = declared ? PySet_New(declared) : NULL;
+    Py_XDECREF(declared);
+    if (names == NULL) return -1;
+    int match = 1;
+    for (int i = 0; match && i < RAI_PY_ENTRY_COUNT; i++) {
+        PyObject *name = PyUnicode_FromString(ENTRY_POINT_NAMES[i]);
+        match = name != NULL && PySet_Contains(names, name) == 1;
+        Py_XDECREF(name);
+        if (!match) snprintf(err, errlen, "_runtime.ENTRY_POINTS lacks %s, which the shim calls", ENTRY_POINT_NAMES[i]);
+    }
+    if (match && PySet_GET_SIZE(names) != RAI_PY_ENTRY_COUNT) {
+        match = 0;
+        snprintf(err, errlen, "_runtime.ENTRY_POINTS names functions the shim does not call");
+    }
+    Py_DECREF(names);
+    PyErr_Clear();
+    return match;
+}
+
+/* Python's ENTRY_POINTS must name exactly the functions of the table, and
+ * each must exist: one declared contract, checked at every start. */
+static int LookUpEntryPoints(PyObject *runtime, char *err, size_t errlen) {
+    int match = EntryPointsMatch(runtime, err, errlen);
+    if (match != 1) return -1;
+    for (int i = 0; i < RAI_PY_ENTRY_COUNT; i++) {
+        entry_points[i] = PyObject_GetAttrString(runtime, ENTRY_POINT_NAMES[i]);
+        if (entry_points[i] == NULL || !PyCallable_Check(entry_points[i])) {
+            PyErr_Clear();
+            snprintf(err, errlen, "_runtime has no function %s", ENTRY_POINT_NAMES[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Imports redisai_py._runtime, checks its entry points and calls start(). */
+static PyObject *StartRuntime(char *err, size_t errlen) {
+    /* Importing the shim module readies its types before any worker wraps a
+     * tensor or model in them. */
+    PyObject *shim = PyImport_ImportModule("_redisai_shim");
+    Py_XDECREF(shim);
+    PyObject *runtime = shim ? PyImport_ImportModule("redisai_py._runtime") : NULL;
+    if (runtime == NULL) return NULL;
+    int found = LookUpEntryPoints(runtime, err, errlen);
+    Py_DECREF(runtime); /* the entry points keep what they need */
+    if (found != 0) {
+        if (err[0] == '\0') FormatException("cannot read redisai_py._runtime.ENTRY_POINTS", err, errlen);
+        return NULL;
+    }
+    PyObject *config = ConfigDict();
+    PyObject *summary = config ? PyObject_CallOneArg(entry_points[RAI_PY_START], config) : NULL;
+    Py_XDECREF(config);
+    if (summary == NULL) return NULL;
+    return summary;
+}
+
 int RAI_PyStart(const char *module_path, char *err, size_t errlen) {
     if (Py_IsInitialized()) {
         snprintf(err, errlen, "another module already embeds Python in this server");
         return -1;
     }
+    err[0] = '\0';
     if (PromoteLibPython(err, errlen) != 0) return -1;
     char venv[PATH_MAX];
     if (FindVenv(module_path, venv, sizeof(venv)) != 0) {
@@ -126,40 +204,63 @@ int RAI_PyStart(const char *module_path, char *err, size_t errlen) {
         return -1;
     }
     if (InitInterpreter(venv, err, errlen) != 0) return -1;
-    PyObject *config = ConfigDict();
-
-    /* Importing the shim module readies its types before any worker wraps a
-     * tensor or model in them. */
-    PyObject *shim = PyImport_ImportModule("_redisai_shim");
-    Py_XDECREF(shim);
-    runtime_module = shim ? PyImport_ImportModule("redisai_py._runtime") : NULL;
-    PyObject *summary = runtime_module ? PyObject_CallMethod(runtime_module, "start", "O", config) : NULL;
-    Py_XDECREF(config);
-    if (summary == NULL || RAI_PyJobsInit(runtime_module) != 0) {
-        Py_XDECREF(summary);
-        FormatException("cannot start redisai_py", err, errlen);
-        PyEval_SaveThread();
+    RAI_GilStartOnMainThread();
+    PyObject *summary = StartRuntime(err, errlen);
+    if (summary == NULL) {
+        if (err[0] == '\0' || PyErr_Occurred()) FormatException("cannot start redisai_py", err, errlen);
+        RAI_GilReleaseAfterStart();
         return -1;
     }
     snprintf(err, errlen, "%s", PyUnicode_Check(summary) ? PyUnicode_AsUTF8(summary) : "");
     Py_DECREF(summary);
     /* From here on only worker threads run Python; the main thread never
-     * waits for the GIL on a command path. */
-    PyEval_SaveThread();
+     * waits for the GIL on a command path (py_gil.c counts it if it does). */
+    RAI_GilReleaseAfterStart();
     return 0;
 }
 
-int RAI_PyLoadBackend(RAI_Backend b, char *version, size_t vlen, char *err, size_t errlen) {
-    PyGILState_STATE gil = PyGILState_Ensure(); /* short-lived threads: no kept state */
-    int rc = -1;
-    PyObject *v = PyObject_CallMethod(runtime_module, "load_backend", "s", RAI_BackendName(b));
+typedef struct {
+    RAI_Backend backend;
+    char *version, *err;
+    size_t vlen, errlen;
+    int rc;
+} BackendImport;
+
+static void ImportBackend(BackendImport *bi) {
+    int gil = RAI_GilEnsure(); /* short-lived threads: no kept state */
+    bi->rc = -1;
+    PyObject *name = PyUnicode_FromString(RAI_BackendName(bi->backend));
+    PyObject *v = name ? PyObject_CallOneArg(entry_points[RAI_PY_LOAD_BACKEND], name) : NULL;
+    Py_XDECREF(name);
     if (v != NULL && PyUnicode_Check(v)) {
-        snprintf(version, vlen, "%s", PyUnicode_AsUTF8(v));
-        rc = 0;
+        snprintf(bi->version, bi->vlen, "%s", PyUnicode_AsUTF8(v));
+        bi->rc = 0;
     } else {
-        FormatException("error loading backend", err, errlen);
+        FormatException("error loading backend", bi->err, bi->errlen);
     }
     Py_XDECREF(v);
-    PyGILState_Release(gil);
-    return rc;
+    RAI_GilRelease(gil);
+}
+
+static void *ImportBackendThread(void *arg) {
+    ImportBackend(arg);
+    return NULL;
+}
+
+int RAI_PyLoadBackend(RAI_Backend b, char *version, size_t vlen, char *err, size_t errlen) {
+    BackendImport bi = {b, version, err, vlen, errlen, -1};
+    if (!RAI_GilOnMainThread()) {
+        ImportBackend(&bi);
+        return bi.rc;
+    }
+    /* Module load: Redis serves nobody yet, so waiting here costs nothing,
+     * and a framework imported off the main thread cannot install signal
+     * handlers (Python refuses signal.signal there). */
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, ImportBackendThread, &bi) != 0) {
+        snprintf(err, errlen, "cannot start a thread to load backend %s", RAI_BackendName(b));
+        return -1;
+    }
+    pthread_join(thread, NULL);
+    return bi.rc;
 }

@@ -9,9 +9,15 @@
 
 static uint64_t next_model_id = 1;
 
+typedef struct {
+    uint64_t id;
+    void *py_handle;
+} DroppedSession;
+
 static pthread_mutex_t dropped_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t *dropped_ids;
+static DroppedSession *dropped;
 static size_t dropped_len, dropped_cap;
+static RAI_SessionDropWaker drop_waker;
 
 static char **CopyNames(int n, const char **names) {
     if (n <= 0) return NULL;
@@ -67,20 +73,35 @@ uint64_t RAI_NextSessionId(void) {
     return __atomic_fetch_add(&next_model_id, 1, __ATOMIC_RELAXED);
 }
 
+void RAI_SetSessionDropWaker(RAI_SessionDropWaker wake) {
+    drop_waker = wake;
+}
+
 void RAI_PostDroppedSession(uint64_t id) {
+    RAI_PostDroppedSessionHandle(id, NULL);
+}
+
+void RAI_PostDroppedSessionHandle(uint64_t id, void *py_handle) {
     pthread_mutex_lock(&dropped_lock);
     if (dropped_len == dropped_cap) {
         dropped_cap = dropped_cap ? dropped_cap * 2 : 16;
-        dropped_ids = RedisModule_Realloc(dropped_ids, sizeof(uint64_t) * dropped_cap);
+        dropped = RedisModule_Realloc(dropped, sizeof(*dropped) * dropped_cap);
     }
-    dropped_ids[dropped_len++] = id;
+    dropped[dropped_len++] = (DroppedSession){id, py_handle};
+    int was_empty = dropped_len == 1;
     pthread_mutex_unlock(&dropped_lock);
+    /* One wake per batch of releases: the drain takes everything queued by
+     * the time it runs, and a post after that finds the list empty again. */
+    if (was_empty && drop_waker) drop_waker();
 }
 
-size_t RAI_TakeDroppedSessions(uint64_t *out, size_t max) {
+size_t RAI_TakeDroppedSessions(uint64_t *ids, void **handles, size_t max) {
     pthread_mutex_lock(&dropped_lock);
     size_t n = dropped_len < max ? dropped_len : max;
-    memcpy(out, dropped_ids + (dropped_len - n), sizeof(uint64_t) * n);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = dropped[dropped_len - n + i].id;
+        handles[i] = dropped[dropped_len - n + i].py_handle;
+    }
     dropped_len -= n;
     pthread_mutex_unlock(&dropped_lock);
     return n;
@@ -89,7 +110,7 @@ size_t RAI_TakeDroppedSessions(uint64_t *out, size_t max) {
 void RAI_ModelRelease(RAI_Model *m) {
     if (m == NULL) return;
     if (__atomic_sub_fetch(&m->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
-    RAI_PostDroppedSession(m->id);
+    RAI_PostDroppedSessionHandle(m->id, m->py_session);
     RedisModule_Free(m->device);
     RedisModule_Free(m->tag);
     FreeNames(m->ninputs, m->inputs);

@@ -1,11 +1,12 @@
 /* model.h -- a stored model: the original blob plus its metadata.
  *
- * The shim never holds a Python object for a model: the backend session
- * lives in Python's session cache under `id`, made on a worker thread from
- * the blob. When the last reference goes, the id is posted for the workers
- * to drop (a free may happen on the main thread, which must not take the
- * GIL). Refcounted: a job keeps the model it runs even if the key is
- * overwritten or deleted meanwhile. */
+ * The backend session lives in Python's session cache under `id`, made on a
+ * worker or loader thread from the blob; the model keeps only an opaque
+ * handle to the runner Python prepared for it. When the last reference
+ * goes, the id and the handle are posted for the loader to drop (a free may
+ * happen on the main thread, which must not take the GIL). Refcounted: a job
+ * keeps the model it runs even if the key is overwritten or deleted
+ * meanwhile. */
 #ifndef RAI_MODEL_H
 #define RAI_MODEL_H
 
@@ -32,6 +33,10 @@ typedef struct RAI_Model {
     size_t bloblen;
     RAI_RunStats stats;          /* main thread only */
     struct RAI_RunQueue *queue;  /* the queue of its device */
+    /* What Python prepared to run this model (a PyObject *, owned): set
+     * once and read by threads holding the GIL; posted with the id when
+     * the model is released. NULL until the first load or run. */
+    void *py_session;
 } RAI_Model;
 
 /* The metadata a client gives at store time (names: TF only). */
@@ -67,11 +72,22 @@ uint64_t RAI_NextSessionId(void);
 
 /* The Python session of a released model or script cannot be freed where the
  * release happens (maybe the main thread, which must not take the GIL), so
- * its id goes on a list that the next worker to run drains. Thread-safe. */
+ * its id, with the model's Python handle if it has one (py_session), goes
+ * on a list for the loader to drain. Thread-safe; wakes the drain when the
+ * list was empty. */
 void RAI_PostDroppedSession(uint64_t id);
+void RAI_PostDroppedSessionHandle(uint64_t id, void *py_handle);
 
-/* Session ids whose model is gone, for the workers to drop from the cache.
- * Thread-safe. Returns how many ids were copied into out (at most max). */
-size_t RAI_TakeDroppedSessions(uint64_t *out, size_t max);
+/* Ids (and handles, NULL where none) of sessions whose model or script is
+ * gone, for the loader to drop. Thread-safe. Returns how many were copied
+ * into ids and handles (at most max). */
+size_t RAI_TakeDroppedSessions(uint64_t *ids, void **handles, size_t max);
+
+/* Called (on whichever thread released the model, without any lock of this
+ * file held) when the first session lands on an empty drop list: it must
+ * only schedule the drain on the loader thread, never take the GIL or wait.
+ * Registered once at start-up, before any model exists. */
+typedef void (*RAI_SessionDropWaker)(void);
+void RAI_SetSessionDropWaker(RAI_SessionDropWaker wake);
 
 #endif

@@ -10,16 +10,16 @@
 #include "rm_api.h"
 
 const RAI_DTypeInfo RAI_DTYPES[RAI_DTYPE_COUNT] = {
-    [RAI_DTYPE_FLOAT] = {"FLOAT", RAI_DL_FLOAT, 32, 4},
-    [RAI_DTYPE_DOUBLE] = {"DOUBLE", RAI_DL_FLOAT, 64, 8},
-    [RAI_DTYPE_INT8] = {"INT8", RAI_DL_INT, 8, 1},
-    [RAI_DTYPE_INT16] = {"INT16", RAI_DL_INT, 16, 2},
-    [RAI_DTYPE_INT32] = {"INT32", RAI_DL_INT, 32, 4},
-    [RAI_DTYPE_INT64] = {"INT64", RAI_DL_INT, 64, 8},
-    [RAI_DTYPE_UINT8] = {"UINT8", RAI_DL_UINT, 8, 1},
-    [RAI_DTYPE_UINT16] = {"UINT16", RAI_DL_UINT, 16, 2},
-    [RAI_DTYPE_BOOL] = {"BOOL", RAI_DL_BOOL, 8, 1},
-    [RAI_DTYPE_STRING] = {"STRING", RAI_DL_STRING, 8, 0},
+    [RAI_DTYPE_FLOAT] = {"FLOAT", RAI_DL_FLOAT, 32, 4, "f"},
+    [RAI_DTYPE_DOUBLE] = {"DOUBLE", RAI_DL_FLOAT, 64, 8, "d"},
+    [RAI_DTYPE_INT8] = {"INT8", RAI_DL_INT, 8, 1, "b"},
+    [RAI_DTYPE_INT16] = {"INT16", RAI_DL_INT, 16, 2, "h"},
+    [RAI_DTYPE_INT32] = {"INT32", RAI_DL_INT, 32, 4, "i"},
+    [RAI_DTYPE_INT64] = {"INT64", RAI_DL_INT, 64, 8, "q"},
+    [RAI_DTYPE_UINT8] = {"UINT8", RAI_DL_UINT, 8, 1, "B"},
+    [RAI_DTYPE_UINT16] = {"UINT16", RAI_DL_UINT, 16, 2, "H"},
+    [RAI_DTYPE_BOOL] = {"BOOL", RAI_DL_BOOL, 8, 1, "?"},
+    [RAI_DTYPE_STRING] = {"STRING", RAI_DL_STRING, 8, 0, NULL},
 };
 
 size_t RAI_ShapeLength(const int64_t *shape, int ndims, int *overflow) {

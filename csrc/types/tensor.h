@@ -27,12 +27,16 @@ typedef enum {
 enum { RAI_DL_INT = 0, RAI_DL_UINT = 1, RAI_DL_FLOAT = 2, RAI_DL_BOOL = 6, RAI_DL_STRING = 7 };
 
 typedef struct {
-    const char *name; /* as TENSORSET takes it and TENSORGET META shows it */
-    uint8_t code;     /* DLPack code */
-    uint8_t bits;     /* bits per element (8 for STRING: bytes are chars) */
-    uint8_t size;     /* bytes per element; 0 for STRING (variable) */
+    const char *name;   /* as TENSORSET takes it and TENSORGET META shows it */
+    uint8_t code;       /* DLPack code */
+    uint8_t bits;       /* bits per element (8 for STRING: bytes are chars) */
+    uint8_t size;       /* bytes per element; 0 for STRING (variable) */
+    const char *format; /* Python buffer-protocol (struct) format; NULL for STRING */
 } RAI_DTypeInfo;
 
+/* The one table of tensor types: Python learns the names, formats and sizes
+ * from the shim module at start-up (redisai_py._runtime), and the bridge
+ * reads a numpy output's type back through its buffer format. */
 extern const RAI_DTypeInfo RAI_DTYPES[RAI_DTYPE_COUNT];
 
 /* The largest tensor buffer we agree to allocate. It matches Redis's default
