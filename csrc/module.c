@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "python/job_kinds.h"
 #include "python/py_runtime.h"
+#include "exec/sync_run.h"
 #include "base/reaper.h"
 #include "rm_api.h"
 #include "exec/run_queue.h"
@@ -235,6 +236,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         RAI_LOG_WARNING("could not start the CPU run queue");
         return REDISMODULE_ERR;
     }
+    RAI_SyncRunStart(RAI_LogCtx);
     RAI_JobKindsStart();
     if (RegisterCommands(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
     RedisModuleEvent shutdown = {REDISMODULE_EVENT_SHUTDOWN, 1};
