@@ -14,7 +14,8 @@ User stories:
   show under the new name, a restart from RDB shows every key again;
 - with METRICS_PORT a Prometheus server scrapes /metrics directly (127.0.0.1
   unless METRICS_BIND says otherwise), and the endpoint answers while workers
-  are saturated and while a 200 MB model stores.
+  are saturated, while a 200 MB model stores, and while another scraper stalls
+  or sends garbage.
 """
 
 from __future__ import annotations
@@ -442,6 +443,27 @@ def test_a_taken_port_fails_the_load_with_a_clear_line(server_factory: ServerFac
         server.start(wait=False)
         assert server.proc is not None and server.proc.wait(60) != 0
     assert f"ERR cannot serve metrics on 127.0.0.1 port {port}: OSError" in server.log()
+
+
+def test_a_slow_or_broken_scraper_stalls_nothing(metrics_server: RedisServer) -> None:
+    r = metrics_server.client()
+    port = metrics_server.metrics_port
+    store_add_model(r, "m")
+    stalled = socket.create_connection(("127.0.0.1", port))
+    stalled.sendall(b"GET /metr")  # and never the rest
+    garbage = socket.create_connection(("127.0.0.1", port))
+    garbage.sendall(b"\x00\xff\r\n" * 64 + b"\r\n")
+    garbage.settimeout(10)
+    assert b"400 - Bad request" in garbage.recv(4096)
+    assert http_get(port, "/metrics?name[]=x")[0] == 200  # parameters are ignored
+
+    started = time.perf_counter()
+    assert value(scrape(port), "redisai_model_runs_total", **key_labels("m")) == 0
+    assert time.perf_counter() - started < 2.0
+    assert r.ping() and metrics_text(r)
+    stalled.close()
+    garbage.close()
+    assert scrape(port)
 
 
 def timed_scrapes(port: int, stop: threading.Event, latencies: list[float], errors: list[str]) -> None:
