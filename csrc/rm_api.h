@@ -289,6 +289,7 @@ typedef struct {
     X(int, DeleteKey, (RedisModuleKey * key))                                                     \
     X(void, SaveString, (RedisModuleIO * io, RedisModuleString * s))                              \
     X(RedisModuleString *, LoadString, (RedisModuleIO * io))                                      \
+    X(const RedisModuleString *, GetKeyNameFromIO, (RedisModuleIO * io))                          \
     X(RedisModuleScanCursor *, ScanCursorCreate, (void))                                          \
     X(void, ScanCursorDestroy, (RedisModuleScanCursor * cursor))                                  \
     X(int, Scan,                                                                                  \

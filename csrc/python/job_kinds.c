@@ -10,10 +10,14 @@
 #include "python/py_jobs.h"
 #include "exec/run_queue.h"
 #include "exec/sync_run.h"
+#include "types/op_metrics.h"
 
 void RAI_JobLoadNow(RAI_Job *job) {
+    uint64_t start = RedisModule_MonotonicMicroseconds();
     RAI_JobJoinBlob(job, job->argv, job->argc);
     RAI_PyLoadModel(job);
+    RAI_OpMetricsCountLoad(job->model ? job->model->backend : RAI_BACKEND_TORCH, job->error != NULL,
+                           RedisModule_MonotonicMicroseconds() - start);
 }
 
 static void RunModels(RAI_Job **jobs, int n) { RAI_PyRunModel(jobs, n); }
