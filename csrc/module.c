@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "python/job_kinds.h"
 #include "python/py_metrics.h"
+#include "python/py_gil.h"
 #include "python/py_runtime.h"
 #include "exec/sync_run.h"
 #include "base/reaper.h"
@@ -263,5 +264,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         RAI_LOG_WARNING("could not register the INFO callback");
         return REDISMODULE_ERR;
     }
-    return StartMetricsEndpoint();
+    if (StartMetricsEndpoint() != REDISMODULE_OK) return REDISMODULE_ERR;
+    RAI_GilCheckMainThreadFromNowOn(); /* the server serves from here on */
+    return REDISMODULE_OK;
 }
