@@ -153,7 +153,15 @@ class Stats:
     disconnects: int = 0  # the server closed a connection yet kept answering PING
     skipped: int = 0  # a command that named a guard key (never expected)
     by_command: Counter[tuple[str, str]] = field(default_factory=Counter)
-    error_texts: Counter[str] = field(default_factory=Counter)
+    error_texts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (command, error text)
+
+    def top_errors(self, n: int, command: str | None = None) -> list[tuple[str, int]]:
+        """The n most common error texts, of one command or of all."""
+        counts: Counter[str] = Counter()
+        for (name, text), count in self.error_texts.items():
+            if command is None or name == command:
+                counts[text] += count
+        return counts.most_common(n)
 
     def merge(self, other: Stats) -> None:
         self.sent += other.sent
@@ -205,7 +213,7 @@ class Lane:
             except redis.ResponseError as exc:
                 stats.errors += 1
                 stats.by_command[(name, "error")] += 1
-                stats.error_texts[_error_key(str(exc))] += 1
+                stats.error_texts[(name, _error_key(str(exc)))] += 1
                 continue
             except redis.TimeoutError:
                 stats.blocked.append(argv)
@@ -378,7 +386,8 @@ class Fuzzer:
         threads_before = self._threads()
         started = time.monotonic()
         rounds = max(1, math.ceil(commands / (self.connections * COMMANDS_PER_CONNECTION)))
-        strategy = grammar.batch(material, self.connections, COMMANDS_PER_CONNECTION)
+        strategy = grammar.batch(self.connections, COMMANDS_PER_CONNECTION)
+        position = 0
 
         # Hypothesis's health checks measure generation time and example size;
         # these examples are large and slow on purpose (a round of 80 commands).
@@ -387,8 +396,11 @@ class Fuzzer:
                   verbosity=Verbosity.quiet, report_multiple_bugs=False, print_blob=False)
         @seed(seed_value)
         @given(strategy)
-        def one_round(commands_by_connection: list[list[list[bytes]]]) -> None:
-            self.round(commands_by_connection)
+        def one_round(recipes: list[list[grammar.Recipe]]) -> None:
+            nonlocal position
+            commands = grammar.build_round(material, recipes, position)
+            position += sum(len(lane) for lane in recipes)
+            self.round(commands)
 
         try:
             one_round()
