@@ -23,7 +23,7 @@ What it measures
     Goal: BATCHSIZE 32 / BATCHSIZE 0 samples/s >= 3.
 
 How to run
-    .venv/bin/python benchmarks/batching.py
+    .venv/bin/python benchmarks/batching.py [--quick]
 
     It starts its own redis-server on a free loopback port and stops it by PID. Results go to
     benchmarks/results/batching.{md,json,png}. It takes about 1 minute.
@@ -51,11 +51,7 @@ REPEATS = 3
 RUN_SECONDS = 4.0
 MAX_REQUESTS = 200_000
 GOAL_RATIO = 3.0
-# A run during which other processes used >= QUIET_FRACTION of the CPU is redone after a short
-# wait (at most MAX_TRIES tries, RETRY_BUDGET extra runs in all); the least disturbed is kept.
-QUIET_FRACTION = common.QUIET_FRACTION
-MAX_TRIES = 3
-RETRY_BUDGET = 6
+QUIET = common.QuietRetry(max_tries=3, budget=6)
 LAYERS = (512, 2048, 1536, 512, 16)
 VARIANTS = {
     "BATCHSIZE 0": ("mlp", ()),
@@ -132,15 +128,12 @@ def setup(client: redis.Redis, blob: bytes) -> None:
 
 
 def checked_run(client: redis.Redis, port: int, model_key: str, requests: int) -> dict[str, Any]:
-    client.config_resetstat()
     before = common.run_info(client, model_key)
     start = time.monotonic()
-    sample = common.run_benchmark(port, CLIENTS, requests, command(model_key), timeout_s=300)
+    sample = common.checked_benchmark(client, port, CLIENTS, requests, command(model_key),
+                                      timeout_s=300, keyspace=KEYSPACE)
     wall = time.monotonic() - start
     after = common.run_info(client, model_key)
-    stats = common.command_stats(client, "AI.MODELEXECUTE")
-    if stats["calls"] != requests or stats["failed_calls"] or stats["rejected_calls"]:
-        raise RuntimeError(f"{model_key}: expected {requests} clean calls, got {stats}")
     if after.calls - before.calls != requests or after.errors != before.errors:
         raise RuntimeError(f"{model_key}: AI.INFO went from {before} to {after}")
     if after.samples - before.samples != requests:
@@ -152,47 +145,8 @@ def checked_run(client: redis.Redis, port: int, model_key: str, requests: int) -
             "worker_ms_per_call": duration_s * 1e3 / requests}
 
 
-_retries_left = RETRY_BUDGET
-
-
-def quiet_run(what: str, fn: Any) -> dict[str, Any]:
-    global _retries_left
-    best: dict[str, Any] | None = None
-    for attempt in range(MAX_TRIES):
-        meter = common.CpuMeter()
-        run = fn()
-        run["foreign_cpu"] = round(meter.foreign_fraction(), 4)
-        if best is None or run["foreign_cpu"] < best["foreign_cpu"]:
-            best = run
-        if run["foreign_cpu"] < QUIET_FRACTION or attempt == MAX_TRIES - 1 or _retries_left <= 0:
-            break
-        _retries_left -= 1
-        print(f"    {what}: other processes used {run['foreign_cpu']:.0%} of the CPU, "
-              "running it again", flush=True)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            meter = common.CpuMeter()
-            time.sleep(1.0)
-            if meter.foreign_fraction() < QUIET_FRACTION:
-                break
-    assert best is not None
-    return best
-
-
-def argv_with_keyspace() -> None:
-    """redis-benchmark needs -r for __rand_int__: patch it into the shared argv builder."""
-    original = common.benchmark_argv
-
-    def with_r(port: int, clients: int, requests: int, cmd: tuple[str, ...]) -> list[str]:
-        argv = original(port, clients, requests, cmd)
-        return argv[:1] + ["-r", str(KEYSPACE)] + argv[1:]
-
-    common.benchmark_argv = with_r  # type: ignore[assignment]
-
-
 def measure() -> tuple[list[Variant], dict[str, list[float]], dict[str, str], int]:
     blob, n_params = mlp_blob()
-    argv_with_keyspace()
     with common.running_server() as server:
         client = server.client(timeout_s=120)
         setup(client, blob)
@@ -207,7 +161,7 @@ def measure() -> tuple[list[Variant], dict[str, list[float]], dict[str, str], in
         labels = list(VARIANTS)
         for repeat in range(REPEATS):
             for label in labels[repeat % len(labels):] + labels[:repeat % len(labels)]:
-                runs[label].append(quiet_run(label, lambda: checked_run(
+                runs[label].append(QUIET.run(label, lambda: checked_run(
                     client, server.port, VARIANTS[label][0], counts[label])))
             print(f"  repeat {repeat + 1}/{REPEATS}  " + "  ".join(
                 f"{label}: {runs[label][-1]['rps']:>8,.0f} samples/s "
@@ -240,18 +194,14 @@ def table(variants: list[Variant], ratios: dict[str, float]) -> list[str]:
     return lines
 
 
-def write_chart(variants: list[Variant], ratios: dict[str, float], env: dict[str, str]) -> None:
-    plt = common.pyplot()
-    if plt is None:
-        return
+def draw_chart(plt: Any, variants: list[Variant], ratios: dict[str, float],
+               env: dict[str, str]) -> Any:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5))
     labels = [v.label.replace(", ", "\n") for v in variants]
     bars = ax1.bar(labels, [v.samples_per_s for v in variants],
                    color=["#999999", "#d62728", "#ff9896"][:len(variants)])
-    for bar, v in zip(bars, variants):
-        ax1.annotate(f"{ratios.get(v.label, 1.0):.2f}x",
-                     (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                     ha="center", va="bottom")
+    common.annotate_bars(ax1, bars, [f"{ratios.get(v.label, 1.0):.2f}x" for v in variants],
+                         fontsize=10)
     ax1.tick_params(axis="x", labelsize=8)
     ax1.set_ylabel("samples / second (median)")
     ax1.set_title(f"5M-parameter MLP, {CLIENTS} clients, 1 worker", fontsize=10)
@@ -264,19 +214,20 @@ def write_chart(variants: list[Variant], ratios: dict[str, float], env: dict[str
     ax2.legend()
     fig.suptitle(f"Auto-batching — redis {env['redis_version']}, nproc={env['nproc']}",
                  fontsize=11)
-    fig.tight_layout()
-    fig.savefig(common.RESULTS_DIR / f"{NAME}.png", dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def main() -> int:
-    quiet_before = common.wait_for_quiet()
-    meter = common.CpuMeter()
+    global REPEATS, RUN_SECONDS
+    args = common.parse_args(__doc__, quick="1 repeat of 1 s runs")
+    if args.quick:
+        REPEATS, RUN_SECONDS = 1, 1.0
+    watch = common.Watch()
     variants, per_repeat, env, n_params = measure()
-    env.update(common.noise_fields(quiet_before, meter))
+    env.update(watch.fields())
     env["runs_kept_although_disturbed"] = ", ".join(
         f"{v.label} #{i + 1} ({r['foreign_cpu']:.0%})" for v in variants
-        for i, r in enumerate(v.runs) if r["foreign_cpu"] >= QUIET_FRACTION) or "none"
+        for i, r in enumerate(v.runs) if r["foreign_cpu"] >= common.QUIET_FRACTION) or "none"
     ratios = {label: statistics.median(rs) for label, rs in per_repeat.items()}
     ratio = ratios[GOAL_VARIANT]
     met = ratio >= GOAL_RATIO
@@ -284,41 +235,29 @@ def main() -> int:
                f"{'met' if met else 'NOT met'} ({ratio:.2f}x; per repeat "
                f"{', '.join(f'{r:.2f}' for r in per_repeat[GOAL_VARIANT])})")
     lines = table(variants, ratios)
-    print()
-    print("\n".join(lines))
-    print(verdict)
-    common.write_markdown(NAME, [
-        "# Auto-batching: BATCHSIZE 0 vs BATCHSIZE 32",
-        "",
-        *common.header_lines(env),
-        f"- a run during which other processes used >= {QUIET_FRACTION:.0%} of the CPU is redone "
-        f"after a short wait (at most {MAX_TRIES} tries per run, {RETRY_BUDGET} extra runs in all; "
-        "the least disturbed is kept); runs kept although disturbed: "
-        f"{env['runs_kept_although_disturbed']}",
-        f"- model: TorchScript MLP {' -> '.join(map(str, LAYERS))} with ReLUs, {n_params:,} "
-        "parameters; one server, THREADS_PER_QUEUE 1 (default), stored as `mlp` (no "
-        "BATCHSIZE), `mlp_b32` (BATCHSIZE 32, the goal's variant) and, for information, "
-        "`mlp_b32_min24` (BATCHSIZE 32 MINBATCHSIZE 24 MINBATCHTIMEOUT 5)",
-        f"- load: `redis-benchmark -c {CLIENTS} -P 1 -r {KEYSPACE}` of "
-        "`AI.MODELEXECUTE <key> INPUTS 1 x:__rand_int__ OUTPUTS 1 y:__rand_int__` (32 different "
-        f"1x512 inputs; one request = one sample); ~{RUN_SECONDS:g} s per run, {REPEATS} "
-        "repeats in rotating order, medians; ratio = median of per-repeat ratios",
-        "- AI.INFO duration / wall: RedisAI charges every request of a batch the whole batch's "
-        "time, so this is about mean batch size x worker utilisation (at most 1 without batching)",
-        "- produced by `.venv/bin/python benchmarks/batching.py`",
-        "",
-        *lines,
-        "",
-        verdict,
-        "",
-    ])
-    common.write_json(NAME, {"environment": env, "clients": CLIENTS, "repeats": REPEATS,
-                             "parameters": n_params, "layers": list(LAYERS),
-                             "goal_ratio": GOAL_RATIO, "ratio": ratio, "ratios": ratios,
-                             "ratio_per_repeat": per_repeat,
-                             "variants": [asdict(v) for v in variants]})
-    write_chart(variants, ratios, env)
-    print(f"wrote {common.RESULTS_DIR}/{NAME}.{{md,json,png}}")
+    common.show(lines, verdict)
+    common.write_report(
+        NAME, title="Auto-batching: BATCHSIZE 0 vs BATCHSIZE 32", env=env,
+        about=[
+            QUIET.note() + f"; runs kept although disturbed: "
+            f"{env['runs_kept_although_disturbed']}",
+            f"- model: TorchScript MLP {' -> '.join(map(str, LAYERS))} with ReLUs, {n_params:,} "
+            "parameters; one server, THREADS_PER_QUEUE 1 (default), stored as `mlp` (no "
+            "BATCHSIZE), `mlp_b32` (BATCHSIZE 32, the goal's variant) and, for information, "
+            "`mlp_b32_min24` (BATCHSIZE 32 MINBATCHSIZE 24 MINBATCHTIMEOUT 5)",
+            f"- load: `redis-benchmark -c {CLIENTS} -P 1 -r {KEYSPACE}` of "
+            "`AI.MODELEXECUTE <key> INPUTS 1 x:__rand_int__ OUTPUTS 1 y:__rand_int__` (32 different "
+            f"1x512 inputs; one request = one sample); ~{RUN_SECONDS:g} s per run, {REPEATS} "
+            "repeats in rotating order, medians; ratio = median of per-repeat ratios",
+            "- AI.INFO duration / wall: RedisAI charges every request of a batch the whole batch's "
+            "time, so this is about mean batch size x worker utilisation (at most 1 without "
+            "batching)",
+        ],
+        body=[*lines, "", verdict, ""],
+        data={"clients": CLIENTS, "repeats": REPEATS, "parameters": n_params,
+              "layers": list(LAYERS), "goal_ratio": GOAL_RATIO, "ratio": ratio, "ratios": ratios,
+              "ratio_per_repeat": per_repeat, "variants": [asdict(v) for v in variants]},
+        charts={"": lambda plt: draw_chart(plt, variants, ratios, env)})
     return 0
 
 

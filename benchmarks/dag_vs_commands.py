@@ -21,7 +21,7 @@ What it measures
     counted, none failed.
 
 How to run
-    .venv/bin/python benchmarks/dag_vs_commands.py
+    .venv/bin/python benchmarks/dag_vs_commands.py [--quick]
 
     It starts its own redis-server on a free loopback port (below 55535) in a temporary
     directory and stops it by PID. Results go to benchmarks/results/dag_vs_commands.{md,json,png}.
@@ -90,10 +90,7 @@ def read_reply(stream: Any) -> Any:
 
 def loop_commands(way: str, client: int, tx: bytes) -> list[bytes]:
     if way == "DAG":
-        return [resp("AI.DAGEXECUTE", "LOAD", 1, REF_KEY,
-                     "|>", "AI.TENSORSET", "tx", "FLOAT", 1, common.TX_FEATURES, "BLOB", tx,
-                     "|>", "AI.MODELEXECUTE", MODEL_KEY, "INPUTS", 2, "tx", REF_KEY, "OUTPUTS", 1, "score",
-                     "|>", "AI.TENSORGET", "score", "VALUES")]
+        return [resp(*common.dag_loop_args(MODEL_KEY, tx, reply="VALUES"))]
     tx_key, score_key = f"tx:{client}", f"score:{client}"
     return [resp("AI.TENSORSET", tx_key, "FLOAT", 1, common.TX_FEATURES, "BLOB", tx),
             resp("AI.MODELEXECUTE", MODEL_KEY, "INPUTS", 2, tx_key, REF_KEY, "OUTPUTS", 1, score_key),
@@ -237,10 +234,7 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def write_chart(rows: list[Row], env: dict[str, str]) -> None:
-    plt = common.pyplot()
-    if plt is None:
-        return
+def draw_chart(plt: Any, rows: list[Row], env: dict[str, str]) -> Any:
     xs = range(len(rows))
     width = 0.38
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -248,9 +242,7 @@ def write_chart(rows: list[Row], env: dict[str, str]) -> None:
            label="TENSORSET + MODELEXECUTE + TENSORGET (3 round trips)")
     bars = ax.bar([x + width / 2 for x in xs], [r.dag_loops_per_s for r in rows], width,
                   label="one AI.DAGEXECUTE (1 round trip)")
-    for bar, r in zip(bars, rows):
-        ax.annotate(f"{r.ratio:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=9)
+    common.annotate_bars(ax, bars, [f"{r.ratio:.2f}x" for r in rows])
     ax.set_xticks(list(xs), [f"{r.clients} client{'s' if r.clients > 1 else ''}" for r in rows])
     ax.set_ylabel("fraud loops / second (median)")
     ax.set_title(f"Fraud loop: DAG vs three commands - redis {env['redis_version']}, nproc={env['nproc']}",
@@ -258,19 +250,19 @@ def write_chart(rows: list[Row], env: dict[str, str]) -> None:
     top = max(max(r.dag_loops_per_s, r.commands_loops_per_s) for r in rows)
     ax.set_ylim(0, top * 1.3)
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(common.RESULTS_DIR / f"{NAME}.png", dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def main() -> int:
+    global REPEATS, RUN_S
+    args = common.parse_args(__doc__, quick="1 repeat of 1 s runs")
+    if args.quick:
+        REPEATS, RUN_S = 1, 1.0
     tx_array, ref_array = common.fraud_inputs()
     expected = common.model_builders.mlp_reference(common.model_builders.mlp_weights(), tx_array, ref_array)
     tx = tx_array.astype(np.float32).tobytes()
     blob = common.model_builders.torch_mlp()
-    meter_before = common.CpuMeter()
-    time.sleep(2.0)
-    foreign_before = meter_before.foreign_fraction()
+    watch = common.Watch()
     ctx = mp.get_context("spawn")
     with common.running_server() as server, ctx.Pool(processes=max(CLIENTS)) as pool:
         client = server.client()
@@ -280,39 +272,35 @@ def main() -> int:
         env = common.environment(client)
         print(f"redis-server {env['redis_version']} on 127.0.0.1:{server.port}, nproc={env['nproc']}",
               flush=True)
-        meter = common.CpuMeter()
         rows = run_all(pool, server, tx, expected.reshape(-1).tolist())
-        env.update(common.noise_fields(foreign_before, meter))
+        env.update(watch.fields())
         info = common.run_info(client, MODEL_KEY)
         if info.errors:
             raise RuntimeError(f"the model counted {info.errors} errors")
         client.close()
     lines = table(rows)
-    print()
-    print("\n".join(lines))
-    common.write_markdown(NAME, [
-        "# The fraud loop: one AI.DAGEXECUTE vs three commands",
-        "",
-        *common.header_lines(env),
-        f"- loop: tx FLOAT 1x30 set, fraud MLP (TorchScript, tx + ref 1x256 -> 1x2) run, score read as VALUES; "
-        f"DAG: `AI.DAGEXECUTE LOAD 1 ref |> AI.TENSORSET tx ... |> AI.MODELEXECUTE fraud ... |> "
-        f"AI.TENSORGET score VALUES`; 3 commands: the same as AI.TENSORSET / AI.MODELEXECUTE / "
-        f"AI.TENSORGET on keys of the client's own",
-        f"- clients: one process each, raw socket, no pipelining; {RUN_S:.0f} s per run, {REPEATS} "
-        f"repeats with alternating order, medians shown; every run checked against commandstats",
-        f"- produced by `.venv/bin/python benchmarks/{NAME}.py`",
-        "",
-        *lines,
-        "",
-        "loops/s counts whole loops (the 3-command way sends three requests per loop); ratio = median "
-        "of the per-repeat ratios DAG loops/s / 3-command loops/s: "
-        + "; ".join(f"c={r.clients}: {r.ratio_per_repeat}" for r in rows),
-        "",
-    ])
-    common.write_json(NAME, {"environment": env, "run_s": RUN_S, "repeats": REPEATS,
-                             "rows": [asdict(r) for r in rows]})
-    write_chart(rows, env)
-    print(f"wrote {common.RESULTS_DIR}/{NAME}.{{md,json,png}}")
+    common.show(lines)
+    common.write_report(
+        NAME, title="The fraud loop: one AI.DAGEXECUTE vs three commands", env=env,
+        about=[
+            "- loop: tx FLOAT 1x30 set, fraud MLP (TorchScript, tx + ref 1x256 -> 1x2) run, score "
+            "read as VALUES; DAG: `AI.DAGEXECUTE LOAD 1 ref |> AI.TENSORSET tx ... |> "
+            "AI.MODELEXECUTE fraud ... |> AI.TENSORGET score VALUES`; 3 commands: the same as "
+            "AI.TENSORSET / AI.MODELEXECUTE / AI.TENSORGET on keys of the client's own",
+            f"- clients: one process each, raw socket, no pipelining; {RUN_S:.0f} s per run, "
+            f"{REPEATS} repeats with alternating order, medians shown; every run checked against "
+            "commandstats",
+        ],
+        body=[
+            *lines,
+            "",
+            "loops/s counts whole loops (the 3-command way sends three requests per loop); ratio = "
+            "median of the per-repeat ratios DAG loops/s / 3-command loops/s: "
+            + "; ".join(f"c={r.clients}: {r.ratio_per_repeat}" for r in rows),
+            "",
+        ],
+        data={"run_s": RUN_S, "repeats": REPEATS, "rows": [asdict(r) for r in rows]},
+        charts={"": lambda plt: draw_chart(plt, rows, env)})
     return 0
 
 

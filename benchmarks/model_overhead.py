@@ -27,8 +27,17 @@ What it measures
     split into that worker time and the rest: queueing/thread hand-off, argument parsing,
     tensor views, writing the output key and the reply.
 
+    Worker time per call, back to back (issue 15's goal: <= 2 us over the raw call). For each
+    backend alone, WORKER_CALLS MODELEXECUTEs are sent in pipelines of PIPELINE_DEPTH, so the
+    worker runs them one after another as the raw loop does. Per call it reports the worker
+    thread's CPU time (INFO ai_cpu, everything the worker does: waking, the Python call, the
+    output tensors, handing the job back) and AI.INFO's duration (the Python call alone),
+    against the raw call's CPU time back to back in this process (time.thread_time_ns over
+    WORKER_CALLS calls). Each pair is measured WORKER_ROUNDS times, alternating backends; the
+    median round is reported, and the spread says how noisy the machine was.
+
 How to run
-    .venv/bin/python benchmarks/model_overhead.py
+    .venv/bin/python benchmarks/model_overhead.py [--quick]
 
     It starts its own redis-server on a free loopback port and stops it by PID. Results go to
     benchmarks/results/model_overhead.{md,json,png}. It takes well under a minute.
@@ -53,6 +62,10 @@ NAME = "model_overhead"
 N_CALLS = 5000
 WARMUP_CALLS = 500
 HOT_CALLS = 3000
+WORKER_CALLS = 5000
+WORKER_ROUNDS = 5
+PIPELINE_DEPTH = 50
+WORKER_GOAL_US = 2.0
 LOOP_TIME_LIMIT_S = 120.0
 GOAL_US = 40.0
 AIM_US = 15.0
@@ -137,33 +150,6 @@ def ping_call(client: redis.Redis) -> Callable[[], object]:
 # --------------------------------------------------------------------------- measurement
 
 
-def interleaved(steps: dict[str, Callable[[], object]], n: int, warmup: int,
-                on_warm: Callable[[], None]) -> dict[str, np.ndarray]:
-    """Time every step once per iteration, rotating the order; `on_warm` runs after warm-up."""
-    names = list(steps)
-    calls = [steps[k] for k in names]
-    k = len(calls)
-    clock = time.perf_counter_ns
-    for i in range(warmup):
-        for j in range(k):
-            calls[(i + j) % k]()
-    on_warm()
-    out = np.zeros((k, n), dtype=np.int64)
-    deadline = time.monotonic() + LOOP_TIME_LIMIT_S
-    done = n
-    for i in range(n):
-        for j in range(k):
-            idx = (i + j) % k
-            t0 = clock()
-            calls[idx]()
-            out[idx, i] = clock() - t0
-        if (i & 255) == 0 and time.monotonic() > deadline:
-            done = i + 1
-            print(f"note: loop time limit reached after {done} iterations")
-            break
-    return {name: out[idx, :done] for idx, name in enumerate(names)}
-
-
 def hot_loop(call: Callable[[], object], n: int) -> np.ndarray:
     """`call` back to back, n times after a short warm-up: its best-case cost."""
     clock = time.perf_counter_ns
@@ -194,6 +180,80 @@ def splits(stats: dict[str, dict[str, float]], infos: dict[str, common.RunInfo],
     return rows
 
 
+@dataclass
+class WorkerCost:
+    """One backend's back-to-back worker time per call against the raw call (microseconds)."""
+
+    backend: str
+    worker_cpu: float        # worker thread CPU (INFO ai_cpu) / calls, median round
+    python_call: float       # AI.INFO duration / calls, median round
+    raw_cpu: float           # raw call's thread CPU back to back / calls, median round
+    over_raw: float          # worker_cpu - raw_cpu
+    python_over_raw: float   # python_call - raw_cpu
+    worker_cpu_rounds: list[float]
+    raw_cpu_rounds: list[float]
+
+
+def worker_thread_cpu_s(client: redis.Redis) -> float:
+    """CPU seconds the device queues' worker threads have used (INFO ai_cpu)."""
+    info = client.info("ai_cpu")
+    return sum(float(v) for k, v in info.items()
+               if "_bthread_" in k and k.endswith("_used_cpu_total"))
+
+
+def pipelined_executes(client: redis.Redis, model_key: str, calls: int) -> None:
+    args = common.execute_args(model_key)
+    pipe = client.pipeline(transaction=False)
+    for done in range(0, calls, PIPELINE_DEPTH):
+        for _ in range(min(PIPELINE_DEPTH, calls - done)):
+            pipe.execute_command(*args)
+        replies = pipe.execute()
+        if any(r != b"OK" for r in replies):
+            raise RuntimeError(f"{' '.join(args)} replied {set(replies)!r}")
+
+
+def raw_cpu_per_call_us(call: Callable[[], object], calls: int) -> float:
+    clock = time.thread_time_ns
+    t0 = clock()
+    for _ in range(calls):
+        call()
+    return (clock() - t0) / calls / 1000.0
+
+
+def worker_round(client: redis.Redis, model_key: str,
+                 raw: Callable[[], object]) -> tuple[float, float, float]:
+    """(worker CPU, Python call, raw CPU) per call, microseconds, for one round."""
+    common.reset_run_info(client, model_key)
+    cpu0 = worker_thread_cpu_s(client)
+    pipelined_executes(client, model_key, WORKER_CALLS)
+    cpu = worker_thread_cpu_s(client) - cpu0
+    info = common.run_info(client, model_key)
+    if info.calls != WORKER_CALLS or info.errors:
+        raise RuntimeError(f"AI.INFO {model_key}: expected {WORKER_CALLS} clean calls, got {info}")
+    return (cpu * 1e6 / WORKER_CALLS, info.duration_us / WORKER_CALLS,
+            raw_cpu_per_call_us(raw, WORKER_CALLS))
+
+
+def worker_costs(client: redis.Redis, raws: dict[str, Callable[[], object]]) -> list[WorkerCost]:
+    for backend, key in MODEL_KEYS.items():  # warm-up: caches, allocator, branch predictors
+        pipelined_executes(client, key, WARMUP_CALLS)
+        raw_cpu_per_call_us(raws[backend], WARMUP_CALLS)
+    rounds: dict[str, list[tuple[float, float, float]]] = {b: [] for b in MODEL_KEYS}
+    for _ in range(WORKER_ROUNDS):
+        for backend, key in MODEL_KEYS.items():
+            rounds[backend].append(worker_round(client, key, raws[backend]))
+    costs = []
+    for backend, rows in rounds.items():
+        worker = float(np.median([r[0] for r in rows]))
+        python = float(np.median([r[1] for r in rows]))
+        raw = float(np.median([r[2] for r in rows]))
+        costs.append(WorkerCost(backend=backend, worker_cpu=worker, python_call=python,
+                                raw_cpu=raw, over_raw=worker - raw, python_over_raw=python - raw,
+                                worker_cpu_rounds=[round(r[0], 2) for r in rows],
+                                raw_cpu_rounds=[round(r[2], 2) for r in rows]))
+    return costs
+
+
 # --------------------------------------------------------------------------- reports
 
 
@@ -219,6 +279,19 @@ def overhead_table(rows: list[Split]) -> list[str]:
     return lines
 
 
+def worker_table(costs: list[WorkerCost]) -> list[str]:
+    lines = ["| backend | worker CPU / call | Python call (AI.INFO) | raw CPU / call | "
+             f"**worker over raw** (goal <= {WORKER_GOAL_US:.0f}) | Python call over raw | "
+             "worker CPU per round | raw CPU per round |",
+             "|---|---:|---:|---:|---:|---:|---|---|"]
+    for c in costs:
+        lines.append(f"| {c.backend} | {c.worker_cpu:.2f} | {c.python_call:.2f} | "
+                     f"{c.raw_cpu:.2f} | **{c.over_raw:.2f}** | {c.python_over_raw:.2f} | "
+                     f"{' '.join(f'{x:.1f}' for x in c.worker_cpu_rounds)} | "
+                     f"{' '.join(f'{x:.1f}' for x in c.raw_cpu_rounds)} |")
+    return lines
+
+
 def verdict(rows: list[Split]) -> str:
     parts = []
     for r in rows:
@@ -228,20 +301,15 @@ def verdict(rows: list[Split]) -> str:
     return f"added overhead (goal <= {GOAL_US:.0f} us, aim {AIM_US:.0f} us): " + "; ".join(parts)
 
 
-def write_chart(stats: dict[str, dict[str, float]], rows: list[Split], env: dict[str, str]) -> None:
-    plt = common.pyplot()
-    if plt is None:
-        return
+def draw_chart(plt: Any, stats: dict[str, dict[str, float]], rows: list[Split],
+               env: dict[str, str]) -> Any:
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
     names = list(stats)
     xs = np.arange(len(names))
     width = 0.38
     for offset, key, label in ((-width / 2, "p50", "p50"), (width / 2, "p99", "p99")):
         bars = left.bar(xs + offset, [stats[n][key] for n in names], width, label=label)
-        for bar in bars:
-            left.annotate(f"{bar.get_height():.0f}", (bar.get_x() + bar.get_width() / 2,
-                                                      bar.get_height()),
-                          ha="center", va="bottom", fontsize=8)
+        common.annotate_bars(left, bars, [f"{stats[n][key]:.0f}" for n in names], fontsize=8)
     left.set_xticks(xs, [n.replace(" ", "\n", 1) for n in names], fontsize=9)
     left.set_ylabel("microseconds")
     left.set_title(f"latency, N={stats['PING']['n']} each, interleaved", fontsize=10)
@@ -263,16 +331,14 @@ def write_chart(stats: dict[str, dict[str, float]], rows: list[Split], env: dict
     right.legend(fontsize=8)
     fig.suptitle(f"fraud MLP MODELEXECUTE overhead — redis {env['redis_version']}, "
                  f"nproc={env['nproc']}", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(common.RESULTS_DIR / f"{NAME}.png", dpi=110)
-    plt.close(fig)
+    return fig
 
 
 # --------------------------------------------------------------------------- main
 
 
 Measured = tuple[dict[str, dict[str, float]], dict[str, common.RunInfo],
-                 dict[str, dict[str, float]], dict[str, str], int]
+                 dict[str, dict[str, float]], dict[str, str], int, list[WorkerCost]]
 
 
 def measure() -> Measured:
@@ -294,69 +360,77 @@ def measure() -> Measured:
             for key in MODEL_KEYS.values():
                 common.reset_run_info(client, key)
 
-        samples = interleaved(steps, N_CALLS, WARMUP_CALLS, reset)
+        samples = common.interleaved(steps, N_CALLS, WARMUP_CALLS, reset, LOOP_TIME_LIMIT_S)
         infos = {b: common.run_info(client, k) for b, k in MODEL_KEYS.items()}
         n = len(samples["PING"])
         for backend, info in infos.items():
             if info.calls != n or info.errors:
                 raise RuntimeError(f"AI.INFO {MODEL_KEYS[backend]}: expected {n} clean calls, "
                                    f"got {info}")
-        client.close()
         hot = {b: common.percentiles_us(hot_loop(steps[f"raw {b}"], HOT_CALLS)) for b in MODEL_KEYS}
-    return {k: common.percentiles_us(v) for k, v in samples.items()}, infos, hot, env, n
+        costs = worker_costs(client, {b: steps[f"raw {b}"] for b in MODEL_KEYS})
+        client.close()
+    return {k: common.percentiles_us(v) for k, v in samples.items()}, infos, hot, env, n, costs
 
 
 def main() -> int:
-    quiet = common.wait_for_quiet()
-    meter = common.CpuMeter()
-    stats, infos, hot, env, n = measure()
-    env.update(common.noise_fields(quiet, meter))
+    global N_CALLS, WARMUP_CALLS, HOT_CALLS
+    args = common.parse_args(__doc__, quick="500 iterations")
+    if args.quick:
+        N_CALLS, WARMUP_CALLS, HOT_CALLS = 500, 100, 300
+    watch = common.Watch()
+    stats, infos, hot, env, n, costs = measure()
+    env.update(watch.fields())
     rows = splits(stats, infos, hot)
     lat = latency_table(stats)
     ovh = overhead_table(rows)
-    print()
-    print("\n".join(lat))
-    print()
-    print("\n".join(ovh))
-    print(verdict(rows))
-    md = [
-        "# AI.MODELEXECUTE overhead (fraud MLP, TorchScript and ONNX)",
-        "",
-        *common.header_lines(env),
-        f"- one redis-py connection, no pipelining; {n} timed iterations after {WARMUP_CALLS} "
-        "warm-up ones; each iteration runs PING, both MODELEXECUTEs and both raw calls, in a "
-        "rotating order",
-        "- raw = the framework called in the benchmark process (torch.jit.load + inference_mode "
-        "on torch tensors; onnxruntime InferenceSession.run on numpy arrays)",
-        "- produced by `.venv/bin/python benchmarks/model_overhead.py`",
-        "",
-        "## Latency (microseconds)",
-        "",
-        *lat,
-        "",
-        "## Split (microseconds)",
-        "",
-        *ovh,
-        "",
-        "overhead = p50(MODELEXECUTE) - p50(PING) - p50(raw); worker mean = AI.INFO duration / "
-        "calls (the worker's Python call: adapter + framework); rest = p50(MODELEXECUTE) - "
-        "p50(PING) - worker mean. raw p50 back-to-back: the raw call alone in a tight loop "
-        f"({HOT_CALLS} calls) after the interleaved loop, for reference: the interleaved raw "
-        "call is slower because the server's work between calls evicts caches, as it does "
-        "for the server's worker.",
-        "",
-        verdict(rows),
-        "",
-    ]
-    common.write_markdown(NAME, md)
-    common.write_json(NAME, {"environment": env, "n_calls": n, "warmup_calls": WARMUP_CALLS,
-                             "goal_us": GOAL_US, "aim_us": AIM_US,
-                             "redisai_1_2_7_us": REDISAI_127_US, "latency_us": stats,
-                             "raw_back_to_back_us": hot,
-                             "ai_info": {b: asdict(i) for b, i in infos.items()},
-                             "split_us": [asdict(r) for r in rows]})
-    write_chart(stats, rows, env)
-    print(f"wrote {common.RESULTS_DIR}/{NAME}.{{md,json,png}}")
+    wrk = worker_table(costs)
+    common.show(lat, "", ovh, verdict(rows), "", wrk)
+    common.write_report(
+        NAME, title="AI.MODELEXECUTE overhead (fraud MLP, TorchScript and ONNX)", env=env,
+        about=[
+            f"- one redis-py connection, no pipelining; {n} timed iterations after {WARMUP_CALLS} "
+            "warm-up ones; each iteration runs PING, both MODELEXECUTEs and both raw calls, in a "
+            "rotating order",
+            "- raw = the framework called in the benchmark process (torch.jit.load + "
+            "inference_mode on torch tensors; onnxruntime InferenceSession.run on numpy arrays)",
+        ],
+        body=[
+            "## Latency (microseconds)",
+            "",
+            *lat,
+            "",
+            "## Split (microseconds)",
+            "",
+            *ovh,
+            "",
+            "overhead = p50(MODELEXECUTE) - p50(PING) - p50(raw); worker mean = AI.INFO duration / "
+            "calls (the worker's Python call: adapter + framework); rest = p50(MODELEXECUTE) - "
+            "p50(PING) - worker mean. raw p50 back-to-back: the raw call alone in a tight loop "
+            f"({HOT_CALLS} calls) after the interleaved loop, for reference: the interleaved raw "
+            "call is slower because the server's work between calls evicts caches, as it does "
+            "for the server's worker.",
+            "",
+            verdict(rows),
+            "",
+            "## Worker time per call, back to back (microseconds)",
+            "",
+            *wrk,
+            "",
+            f"{WORKER_CALLS} MODELEXECUTEs of one backend in pipelines of {PIPELINE_DEPTH}, then "
+            f"{WORKER_CALLS} raw calls back to back in this process, {WORKER_ROUNDS} rounds "
+            "alternating backends; median round shown. worker CPU = the worker thread's CPU time "
+            "(INFO ai_cpu) / calls: waking, the Python call, the output tensors, handing the job "
+            "back. Python call = AI.INFO duration / calls. raw CPU = the raw call's thread CPU "
+            "time / calls.",
+            "",
+        ],
+        data={"n_calls": n, "warmup_calls": WARMUP_CALLS, "goal_us": GOAL_US, "aim_us": AIM_US,
+              "redisai_1_2_7_us": REDISAI_127_US, "latency_us": stats,
+              "raw_back_to_back_us": hot, "ai_info": {b: asdict(i) for b, i in infos.items()},
+              "split_us": [asdict(r) for r in rows],
+              "worker_per_call_us": [asdict(c) for c in costs]},
+        charts={"": lambda plt: draw_chart(plt, stats, rows, env)})
     return 0
 
 

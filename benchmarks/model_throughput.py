@@ -20,7 +20,7 @@ What it measures
     The project's goal is MODELEXECUTE(fraud) / GET >= 0.45 (RedisAI 1.2.7: 0.43).
 
 How to run
-    .venv/bin/python benchmarks/model_throughput.py
+    .venv/bin/python benchmarks/model_throughput.py [--quick]
 
     It starts its own redis-servers on free loopback ports and stops them by PID. Results go to
     benchmarks/results/model_throughput.{md,json,png}. It takes about 1-2 minutes.
@@ -31,7 +31,9 @@ from __future__ import annotations
 import statistics
 import sys
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
+import numpy as np
 import redis
 
 import _bench_common as common
@@ -71,14 +73,9 @@ class ConfigResult:
 
 def checked_run(client: redis.Redis, port: int, label: str, requests: int) -> common.BenchSample:
     """One redis-benchmark run of COMMANDS[label]; the server must have served all of it."""
-    command = COMMANDS[label]
     model_key = MODEL_KEYS.get(label)
-    client.config_resetstat()
     before = common.run_info(client, model_key) if model_key else None
-    sample = common.run_benchmark(port, CLIENTS, requests, command)
-    stats = common.command_stats(client, command[0])
-    if stats["calls"] != requests or stats["failed_calls"] or stats["rejected_calls"]:
-        raise RuntimeError(f"{label}: expected {requests} clean calls, commandstats {stats}")
+    sample = common.checked_benchmark(client, port, CLIENTS, requests, COMMANDS[label])
     if model_key and before is not None:
         after = common.run_info(client, model_key)
         if after.calls - before.calls != requests or after.errors != before.errors:
@@ -151,12 +148,7 @@ def verdict(results: list[ConfigResult]) -> str:
             f"{REDISAI_127_RATIO}): " + "; ".join(parts))
 
 
-def write_chart(results: list[ConfigResult], env: dict[str, str]) -> None:
-    plt = common.pyplot()
-    if plt is None:
-        return
-    import numpy as np
-
+def draw_chart(plt: Any, results: list[ConfigResult], env: dict[str, str]) -> Any:
     labels = list(COMMANDS)
     names = {"GET": "GET 1 KB", "TORCH": "MODELEXECUTE\nTORCH", "ONNX": "MODELEXECUTE\nONNX"}
     fig, ax = plt.subplots(figsize=(9, 5))
@@ -166,10 +158,9 @@ def write_chart(results: list[ConfigResult], env: dict[str, str]) -> None:
         offset = (i - (len(results) - 1) / 2) * width
         bars = ax.bar(xs + offset, [r.rps[k] for k in labels], width,
                       label=f"THREADS_PER_QUEUE {r.threads_per_queue}")
-        for bar, k in zip(bars, labels):
-            text = f"{r.rps[k] / 1000:.1f}k" + ("" if k == "GET" else f"\n{r.ratio[k]:.2f}x")
-            ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=8)
+        common.annotate_bars(ax, bars, [f"{r.rps[k] / 1000:.1f}k"
+                                        + ("" if k == "GET" else f"\n{r.ratio[k]:.2f}x")
+                                        for k in labels], fontsize=8)
     get_rps = statistics.mean(r.rps["GET"] for r in results)
     ax.axhline(GOAL_RATIO * get_rps, color="gray", linestyle="--", linewidth=1,
                label=f"goal {GOAL_RATIO}x GET")
@@ -178,55 +169,50 @@ def write_chart(results: list[ConfigResult], env: dict[str, str]) -> None:
     ax.set_title(f"fraud MLP vs GET, {CLIENTS} clients, -P 1 — redis {env['redis_version']}, "
                  f"nproc={env['nproc']}", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(common.RESULTS_DIR / f"{NAME}.png", dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def main() -> int:
-    quiet = common.wait_for_quiet()
-    meter = common.CpuMeter()
+    global REPEATS, REQUESTS
+    args = common.parse_args(__doc__, quick="1 repeat, a tenth of the requests")
+    if args.quick:
+        REPEATS, REQUESTS = 1, {k: v // 10 for k, v in REQUESTS.items()}
+    watch = common.Watch()
     results: list[ConfigResult] = []
     env: dict[str, str] = {}
     for threads in THREADS:
         result, env = run_config(threads)
         results.append(result)
-    env.update(common.noise_fields(quiet, meter))
+    env.update(watch.fields())
     lines = table(results)
-    print()
-    print("\n".join(lines))
-    print(verdict(results))
-    md = [
-        "# AI.MODELEXECUTE throughput vs GET (fraud MLP, 16 clients)",
-        "",
-        *common.header_lines(env),
-        f"- `redis-benchmark -c {CLIENTS} -P 1`; requests per run: "
-        + ", ".join(f"{k} {v:,}" for k, v in REQUESTS.items())
-        + f"; {REPEATS} interleaved repeats per server, medians shown; one fresh server per "
-        "THREADS_PER_QUEUE value",
-        "- MODELEXECUTE: `AI.MODELEXECUTE fraud INPUTS 2 tx ref OUTPUTS 1 score` (shared output "
-        "key); ONNX: the same model as `fraud_onnx`",
-        "- produced by `.venv/bin/python benchmarks/model_throughput.py`",
-        "",
-        *lines,
-        "",
-        "ratio = median over the repeats of (model req/s / GET req/s of the same repeat), which "
-        "cancels slow drifts of the machine better than a ratio of medians; per-repeat ratios: "
-        + "; ".join(f"TPQ {r.threads_per_queue} {b}: {r.ratio_per_repeat[b]}"
-                    for r in results for b in MODEL_KEYS),
-        "",
-        "worker us/call = AI.INFO duration / calls over the timed runs (the worker's Python call).",
-        "",
-        verdict(results),
-        "",
-    ]
-    common.write_markdown(NAME, md)
-    common.write_json(NAME, {"environment": env, "clients": CLIENTS, "repeats": REPEATS,
-                             "requests": REQUESTS, "goal_ratio": GOAL_RATIO,
-                             "redisai_1_2_7_ratio": REDISAI_127_RATIO,
-                             "results": [asdict(r) for r in results]})
-    write_chart(results, env)
-    print(f"wrote {common.RESULTS_DIR}/{NAME}.{{md,json,png}}")
+    common.show(lines, verdict(results))
+    common.write_report(
+        NAME, title="AI.MODELEXECUTE throughput vs GET (fraud MLP, 16 clients)", env=env,
+        about=[
+            f"- `redis-benchmark -c {CLIENTS} -P 1`; requests per run: "
+            + ", ".join(f"{k} {v:,}" for k, v in REQUESTS.items())
+            + f"; {REPEATS} interleaved repeats per server, medians shown; one fresh server per "
+            "THREADS_PER_QUEUE value",
+            "- MODELEXECUTE: `AI.MODELEXECUTE fraud INPUTS 2 tx ref OUTPUTS 1 score` (shared output "
+            "key); ONNX: the same model as `fraud_onnx`",
+        ],
+        body=[
+            *lines,
+            "",
+            "ratio = median over the repeats of (model req/s / GET req/s of the same repeat), which "
+            "cancels slow drifts of the machine better than a ratio of medians; per-repeat ratios: "
+            + "; ".join(f"TPQ {r.threads_per_queue} {b}: {r.ratio_per_repeat[b]}"
+                        for r in results for b in MODEL_KEYS),
+            "",
+            "worker us/call = AI.INFO duration / calls over the timed runs (the worker's Python call).",
+            "",
+            verdict(results),
+            "",
+        ],
+        data={"clients": CLIENTS, "repeats": REPEATS, "requests": REQUESTS,
+              "goal_ratio": GOAL_RATIO, "redisai_1_2_7_ratio": REDISAI_127_RATIO,
+              "results": [asdict(r) for r in results]},
+        charts={"": lambda plt: draw_chart(plt, results, env)})
     return 0
 
 

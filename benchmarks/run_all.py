@@ -11,6 +11,9 @@ How to run
 
     NAME is a script name without ".py" (e.g. peers). Extra arguments for one script can be
     given as NAME:ARG, e.g. --arg peers:--skip-torchserve.
+
+    vs_redisai compares with the original RedisAI 1.2.7 only when REDISAI_PEER_DIR names a
+    build of it; otherwise it says how to build one and counts as ok.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ REPO_ROOT = BENCH_DIR.parent
 TIME_LIMIT_S = 30 * 60  # per script
 # Cheap, self-contained ones first; the long peer comparison last.
 ORDER = ("tensor_ops", "model_overhead", "model_throughput", "main_thread_health", "batching",
-         "peers")
+         "dag_vs_commands", "vs_redisai", "peers")
 
 
 def scripts() -> list[str]:

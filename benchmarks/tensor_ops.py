@@ -18,7 +18,7 @@ What it measures
     have failed.  The project's target is module/plain >= 0.95.
 
 How to run
-    .venv/bin/python benchmarks/tensor_ops.py
+    .venv/bin/python benchmarks/tensor_ops.py [--quick]
 
     It starts its own redis-server on a random free loopback port, in its own
     temporary directory, and stops it by PID at the end.  Results go to
@@ -28,24 +28,17 @@ How to run
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
-import json
-import shutil
 import statistics
 import struct
-import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import Any
 
 import redis
 
 import _bench_common as common
 
-REDIS_BENCHMARK = shutil.which("redis-benchmark") or "/usr/bin/redis-benchmark"
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+NAME = "tensor_ops"
 TARGET_RATIO = 0.95
 
 REPEATS = 3
@@ -91,15 +84,7 @@ PAIRS = (
 )
 
 
-@dataclass
-class Sample:
-    """One redis-benchmark run, as its --csv line reports it."""
-
-    rps: float
-    avg_ms: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
+Sample = common.BenchSample
 
 
 @dataclass
@@ -138,34 +123,10 @@ def check_keys(client: redis.Redis) -> None:
         "tensor blob changed"
 
 
-def parse_csv(text: str) -> Sample:
-    """Read redis-benchmark 7's --csv output (a header line, one data line)."""
-    rows = list(csv.DictReader(io.StringIO(text)))
-    if len(rows) != 1:
-        raise RuntimeError(f"unexpected redis-benchmark output:\n{text[:500]}")
-    row = rows[0]
-    return Sample(rps=float(row["rps"]), avg_ms=float(row["avg_latency_ms"]),
-                  p50_ms=float(row["p50_latency_ms"]), p95_ms=float(row["p95_latency_ms"]),
-                  p99_ms=float(row["p99_latency_ms"]))
-
-
-def command_stats(client: redis.Redis, command: str) -> dict[str, int]:
-    stats = client.info("commandstats").get(f"cmdstat_{command.lower()}", {})
-    return {k: int(stats.get(k, 0)) for k in ("calls", "failed_calls", "rejected_calls")}
-
-
 def run_benchmark(client: redis.Redis, port: int, clients: int, requests: int,
                   command: tuple[str, ...]) -> Sample:
     """One bounded redis-benchmark run; every request must have succeeded."""
-    client.config_resetstat()
-    argv = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
-            "-n", str(requests), "-P", "1", "--csv", "--precision", "3", *command]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True,
-                         timeout=RUN_TIMEOUT_S)
-    stats = command_stats(client, command[0])
-    if stats["calls"] != requests or stats["failed_calls"] or stats["rejected_calls"]:
-        raise RuntimeError(f"{command[0]}: expected {requests} clean calls, got {stats}")
-    return parse_csv(out.stdout)
+    return common.checked_benchmark(client, port, clients, requests, command, RUN_TIMEOUT_S)
 
 
 def median_row(pair: Pair, clients: int, plain: list[Sample], module: list[Sample]) -> Row:
@@ -220,17 +181,6 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def environment(client: redis.Redis) -> dict[str, str]:
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True, timeout=10).stdout.strip()
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": nproc,
-        "redis_version": str(client.info("server")["redis_version"]),
-        "redis_benchmark": subprocess.run([REDIS_BENCHMARK, "--version"], capture_output=True,
-                                          text=True, timeout=10).stdout.strip(),
-    }
-
-
 def verdict(rows: list[Row]) -> str:
     worst = min(rows, key=lambda r: r.ratio)
     ok = worst.ratio >= TARGET_RATIO
@@ -238,43 +188,7 @@ def verdict(rows: list[Row]) -> str:
             f"(lowest ratio {worst.ratio:.3f}: {worst.operation}, {worst.clients} clients)")
 
 
-def write_markdown(path: Path, rows: list[Row], env: dict[str, str]) -> None:
-    text = [
-        "# Tensor ops vs plain Redis strings",
-        "",
-        f"- date: {env['date']}",
-        f"- machine: nproc={env['nproc']}",
-        f"- redis-server {env['redis_version']}, {env['redis_benchmark']}",
-        f"- payload: 1 KB (256 float32) per value; `-P 1`, no `--threads`; "
-        f"{REPEATS} interleaved repeats, medians shown",
-        "- requests per run: " + ", ".join(f"{REQUESTS[c]:,} at {c} client(s)" for c in CLIENTS),
-        "- produced by `.venv/bin/python benchmarks/tensor_ops.py`",
-        "",
-        *table(rows),
-        "",
-        "ratio = module req/s / plain req/s; per-repeat ratios: "
-        + "; ".join(f"{r.operation} c={r.clients}: {r.ratio_per_repeat}" for r in rows),
-        "",
-        verdict(rows),
-        "",
-    ]
-    path.write_text("\n".join(text))
-
-
-def write_json(path: Path, rows: list[Row], env: dict[str, str]) -> None:
-    doc = {"environment": env, "repeats": REPEATS, "payload_bytes": len(BLOB),
-           "target_ratio": TARGET_RATIO, "rows": [asdict(r) for r in rows]}
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-
-
-def write_chart(path: Path, rows: list[Row], env: dict[str, str]) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("note: matplotlib is not installed; skipping the PNG chart")
-        return
+def draw_chart(plt: Any, rows: list[Row], env: dict[str, str]) -> Any:
     labels = [f"{r.operation.split(' vs ')[0]} / {r.operation.split(' vs ')[1]}\n"
               f"{r.clients} client{'s' if r.clients > 1 else ''}" for r in rows]
     xs = range(len(rows))
@@ -283,41 +197,56 @@ def write_chart(path: Path, rows: list[Row], env: dict[str, str]) -> None:
     ax.bar([x - width / 2 for x in xs], [r.plain_rps for r in rows], width, label="plain Redis")
     bars = ax.bar([x + width / 2 for x in xs], [r.module_rps for r in rows], width,
                   label="redisai_py module")
-    for bar, r in zip(bars, rows):
-        ax.annotate(f"{r.ratio:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=9)
+    common.annotate_bars(ax, bars, [f"{r.ratio:.2f}x" for r in rows])
     ax.set_xticks(list(xs), labels, fontsize=9)
     ax.set_ylabel("requests / second (median)")
     ax.set_title(f"1 KB SET/GET vs AI.TENSORSET/TENSORGET — redis {env['redis_version']}, "
                  f"nproc={env['nproc']}, -P 1", fontsize=10)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 # --------------------------------------------------------------------------- main
 
 
 def main() -> int:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    global REPEATS, REQUESTS
+    args = common.parse_args(__doc__, quick="1 repeat, a tenth of the requests")
+    if args.quick:
+        REPEATS, REQUESTS = 1, {c: n // 10 for c, n in REQUESTS.items()}
+    watch = common.Watch()
     with common.running_server() as server:
         client = server.client()
         seed(client)
-        env = environment(client)
+        env = common.environment(client)
         print(f"redis-server {env['redis_version']} on 127.0.0.1:{server.port}, "
               f"nproc={env['nproc']}", flush=True)
         rows = run_all(client, server.port)
         check_keys(client)
         client.close()
+    env.update(watch.fields())
     lines = table(rows)
-    print()
-    print("\n".join(lines))
-    print(verdict(rows))
-    write_markdown(RESULTS_DIR / "tensor_ops.md", rows, env)
-    write_json(RESULTS_DIR / "tensor_ops.json", rows, env)
-    write_chart(RESULTS_DIR / "tensor_ops.png", rows, env)
-    print(f"wrote {RESULTS_DIR}/tensor_ops.{{md,json,png}}")
+    common.show(lines, verdict(rows))
+    common.write_report(
+        NAME, title="Tensor ops vs plain Redis strings", env=env,
+        about=[
+            f"- payload: 1 KB (256 float32) per value; `-P 1`, no `--threads`; "
+            f"{REPEATS} interleaved repeats, medians shown",
+            "- requests per run: " + ", ".join(f"{REQUESTS[c]:,} at {c} client(s)"
+                                                for c in CLIENTS),
+        ],
+        body=[
+            *lines,
+            "",
+            "ratio = module req/s / plain req/s; per-repeat ratios: "
+            + "; ".join(f"{r.operation} c={r.clients}: {r.ratio_per_repeat}" for r in rows),
+            "",
+            verdict(rows),
+            "",
+        ],
+        data={"repeats": REPEATS, "payload_bytes": len(BLOB), "target_ratio": TARGET_RATIO,
+              "rows": [asdict(r) for r in rows]},
+        charts={"": lambda plt: draw_chart(plt, rows, env)})
     return 0
 
 

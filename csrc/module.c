@@ -8,23 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends.h"
-#include "cmd_admin.h"
-#include "cmd_dag.h"
-#include "cmd_model.h"
-#include "cmd_script.h"
-#include "cmd_tensor.h"
-#include "command_docs.h"
-#include "config.h"
-#include "info.h"
-#include "log.h"
-#include "py_runtime.h"
-#include "reaper.h"
+#include "types/backends.h"
+#include "commands/cmd_admin.h"
+#include "commands/cmd_dag.h"
+#include "commands/cmd_model.h"
+#include "commands/cmd_script.h"
+#include "commands/cmd_tensor.h"
+#include "commands/command_docs.h"
+#include "types/config.h"
+#include "commands/info.h"
+#include "base/log.h"
+#include "python/job_kinds.h"
+#include "python/py_runtime.h"
+#include "base/reaper.h"
 #include "rm_api.h"
-#include "run_queue.h"
-#include "type_model.h"
-#include "type_script.h"
-#include "type_tensor.h"
+#include "exec/run_queue.h"
+#include "types/type_model.h"
+#include "types/type_script.h"
+#include "types/type_tensor.h"
 
 #define RAI_MIN_REDIS_VERSION 0x00070000 /* key specs need 7.0 */
 
@@ -234,6 +235,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         RAI_LOG_WARNING("could not start the CPU run queue");
         return REDISMODULE_ERR;
     }
+    RAI_JobKindsStart();
     if (RegisterCommands(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
     RedisModuleEvent shutdown = {REDISMODULE_EVENT_SHUTDOWN, 1};
     RedisModule_SubscribeToServerEvent(ctx, shutdown, OnShutdown);

@@ -1,8 +1,24 @@
-"""The in-server side of the shim: what csrc/py_runtime.c and py_jobs.c call.
+"""The in-server side of the shim: what csrc/python/py_runtime.c and py_jobs.c call.
 
 Runs inside redis-server. `start` is called once on the main thread during
 module load, before the server serves; everything else runs on the shim's
-worker and loader threads, never on the Redis main thread.
+worker, loader and session-dropper threads, never on the Redis main thread.
+
+The C side calls exactly the functions named in ENTRY_POINTS (its table is
+in csrc/py_runtime.c; start-up refuses a mismatch). What it passes in is
+declared in redisai_py/stubs/_redisai_shim.pyi.
+
+A model run is one call from C: the model's runner, a pair of callables
+that `load_model` or `prepare_model` built once from the session:
+
+    run_one(views)        one request whose inputs are all numeric Tensor views
+    run_batch(batch)      a list of requests (tuples of views), or one with STRING inputs
+
+Each returns, per request, the list of outputs: numpy arrays (the shim reads
+their type, shape and bytes through the buffer protocol) or, for STRING,
+("STRING", shape, bytes of NUL-terminated pieces). A runner never holds the
+Model view it was made from: the C model keeps the runner, so that would
+keep the model alive forever.
 """
 
 from __future__ import annotations
@@ -10,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,22 +36,49 @@ from redisai_py._errors import BackendError, RedisAIError
 from redisai_py._log import RedisLogHandler
 from redisai_py.sessions import SessionCache, StoredModel
 
+ENTRY_POINTS: tuple[str, ...] = (
+    "start",
+    "load_backend",
+    "load_model",
+    "prepare_model",
+    "load_script",
+    "run_script",
+    "drop_sessions",
+)
+
 _log = logging.getLogger("redisai_py")
 _sessions = SessionCache({})
 
-# Tensor dtype names (as the shim spells them) <-> numpy dtypes.
-_NUMPY_OF: dict[str, np.dtype[Any]] = {
-    "FLOAT": np.dtype(np.float32),
-    "DOUBLE": np.dtype(np.float64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "BOOL": np.dtype(np.bool_),
-}
-_NAME_OF: dict[np.dtype[Any], str] = {dtype: name for name, dtype in _NUMPY_OF.items()}
+RunOne = Callable[[Sequence[Any]], list[Any]]
+RunBatch = Callable[[Sequence[Sequence[Any]]], list[list[Any]]]
+Runner = tuple[RunOne, RunBatch]
+
+# The numpy types of the shim's numeric tensor types, and the name of its
+# variable-length one; filled by start() from the shim's DTYPES table.
+_NUMERIC: frozenset[np.dtype[Any]] = frozenset()
+_STRING = "STRING"
+
+
+def numeric_dtypes(shim_dtypes: Sequence[tuple[str, str | None, int]]) -> dict[str, np.dtype[Any]]:
+    """The shim's DTYPES rows (name, buffer format or None, bytes per element)
+    as numpy dtypes by name; raises if a format does not mean its size."""
+    numeric = {}
+    for name, buffer_format, size in shim_dtypes:
+        if buffer_format is None:
+            continue
+        dtype = np.dtype(buffer_format)
+        if dtype.itemsize != size:
+            raise RuntimeError(f"shim type {name} ({buffer_format!r}) is {dtype.itemsize} bytes, not {size}")
+        numeric[name] = dtype
+    return numeric
+
+
+def _learn_dtypes() -> None:
+    global _NUMERIC, _STRING
+    import _redisai_shim
+
+    _NUMERIC = frozenset(numeric_dtypes(_redisai_shim.DTYPES).values())
+    _STRING = next(name for name, buffer_format, _ in _redisai_shim.DTYPES if buffer_format is None)
 
 
 def start(settings: dict[str, int] | None = None) -> str:
@@ -46,6 +89,7 @@ def start(settings: dict[str, int] | None = None) -> str:
     missing.
     """
     global _sessions
+    _learn_dtypes()
     # Framework thread pools (OpenMP in torch and onnxruntime) spin while
     # idle by default, which takes the CPU from Redis's own main thread; they
     # read this once, when the framework loads, so it must be set first.
@@ -78,8 +122,9 @@ def _client_error(exc: Exception) -> RedisAIError:
     return BackendError(f"ERR {type(exc).__name__}: {exc}")
 
 
-def load_model(model: StoredModel) -> tuple[tuple[str, ...], tuple[str, ...], str]:
-    """Make the session of a model being stored: (input names, output names, version)."""
+def load_model(model: StoredModel) -> tuple[tuple[str, ...], tuple[str, ...], str, Runner]:
+    """Make the session of a model being stored: (input names, output names,
+    version, runner)."""
     try:
         version = backends.load(model.backend)
         session = _sessions.get(model)
@@ -88,39 +133,44 @@ def load_model(model: StoredModel) -> tuple[tuple[str, ...], tuple[str, ...], st
         raise RedisAIError("ERR Could not load backend") from exc
     except Exception as exc:
         raise _client_error(exc) from exc
-    return tuple(session.input_names), tuple(session.output_names), version
+    return tuple(session.input_names), tuple(session.output_names), version, _runner(session)
+
+
+def prepare_model(model: StoredModel) -> tuple[tuple[str, ...], tuple[str, ...], Runner]:
+    """The first run of a model that has no runner yet (stored from an RDB,
+    the AOF or a primary): (input names, output names, runner), making its
+    session if there is none."""
+    try:
+        session = _sessions.get(model)
+    except Exception as exc:
+        raise _client_error(exc) from exc
+    return tuple(session.input_names), tuple(session.output_names), _runner(session)
 
 
 def drop_sessions(ids: list[int]) -> None:
     _sessions.drop(ids)
 
 
-def session_names(model: StoredModel) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The input/output names of a model whose session exists already."""
-    session = _sessions.get(model)
-    return tuple(session.input_names), tuple(session.output_names)
-
-
 def _as_array(tensor: Any) -> np.ndarray:
     """A zero-copy numpy view of a stored tensor (STRING: an object array of bytes)."""
-    dtype = _NUMPY_OF.get(tensor.dtype)
-    if dtype is not None:
-        return np.frombuffer(tensor, dtype=dtype).reshape(tensor.shape)
+    if tensor.dtype != _STRING:
+        return np.asarray(tensor)
     pieces = bytes(memoryview(tensor)).split(b"\0")[:-1]
     array = np.empty(len(pieces), dtype=object)
     array[:] = pieces
     return array.reshape(tensor.shape)
 
 
-def _as_output(array: np.ndarray) -> tuple[str, tuple[int, ...], Any]:
-    """(dtype name, shape, C-contiguous buffer) for the shim to copy into a tensor."""
+def _as_output(array: Any) -> Any:
+    """An output the shim can copy: a C-contiguous array of a shim type, or
+    (STRING, shape, NUL-terminated pieces)."""
     array = np.asarray(array)
-    name = _NAME_OF.get(array.dtype)
-    if name is not None:
-        return name, array.shape, np.ascontiguousarray(array)
+    if array.dtype in _NUMERIC:
+        # Not ascontiguousarray: it makes a 0-dim result 1-dim.
+        return array if array.flags.c_contiguous else array.copy(order="C")
     if array.dtype.kind in "OSU":
         items = [x if isinstance(x, bytes) else str(x).encode() for x in array.reshape(-1)]
-        return "STRING", array.shape, b"".join(item + b"\0" for item in items)
+        return _STRING, array.shape, b"".join(item + b"\0" for item in items)
     raise BackendError(f"ERR unsupported output tensor type {array.dtype}")
 
 
@@ -142,17 +192,37 @@ def _run_batch(session: backends.ModelSession, batch: Sequence[Sequence[Any]]) -
     return results
 
 
-def run_model(model: StoredModel, batch: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    """Run `model` for each request of `batch` (one tuple of input tensors per
-    request); one list of (dtype, shape, buffer) outputs per request."""
-    try:
-        session = _sessions.get(model)
-        if len(batch) == 1:
-            outputs = session.run([_as_array(t) for t in batch[0]])
-            return [[_as_output(o) for o in outputs]]
-        return _run_batch(session, batch)
-    except Exception as exc:
-        raise _client_error(exc) from exc
+def _runner(session: backends.ModelSession) -> Runner:
+    """The pair of callables the shim runs `session` with (see the module's doc).
+
+    run_one is the hot path: numpy arrays straight from the views' buffers,
+    the session's run, and its outputs as they are when the session promises
+    plain arrays (ModelSession.plain_outputs)."""
+    run = session.run
+    asarray = np.asarray
+
+    if session.plain_outputs:
+        def run_one(views: Sequence[Any]) -> list[Any]:
+            try:
+                return run(list(map(asarray, views)))
+            except Exception as exc:
+                raise _client_error(exc) from exc
+    else:
+        def run_one(views: Sequence[Any]) -> list[Any]:
+            try:
+                return list(map(_as_output, run(list(map(asarray, views)))))
+            except Exception as exc:
+                raise _client_error(exc) from exc
+
+    def run_batch(batch: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        try:
+            if len(batch) == 1:
+                return [list(map(_as_output, run(list(map(_as_array, batch[0])))))]
+            return _run_batch(session, batch)
+        except Exception as exc:
+            raise _client_error(exc) from exc
+
+    return run_one, run_batch
 
 
 def _model_for_script(key: str, inputs: list[Any], n_outputs: int) -> list[Any]:

@@ -5,7 +5,8 @@ The shim keeps only a model's blob and metadata; the framework object lives
 here under the model's id. A session is made by the loader when a client
 stores a model, or lazily by the first run of a model that came from RDB,
 AOF or a replica's stream. When the model's last reference goes away the
-shim posts its id and the next worker call drops the session.
+shim posts its id and its session dropper thread (the loader, once it takes
+such work) drops the session at once, busy server or idle.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each story stores a few keys first (among them the tensor `t` the bad
 command aims at), sends one bad command, and checks the exact error text
 (redis-py strips the leading "ERR ") and that nothing stored has changed.
 Texts come from reference sections 2 and 3; the ones the reference has no
-text for (too many dims, shape overflow, too large) come from csrc/parse.c.
+text for (too many dims, shape overflow, too large) come from csrc/commands/parse.c.
 
 The stories share one server, started once for this file: each begins with
 FLUSHALL and its own keys, and each ends by proving the server still answers

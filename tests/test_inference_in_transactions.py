@@ -105,6 +105,21 @@ def test_a_run_error_is_that_commands_element_of_exec(r: redis.Redis) -> None:
     assert calls(r, "m") == (2, 1)
 
 
+def test_a_model_that_waits_for_a_full_batch_runs_at_once_inside_multi(r: redis.Redis) -> None:
+    """MINBATCHSIZE 2 with no timeout waits for a second request however long; while the
+    main thread waits for a transaction's run, no client can send one, so it runs alone."""
+    assert r.execute_command("AI.MODELSTORE", "b", "TORCH", "CPU", "BATCHSIZE", 4, "MINBATCHSIZE", 2,
+                             "BLOB", mb.torch_add()) == b"OK"
+    tensorset(r, "a", [1, 2])
+    pipe = r.pipeline(transaction=True)
+    pipe.execute_command("AI.MODELEXECUTE", "b", "INPUTS", 2, "a", "a", "OUTPUTS", 2, "s", "p")
+    assert pipe.execute() == [b"OK"]
+    assert values(r, "s") == [2.0, 4.0]
+    dag = ("AI.DAGEXECUTE", "LOAD", 1, "a", "|>", "AI.MODELEXECUTE", "b", "INPUTS", 2, "a", "a",
+           "OUTPUTS", 2, "x", "y", "|>", "AI.TENSORGET", "y", "VALUES")
+    assert r.eval("return redis.call(" + ",".join(f"'{a}'" for a in dag) + ")", 0) == [b"OK", [b"1", b"4"]]
+
+
 def test_a_watch_that_fails_runs_nothing(server: RedisServer, r: redis.Redis) -> None:
     tensorset(r, "a", [1, 2])
     with r.pipeline(transaction=True) as pipe:

@@ -572,6 +572,22 @@ def test_model_on_cpu_1_gets_its_own_queue(r: redis.Redis) -> None:
     np.testing.assert_array_equal(tensorget(r, "s"), [2, 4])
 
 
+def test_device_names_cannot_make_threads_without_end(server_factory: ServerFactory) -> None:
+    """Each device name gets a queue with threads of its own; past 64 queues a new device
+    name is refused with RedisAI's queue error and no thread is made."""
+    r = server_factory().client(socket_timeout=60)
+    for i in range(1, 64):  # CPU is the first queue
+        assert r.execute_command("AI.MODELSTORE", f"m{i}", "ONNX", f"CPU:{i}", "BLOB", onnx_add()) == b"OK"
+    workers = len([k for k in info_sections(r)["ai_cpu"] if k.startswith("ai_queue_")])
+    assert workers == 64
+    with pytest.raises(redis.ResponseError, match="^Could not initialize queue on requested device$"):
+        r.execute_command("AI.MODELSTORE", "m64", "ONNX", "CPU:64", "BLOB", onnx_add())
+    assert r.exists("m64") == 0
+    assert len([k for k in info_sections(r)["ai_cpu"] if k.startswith("ai_queue_")]) == 64
+    tensorset(r, "a", np.array([1, 2], dtype=np.float32))
+    assert modelexecute(r, "m63", ["a", "a"], ["s", "p"]) == b"OK"
+
+
 def test_threads_per_queue_gives_each_queue_that_many_workers(server_factory: ServerFactory) -> None:
     server = server_factory(module_args=["THREADS_PER_QUEUE", "2"])
     r = server.client(socket_timeout=60)

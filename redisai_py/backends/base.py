@@ -97,11 +97,18 @@ class ModelSession(ABC):
 
     An empty `output_names` means the count is only known per run (TORCH, a
     forward() that returns a List[Tensor] built at run time).
+
+    `plain_outputs` is a promise an adapter may make: every output of `run`
+    is a C-contiguous numpy array (never an object array of strings), so the
+    runtime hands them to the shim as they are, without a check per output.
+    An output of a type the shim has no tensor type for still fails, there,
+    with the same text.
     """
 
     spec: ModelSpec
     input_names: list[str]
     output_names: list[str]
+    plain_outputs: bool = False
 
     @abstractmethod
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -1,0 +1,245 @@
+/* cmd_admin.c -- AI.CONFIG, AI.INFO, AI._MODELSCAN and AI._SCRIPTSCAN.
+ *
+ * LOADBACKEND imports a framework (seconds for TensorFlow), so it runs on a
+ * short-lived thread while the client, not the server, waits. The library
+ * path it names is RedisAI's and is only logged. */
+#include "commands/cmd_admin.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "types/backends.h"
+#include "types/config.h"
+#include "base/log.h"
+#include "commands/parse.h"
+#include "python/py_runtime.h"
+#include "exec/sync_run.h"
+#include "types/type_model.h"
+#include "types/type_script.h"
+
+#define ERR_IN_TRANSACTION "ERR Cannot run RedisAI command within a transaction or a LUA script"
+#define ERR_LOADING_BACKEND "ERR error loading backend"
+
+typedef struct {
+    RedisModuleBlockedClient *bc;
+    RAI_Backend backend;
+    int ok;
+    char version[128];
+    char err[1024];
+} BackendLoadJob;
+
+int RAI_ClientCannotBlock(RedisModuleCtx *ctx) {
+    int flags = RedisModule_GetContextFlags(ctx);
+    return flags & (REDISMODULE_CTX_FLAGS_MULTI | REDISMODULE_CTX_FLAGS_LUA |
+                    REDISMODULE_CTX_FLAGS_DENY_BLOCKING);
+}
+
+int RAI_RefuseIfCannotWait(RedisModuleCtx *ctx) {
+    if (!RAI_ClientCannotBlock(ctx) || RAI_SyncRunAllowed()) return 0;
+    RedisModule_ReplyWithError(ctx, ERR_IN_TRANSACTION);
+    return 1;
+}
+
+static void *BackendLoadThread(void *arg) {
+    BackendLoadJob *job = arg;
+    job->ok = RAI_PyLoadBackend(job->backend, job->version, sizeof(job->version), job->err,
+                                sizeof(job->err)) == 0;
+    RedisModule_UnblockClient(job->bc, job);
+    return NULL;
+}
+
+/* Main thread: record the backend as loaded, or report why it is not. */
+static int BackendLoad_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    (void)argv;
+    (void)argc;
+    BackendLoadJob *job = RedisModule_GetBlockedClientPrivateData(ctx);
+    if (!job->ok) {
+        RAI_LOG_WARNING("%s", job->err);
+        return RedisModule_ReplyWithError(ctx, ERR_LOADING_BACKEND);
+    }
+    if (RAI_BackendVersion(job->backend) != NULL) {
+        return RedisModule_ReplyWithError(ctx, ERR_LOADING_BACKEND); /* a concurrent load won */
+    }
+    RAI_BackendSetLoaded(job->backend, job->version);
+    RAI_LOG_NOTICE("backend %s loaded (version %s)", RAI_BackendName(job->backend), job->version);
+    return RedisModule_ReplyWithSimpleString(ctx, "OK");
+}
+
+static void BackendLoad_Free(RedisModuleCtx *ctx, void *privdata) {
+    (void)ctx;
+    RedisModule_Free(privdata);
+}
+
+/* AI.CONFIG LOADBACKEND <TF|TFLITE|TORCH|ONNX> <path> */
+static int ConfigLoadBackend(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc < 4) return RAI_ReplyWrongArity(ctx, argv[0]);
+    RAI_Backend backend;
+    const char *err = RAI_ParseBackend(argv[2], &backend);
+    if (err) return RedisModule_ReplyWithError(ctx, err);
+    if (RAI_BackendVersion(backend) != NULL) {
+        RAI_LOG_VERBOSE("backend %s is already loaded", RAI_BackendName(backend));
+        return RedisModule_ReplyWithError(ctx, ERR_LOADING_BACKEND);
+    }
+    if (RAI_ClientCannotBlock(ctx)) return RedisModule_ReplyWithError(ctx, ERR_IN_TRANSACTION);
+    RAI_BackendLogIgnoredPath("AI.CONFIG LOADBACKEND", backend,
+                              RedisModule_StringPtrLen(argv[3], NULL), RAI_Cfg.backends_path);
+
+    BackendLoadJob *job = RedisModule_Calloc(1, sizeof(*job));
+    job->backend = backend;
+    job->bc = RedisModule_BlockClient(ctx, BackendLoad_Reply, NULL, BackendLoad_Free, 0);
+    pthread_t tid;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&tid, &attr, BackendLoadThread, job) != 0) {
+        job->ok = 0;
+        snprintf(job->err, sizeof(job->err), "cannot start a thread to load the backend");
+        RedisModule_UnblockClient(job->bc, job);
+    }
+    pthread_attr_destroy(&attr);
+    return REDISMODULE_OK;
+}
+
+/* AI.CONFIG GET <BACKENDSPATH|MODEL_CHUNK_SIZE> */
+static int ConfigGet(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc < 3) return RAI_ReplyWrongArity(ctx, argv[0]);
+    if (RAI_ArgIs(argv[2], "BACKENDSPATH"))
+        return RedisModule_ReplyWithStringBuffer(ctx, RAI_Cfg.backends_path,
+                                                 strlen(RAI_Cfg.backends_path));
+    if (RAI_ArgIs(argv[2], "MODEL_CHUNK_SIZE"))
+        return RedisModule_ReplyWithLongLong(ctx, RAI_Cfg.model_chunk_size);
+    return RedisModule_ReplyWithNull(ctx);
+}
+
+/* AI.CONFIG BACKENDSPATH <path> | LOADBACKEND <backend> <path> |
+ *           MODEL_CHUNK_SIZE <bytes> | GET <name> */
+int RAI_Config_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc < 2) return RAI_ReplyWrongArity(ctx, argv[0]);
+    RedisModuleString *sub = argv[1];
+    if (RAI_ArgIs(sub, "LOADBACKEND")) return ConfigLoadBackend(ctx, argv, argc);
+    if (RAI_ArgIs(sub, "GET")) return ConfigGet(ctx, argv, argc);
+    if (RAI_ArgIs(sub, "BACKENDSPATH")) {
+        if (argc < 3) return RedisModule_ReplyWithError(ctx, "ERR BACKENDSPATH: missing path argument");
+        RAI_ConfigSetBackendsPath(argv[2]);
+        return RedisModule_ReplyWithSimpleString(ctx, "OK");
+    }
+    if (RAI_ArgIs(sub, "MODEL_CHUNK_SIZE")) {
+        if (argc < 3) return RedisModule_ReplyWithError(ctx, "ERR MODEL_CHUNK_SIZE: missing chunk size");
+        const char *err = RAI_ConfigSetChunkSize(argv[2]);
+        if (err) return RedisModule_ReplyWithError(ctx, err);
+        return RedisModule_ReplyWithSimpleString(ctx, "OK");
+    }
+    return RedisModule_ReplyWithError(ctx, "ERR unsupported subcommand");
+}
+
+/* ------------------------------------------------------------- scan, info */
+
+typedef struct {
+    RedisModuleType *type;
+    RedisModuleString **keys;
+    const char **tags;
+    size_t n, cap;
+} KeyList;
+
+static const char *TagOf(RedisModuleType *type, const void *value) {
+    return type == RAI_ModelType ? ((const RAI_Model *)value)->tag : ((const RAI_Script *)value)->tag;
+}
+
+static void CollectKey(RedisModuleCtx *ctx, RedisModuleString *keyname, RedisModuleKey *key,
+                       void *privdata) {
+    (void)ctx;
+    KeyList *list = privdata;
+    if (key == NULL || RedisModule_KeyType(key) != REDISMODULE_KEYTYPE_MODULE ||
+        RedisModule_ModuleTypeGetType(key) != list->type)
+        return;
+    if (list->n == list->cap) {
+        list->cap = list->cap ? list->cap * 2 : 16;
+        list->keys = RedisModule_Realloc(list->keys, sizeof(*list->keys) * list->cap);
+        list->tags = RedisModule_Realloc(list->tags, sizeof(*list->tags) * list->cap);
+    }
+    RedisModule_RetainString(NULL, keyname);
+    list->keys[list->n] = keyname;
+    list->tags[list->n++] = TagOf(list->type, RedisModule_ModuleTypeGetValue(key));
+}
+
+/* [[key, tag], ...] of every key of one type, found by scanning the keyspace. */
+static int ReplyWithScan(RedisModuleCtx *ctx, RedisModuleType *type) {
+    KeyList list = {.type = type};
+    RedisModuleScanCursor *cursor = RedisModule_ScanCursorCreate();
+    while (RedisModule_Scan(ctx, cursor, CollectKey, &list)) {
+    }
+    RedisModule_ScanCursorDestroy(cursor);
+    RedisModule_ReplyWithArray(ctx, (long)list.n);
+    for (size_t i = 0; i < list.n; i++) {
+        RedisModule_ReplyWithArray(ctx, 2);
+        RedisModule_ReplyWithString(ctx, list.keys[i]);
+        RedisModule_ReplyWithStringBuffer(ctx, list.tags[i], strlen(list.tags[i]));
+        RedisModule_FreeString(NULL, list.keys[i]);
+    }
+    RedisModule_Free(list.keys);
+    RedisModule_Free(list.tags);
+    return REDISMODULE_OK;
+}
+
+/* AI._MODELSCAN */
+int RAI_ModelScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 1) return RAI_ReplyWrongArity(ctx, argv[0]);
+    return ReplyWithScan(ctx, RAI_ModelType);
+}
+
+/* AI._SCRIPTSCAN */
+int RAI_ScriptScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 1) return RAI_ReplyWrongArity(ctx, argv[0]);
+    return ReplyWithScan(ctx, RAI_ScriptType);
+}
+
+static void ReplyWithRunInfo(RedisModuleCtx *ctx, RedisModuleString *keyname, const char *type,
+                             const char *backend, const char *device, const char *tag,
+                             const RAI_RunStats *stats, long long samples) {
+    RedisModule_ReplyWithArray(ctx, 18);
+    RedisModule_ReplyWithSimpleString(ctx, "key");
+    RedisModule_ReplyWithString(ctx, keyname);
+    RedisModule_ReplyWithSimpleString(ctx, "type");
+    RedisModule_ReplyWithSimpleString(ctx, type);
+    RedisModule_ReplyWithSimpleString(ctx, "backend");
+    RedisModule_ReplyWithSimpleString(ctx, backend);
+    RedisModule_ReplyWithSimpleString(ctx, "device");
+    RedisModule_ReplyWithStringBuffer(ctx, device, strlen(device));
+    RedisModule_ReplyWithSimpleString(ctx, "tag");
+    RedisModule_ReplyWithStringBuffer(ctx, tag, strlen(tag));
+    RedisModule_ReplyWithSimpleString(ctx, "duration");
+    RedisModule_ReplyWithLongLong(ctx, stats->duration_us);
+    RedisModule_ReplyWithSimpleString(ctx, "samples");
+    RedisModule_ReplyWithLongLong(ctx, samples);
+    RedisModule_ReplyWithSimpleString(ctx, "calls");
+    RedisModule_ReplyWithLongLong(ctx, stats->calls);
+    RedisModule_ReplyWithSimpleString(ctx, "errors");
+    RedisModule_ReplyWithLongLong(ctx, stats->errors);
+}
+
+/* AI.INFO key [RESETSTAT] */
+int RAI_Info_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc < 2 || argc > 3) return RAI_ReplyWrongArity(ctx, argv[0]);
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_READ);
+    RedisModuleType *type = RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_MODULE
+                                ? RedisModule_ModuleTypeGetType(key)
+                                : NULL;
+    void *value = type ? RedisModule_ModuleTypeGetValue(key) : NULL;
+    RedisModule_CloseKey(key);
+    if (type != RAI_ModelType && type != RAI_ScriptType)
+        return RedisModule_ReplyWithError(ctx, "ERR cannot find run info for key");
+    RAI_Model *m = type == RAI_ModelType ? value : NULL;
+    RAI_Script *s = type == RAI_ScriptType ? value : NULL;
+    RAI_RunStats *stats = m ? &m->stats : &s->stats;
+    if (argc == 3 && RAI_ArgIs(argv[2], "RESETSTAT")) {
+        memset(stats, 0, sizeof(*stats));
+        return RedisModule_ReplyWithSimpleString(ctx, "OK");
+    }
+    if (m)
+        ReplyWithRunInfo(ctx, argv[1], "MODEL", RAI_BackendName(m->backend), m->device, m->tag, stats,
+                         stats->samples);
+    else /* scripts report no sample count */
+        ReplyWithRunInfo(ctx, argv[1], "SCRIPT", "TORCH", s->device, s->tag, stats, -1);
+    return REDISMODULE_OK;
+}

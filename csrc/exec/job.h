@@ -1,0 +1,100 @@
+/* job.h -- one unit of background work and its hand-over back to the main
+ * thread.
+ *
+ * The main thread fills a job (model ref, input tensor refs, output key
+ * names), blocks the client and queues it. A worker runs it (taking the GIL
+ * only for the backend call) and sets outputs or an error. The main thread's
+ * reply callback writes the outputs to keys, replicates, counts and replies.
+ * A job is owned by exactly one thread at a time, so it needs no lock. */
+#ifndef RAI_JOB_H
+#define RAI_JOB_H
+
+#include "types/model.h"
+#include "types/script.h"
+#include "rm_api.h"
+#include "types/tensor.h"
+
+struct RAI_Dag;
+struct RAI_Waiter;
+typedef struct RAI_Job RAI_Job;
+
+/* What one kind of job does. Queues and workers call only these; they know
+ * nothing else about kinds. */
+typedef struct RAI_JobOps {
+    const char *name;
+    /* Runs of one model that the queue may hand to `run` together as a batch. */
+    int batchable;
+    /* Worker thread, no lock held: runs jobs[0..n) (n > 1 only if batchable). */
+    void (*run)(RAI_Job **jobs, int n);
+    /* Worker thread, after `run` (or instead of it, for a job past its
+     * deadline): hands the job on -- unblocks its client, wakes its DAG, or
+     * records a background load. The job may be freed by the time it returns. */
+    void (*done)(RAI_Job *job);
+} RAI_JobOps;
+
+struct RAI_Job {
+    const RAI_JobOps *ops;
+    RedisModuleBlockedClient *bc; /* the client waiting for it, or: */
+    struct RAI_Waiter *waiter;    /* the main thread waiting for it (MULTI/Lua); both NULL:
+                                     nobody waits (a background session load) */
+    RAI_Model *model;             /* retained (model jobs) */
+    RAI_Script *script;           /* retained (script jobs) */
+    char *fn;                     /* script function to run */
+    int nkeys, nargs;             /* SCRIPTEXECUTE KEYS and ARGS, copied */
+    char **keys, **args;
+    size_t *arglens;
+
+    int ninputs;
+    RAI_Tensor **inputs; /* retained */
+    int noutputs;
+    RedisModuleString **output_keys; /* retained */
+    RAI_Tensor **outputs;            /* set by the worker */
+
+    struct RAI_Dag *dag; /* a DAG's op: the DAG that owns this job */
+    int dag_op;          /* and the op's index in it */
+
+    RedisModuleString **argv; /* MODELSTORE: the command, retained, to replicate as given */
+    int argc;
+    size_t argv_bytes; /* their total length */
+    int blob_at; /* MODELSTORE: argv index of the first BLOB chunk; 0 once joined */
+
+    /* MODEL_LOAD results: the session's input/output names (Alloc'd). */
+    int nloaded_inputs, nloaded_outputs;
+    char **loaded_inputs, **loaded_outputs;
+    char *loaded_version; /* the framework's version, for INFO */
+
+    uint64_t queued_us;   /* monotonic */
+    uint64_t deadline_us; /* 0: no TIMEOUT */
+    uint64_t duration_us; /* backend time, the whole batch's */
+    int timed_out;
+    char *error; /* the reply error, RedisModule_Alloc'd */
+
+    RAI_Job *next; /* run-queue link */
+};
+
+/* start_us + ms milliseconds, saturating: a TIMEOUT or MINBATCHTIMEOUT of
+ * 2^63-1 means "never", not a sum that wraps into the past. */
+uint64_t RAI_DeadlineAfterMs(uint64_t start_us, long long ms);
+
+RAI_Job *RAI_JobNew(const RAI_JobOps *ops, RAI_Model *model);
+RAI_Job *RAI_ScriptJobNew(const RAI_JobOps *ops, RAI_Script *script);
+
+/* The run statistics the job counts towards (its model's or script's). */
+RAI_RunStats *RAI_JobStats(RAI_Job *job);
+void RAI_JobFree(RAI_Job *job);
+
+/* After a load job: the backend it needed now shows in INFO (main thread,
+ * or a worker holding the Redis lock). */
+void RAI_JobRecordBackendLoaded(const RAI_Job *job);
+
+/* Keeps the command's arguments (for replication from the reply callback). */
+void RAI_JobKeepArgv(RAI_Job *job, RedisModuleString **argv, int argc);
+
+/* A MODELSTORE job's model gets its blob from the command's chunks (argv,
+ * or job->argv once kept). Safe off the main thread on kept strings. */
+void RAI_JobJoinBlob(RAI_Job *job, RedisModuleString **argv, int argc);
+
+/* Records the first error only, with newlines flattened, RedisAI's way. */
+void RAI_JobSetError(RAI_Job *job, const char *message);
+
+#endif

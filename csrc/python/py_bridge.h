@@ -1,0 +1,21 @@
+/* py_bridge.h -- the built-in extension module `_redisai_shim` through which
+ * Python code sees tensors and models and calls back into the shim. All
+ * functions here need the GIL. */
+#ifndef RAI_PY_BRIDGE_H
+#define RAI_PY_BRIDGE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "types/model.h"
+#include "types/script.h"
+#include "types/tensor.h"
+
+PyObject *RAI_PyInitShimModule(void);
+
+/* New references to Python objects that hold a reference to t / m. */
+PyObject *RAI_PyTensorWrap(RAI_Tensor *t);
+PyObject *RAI_PyModelWrap(RAI_Model *m);
+PyObject *RAI_PyScriptWrap(RAI_Script *s);
+
+#endif

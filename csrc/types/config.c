@@ -1,0 +1,97 @@
+/* config.c -- module arguments (`--loadmodule shim.so KEY VALUE ...`) and the
+ * settings AI.CONFIG may change at run time. */
+#include "types/config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/args.h"
+
+RAI_Config RAI_Cfg = {
+    .threads_per_queue = 1,
+    .intra_op_parallelism = 0,
+    .inter_op_parallelism = 0,
+    .model_chunk_size = 511LL * 1024 * 1024,
+    .model_execution_timeout = 5000,
+    .backend_memory_limit = 0,
+    .backends_path = NULL,
+    .backend_paths = {NULL},
+};
+
+/* An integer argument with a lower bound; 0 when it parses and fits. */
+static int ParseBounded(RedisModuleString *value, long long min, long long *out) {
+    long long v;
+    if (RedisModule_StringToLongLong(value, &v) != REDISMODULE_OK || v < min) return 0;
+    *out = v;
+    return 1;
+}
+
+static void SetBackendsPath(const char *path, size_t len) {
+    RedisModule_Free(RAI_Cfg.backends_path);
+    RAI_Cfg.backends_path = RedisModule_Alloc(len + 1);
+    memcpy(RAI_Cfg.backends_path, path, len);
+    RAI_Cfg.backends_path[len] = '\0';
+}
+
+/* One KEY VALUE pair other than BACKENDSPATH; 0 if either is bad. */
+static int ApplyPair(RedisModuleString *key, RedisModuleString *value) {
+    RAI_Backend backend;
+    if (RAI_ParseBackend(key, &backend) == NULL) {
+        RedisModule_Free(RAI_Cfg.backend_paths[backend]); /* named twice: the last one counts */
+        RAI_Cfg.backend_paths[backend] = RedisModule_Strdup(RedisModule_StringPtrLen(value, NULL));
+        RAI_BackendLogIgnoredPath("module argument", backend, RAI_Cfg.backend_paths[backend],
+                                  RAI_Cfg.backends_path);
+        return 1;
+    }
+    if (RAI_ArgIs(key, "THREADS_PER_QUEUE"))
+        return ParseBounded(value, 1, &RAI_Cfg.threads_per_queue);
+    if (RAI_ArgIs(key, "INTRA_OP_PARALLELISM"))
+        return ParseBounded(value, 1, &RAI_Cfg.intra_op_parallelism);
+    if (RAI_ArgIs(key, "INTER_OP_PARALLELISM"))
+        return ParseBounded(value, 1, &RAI_Cfg.inter_op_parallelism);
+    if (RAI_ArgIs(key, "MODEL_CHUNK_SIZE")) return ParseBounded(value, 1, &RAI_Cfg.model_chunk_size);
+    if (RAI_ArgIs(key, "MODEL_EXECUTION_TIMEOUT"))
+        return ParseBounded(value, 1000, &RAI_Cfg.model_execution_timeout);
+    if (RAI_ArgIs(key, "BACKEND_MEMORY_LIMIT"))
+        return ParseBounded(value, 1, &RAI_Cfg.backend_memory_limit);
+    return 0;
+}
+
+int RAI_ConfigFromArgs(RedisModuleString **argv, int argc, const char *module_dir, char *err,
+                       size_t errlen) {
+    if (argc % 2 != 0) {
+        snprintf(err, errlen,
+                 "Even number of arguments provided to module. Please provide arguments as "
+                 "KEY VAL pairs");
+        return REDISMODULE_ERR;
+    }
+    char default_path[4096];
+    int n = snprintf(default_path, sizeof(default_path), "%s/backends", module_dir);
+    SetBackendsPath(default_path, (size_t)n);
+    for (int i = 0; i < argc; i += 2) {
+        if (!RAI_ArgIs(argv[i], "BACKENDSPATH")) continue;
+        size_t len;
+        const char *path = RedisModule_StringPtrLen(argv[i + 1], &len);
+        SetBackendsPath(path, len);
+    }
+    for (int i = 0; i < argc; i += 2) {
+        if (RAI_ArgIs(argv[i], "BACKENDSPATH") || ApplyPair(argv[i], argv[i + 1])) continue;
+        snprintf(err, errlen, "ERR error processing argument: %s %s",
+                 RedisModule_StringPtrLen(argv[i], NULL), RedisModule_StringPtrLen(argv[i + 1], NULL));
+        return REDISMODULE_ERR;
+    }
+    return REDISMODULE_OK;
+}
+
+const char *RAI_ConfigSetBackendsPath(RedisModuleString *path) {
+    size_t len;
+    const char *s = RedisModule_StringPtrLen(path, &len);
+    SetBackendsPath(s, len);
+    return NULL;
+}
+
+const char *RAI_ConfigSetChunkSize(RedisModuleString *value) {
+    if (!ParseBounded(value, 1, &RAI_Cfg.model_chunk_size))
+        return "ERR MODEL_CHUNK_SIZE: invalid chunk size";
+    return NULL;
+}

@@ -1,0 +1,30 @@
+/* config.h -- load-time module arguments and the AI.CONFIG runtime settings. */
+#ifndef RAI_CONFIG_H
+#define RAI_CONFIG_H
+
+#include "types/backends.h"
+#include "rm_api.h"
+
+typedef struct {
+    long long threads_per_queue;       /* worker threads per device queue */
+    long long intra_op_parallelism;    /* 0: the backend's default */
+    long long inter_op_parallelism;    /* 0: the backend's default */
+    long long model_chunk_size;        /* bytes per MODELGET/RDB/AOF chunk */
+    long long model_execution_timeout; /* ms, ONNX runs only */
+    long long backend_memory_limit;    /* MB, ONNX only; 0: unlimited */
+    char *backends_path;
+    char *backend_paths[RAI_BACKEND_COUNT]; /* asked for at load, or NULL */
+} RAI_Config;
+
+extern RAI_Config RAI_Cfg;
+
+/* Applies `KEY VALUE ...` module arguments: BACKENDSPATH first, the rest in
+ * order. On a bad pair writes the log line into err and returns ERR. */
+int RAI_ConfigFromArgs(RedisModuleString **argv, int argc, const char *module_dir, char *err,
+                       size_t errlen);
+
+/* AI.CONFIG setters; NULL on success, else the reply error. */
+const char *RAI_ConfigSetBackendsPath(RedisModuleString *path);
+const char *RAI_ConfigSetChunkSize(RedisModuleString *value);
+
+#endif

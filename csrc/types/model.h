@@ -1,0 +1,93 @@
+/* model.h -- a stored model: the original blob plus its metadata.
+ *
+ * The backend session lives in Python's session cache under `id`, made on a
+ * worker or loader thread from the blob; the model keeps only an opaque
+ * handle to the runner Python prepared for it. When the last reference
+ * goes, the id and the handle are posted for the loader to drop (a free may
+ * happen on the main thread, which must not take the GIL). Refcounted: a job
+ * keeps the model it runs even if the key is overwritten or deleted
+ * meanwhile. */
+#ifndef RAI_MODEL_H
+#define RAI_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types/backends.h"
+#include "rm_api.h"
+#include "types/stats.h"
+
+struct RAI_RunQueue;
+
+typedef struct RAI_Model {
+    int refcount;
+    uint64_t id; /* key of the backend session in Python's cache */
+    RAI_Backend backend;
+    char *device; /* as the client gave it */
+    char *tag;
+    long long batchsize, minbatchsize, minbatchtimeout;
+    int ninputs, noutputs; /* -1 until known (a model stored without a session yet) */
+    int names_asked;       /* a worker already asked its session for unknown names */
+    char **inputs, **outputs;
+    char *blob;
+    size_t bloblen;
+    RAI_RunStats stats;          /* main thread only */
+    struct RAI_RunQueue *queue;  /* the queue of its device */
+    /* What Python prepared to run this model (a PyObject *, owned): set
+     * once and read by threads holding the GIL; posted with the id when
+     * the model is released. NULL until the first load or run. */
+    void *py_session;
+} RAI_Model;
+
+/* The metadata a client gives at store time (names: TF only). */
+typedef struct {
+    RAI_Backend backend;
+    const char *device;
+    const char *tag;
+    long long batchsize, minbatchsize, minbatchtimeout;
+    int ninputs, noutputs; /* -1: not given */
+    const char **inputs, **outputs;
+} RAI_ModelMeta;
+
+/* Takes ownership of blob (RedisModule_Alloc'd). Names are copied. */
+RAI_Model *RAI_ModelNew(const RAI_ModelMeta *meta, char *blob, size_t bloblen);
+/* Fills a model made without a blob from the BLOB chunks of its command
+ * (retained strings: this may run on the loader thread). */
+void RAI_ModelJoinBlob(RAI_Model *m, RedisModuleString **chunks, int n);
+
+void RAI_ModelSetNames(RAI_Model *m, int ninputs, const char **inputs, int noutputs,
+                       const char **outputs);
+RAI_Model *RAI_ModelRetain(RAI_Model *m);
+void RAI_ModelRelease(RAI_Model *m);
+size_t RAI_ModelMemUsage(const RAI_Model *m);
+
+/* Chunking of the blob for MODELGET, RDB and AOF, RedisAI's way: len/size+1
+ * chunks, the last holding len%size bytes (so an exact multiple ends with an
+ * empty chunk). */
+size_t RAI_ModelChunkCount(const RAI_Model *m, size_t chunk_size);
+size_t RAI_ModelChunkLen(const RAI_Model *m, size_t chunk_size, size_t i);
+
+/* A fresh key for Python's session cache (models and scripts share them). */
+uint64_t RAI_NextSessionId(void);
+
+/* The Python session of a released model or script cannot be freed where the
+ * release happens (maybe the main thread, which must not take the GIL), so
+ * its id, with the model's Python handle if it has one (py_session), goes
+ * on a list for the loader to drain. Thread-safe; wakes the drain when the
+ * list was empty. */
+void RAI_PostDroppedSession(uint64_t id);
+void RAI_PostDroppedSessionHandle(uint64_t id, void *py_handle);
+
+/* Ids (and handles, NULL where none) of sessions whose model or script is
+ * gone, for the loader to drop. Thread-safe. Returns how many were copied
+ * into ids and handles (at most max). */
+size_t RAI_TakeDroppedSessions(uint64_t *ids, void **handles, size_t max);
+
+/* Called (on whichever thread released the model, without any lock of this
+ * file held) when the first session lands on an empty drop list: it must
+ * only schedule the drain on the loader thread, never take the GIL or wait.
+ * Registered once at start-up, before any model exists. */
+typedef void (*RAI_SessionDropWaker)(void);
+void RAI_SetSessionDropWaker(RAI_SessionDropWaker wake);
+
+#endif

@@ -1,0 +1,20 @@
+/* type_script.h -- the AI_SCRIPT data type. */
+#ifndef RAI_TYPE_SCRIPT_H
+#define RAI_TYPE_SCRIPT_H
+
+#include "rm_api.h"
+#include "types/script.h"
+
+extern RedisModuleType *RAI_ScriptType;
+
+int RAI_ScriptTypeRegister(RedisModuleCtx *ctx);
+
+/* The script stored at keyname; NULL after replying "script key is empty"
+ * or WRONGTYPE. */
+RAI_Script *RAI_ReadScriptKey(RedisModuleCtx *ctx, RedisModuleString *keyname);
+
+/* Opens keyname for writing if it is empty or a script; else replies
+ * WRONGTYPE and returns NULL. */
+RedisModuleKey *RAI_OpenScriptKeyToWrite(RedisModuleCtx *ctx, RedisModuleString *keyname);
+
+#endif

@@ -1,0 +1,62 @@
+"""`_redisai_shim`: the module the shim builds into redis-server (csrc/py_bridge.c).
+
+It exists only inside the server: redisai_py._runtime and the code it runs
+import it there. This stub is its one declaration on the Python side;
+tests/test_python_boundary.py checks it against py_bridge.c's tables.
+"""
+
+from typing import final
+
+DTYPES: tuple[tuple[str, str | None, int], ...]
+"""The shim's tensor types in its own order: (name, buffer format, bytes per
+element); STRING has no format and size 0. The one table (csrc/tensor.c)."""
+
+@final
+class Tensor:
+    """A read-only view of a stored tensor; holds a reference to it.
+
+    Through the buffer protocol a numeric tensor is typed and shaped
+    (numpy.asarray(view) is the array), a STRING tensor is its raw bytes:
+    NUL-terminated pieces."""
+
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+@final
+class Model:
+    """A stored model: its blob through the buffer protocol, and metadata."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def inputs(self) -> tuple[str, ...]: ...
+    @property
+    def outputs(self) -> tuple[str, ...]: ...
+
+@final
+class Script:
+    """A stored TorchScript script: its source and metadata."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def entry_points(self) -> tuple[str, ...]: ...
+
+def log(level: str, message: str) -> None:
+    """Write a line to the Redis log at `level` ("warning", "notice", "verbose", "debug")."""
+
+def call(command: str, args: list[str | bytes] | tuple[str | bytes, ...]) -> object:
+    """Run a Redis command (replicated) for a script's redis.execute and return its reply."""
+
+def get_model(key: str) -> Model:
+    """The model stored under `key`, for redisAI.model_execute inside a script."""
