@@ -24,8 +24,8 @@ How to run
     .venv/bin/python benchmarks/fuzz.py --commands 100000 --seed 7
 
     The same seed sends the same commands; only their interleaving across
-    the connections varies. On a 2-core machine expect 1,500-2,500
-    commands/s, so the default run takes 7-12 minutes.
+    the connections varies. On a quiet 2-core machine expect about 2,700
+    commands/s, so the default run takes 6-7 minutes (more on a busy one).
 """
 
 from __future__ import annotations
