@@ -9,11 +9,17 @@ Why Hypothesis runs rounds rather than single commands: the target is one
 long-lived server whose state every command changes, so a failing command
 cannot be replayed or shrunk in isolation (and after a crash there is no
 server to replay against). Each Hypothesis example is therefore one round,
-a list of commands per connection. Generation is seeded (`@seed`), keeps no
-example database and has only the generate phase, so a seed always gives
-the same command stream; only the interleaving of the connections varies.
-What becomes a regression test after a crash is the list of the last
-commands each connection sent, which the report prints.
+a list of command recipes per connection (tests/fuzz_grammar.py).
+Generation is seeded (`@seed`), keeps no example database and has only the
+generate phase, so a seed always gives the same command stream (up to the
+TorchScript model's bytes, which torch writes a little differently each
+time); only the interleaving of the connections varies. What becomes a
+regression test after a crash is the list of the last commands each
+connection sent, which the report prints.
+
+A crash is any of: the process exits, PING goes unanswered after a round,
+or a command gets no reply within REPLY_TIMEOUT_S (a deadlock is a crash
+for whoever waits on it).
 """
 
 from __future__ import annotations
