@@ -48,13 +48,17 @@ $(CLIENT_VENV)/.installed:
 	$(CLIENT_VENV)/bin/python -m pip install --quiet "redisai==1.3.0" "redis<5" numpy
 	touch $@
 
-# Debian packages: redis-server (7.0), and Python 3.11 with venv and headers.
+# Debian packages: redis-server (7.0), Python 3.11 with venv and headers, and
+# prometheus (the server tests/test_metrics.py has scrape /metrics; its
+# service is not started).
 system:
 	@command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null \
 	  && [ -x $(PYTHON) ] && [ -f /usr/include/python3.11/Python.h ] \
-	  && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
+	  && $(PYTHON) -c 'import ensurepip' 2>/dev/null && command -v prometheus >/dev/null \
 	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
-	      redis-server redis-tools python3.11 python3.11-venv python3.11-dev cmake ninja-build gcc git)
+	      redis-server redis-tools python3.11 python3.11-venv python3.11-dev cmake ninja-build gcc git \
+	      && (DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+	          || echo "prometheus could not install: its test will skip"))
 
 # The venv and every dependency; redone when pyproject.toml changes.
 $(DEPS_STAMP): pyproject.toml

@@ -1,7 +1,7 @@
 /* module.c -- RedisModule_OnLoad: the ordered start-up of the "ai" module.
  *
- * API pointers, then arguments, then Python, then data types, commands and
- * INFO. Any failure logs one line saying what failed and fails the load;
+ * API pointers, then arguments, then Python, then data types, commands,
+ * INFO and, if asked for, the /metrics endpoint. Any failure logs one line saying what failed and fails the load;
  * nothing here may crash the server. */
 #include <dlfcn.h>
 #include <limits.h>
@@ -11,6 +11,7 @@
 #include "types/backends.h"
 #include "commands/cmd_admin.h"
 #include "commands/cmd_dag.h"
+#include "commands/cmd_metrics.h"
 #include "commands/cmd_model.h"
 #include "commands/cmd_script.h"
 #include "commands/cmd_tensor.h"
@@ -19,7 +20,10 @@
 #include "commands/info.h"
 #include "base/log.h"
 #include "python/job_kinds.h"
+#include "python/py_metrics.h"
+#include "python/py_gil.h"
 #include "python/py_runtime.h"
+#include "exec/sync_run.h"
 #include "base/reaper.h"
 #include "rm_api.h"
 #include "exec/run_queue.h"
@@ -87,6 +91,8 @@ static const CommandSpec COMMANDS[] = {
     {"ai.dagrun_ro", RAI_DagRunRO_RedisCommand, "readonly getkeys-api", 3, 3, 1, NULL, "read"},
     {"ai.info", RAI_Info_RedisCommand, "readonly", 1, 1, 1, READ_KEY, "read"},
     {"ai.config", RAI_Config_RedisCommand, "write", 0, 0, 0, NULL, "admin"},
+    /* Lists every model's and script's key: with INFO in @dangerous, not @read. */
+    {"ai.metrics", RAI_Metrics_RedisCommand, "readonly", 0, 0, 0, NULL, "dangerous"},
 };
 
 /* Declares, in the one SetCommandInfo call a command may get, where its keys
@@ -168,6 +174,20 @@ static int LoadRequestedBackends(void) {
     return REDISMODULE_OK;
 }
 
+/* METRICS_PORT: /metrics served from a thread of its own, started last, so
+ * nothing can fail the load after it listens. */
+static int StartMetricsEndpoint(void) {
+    if (RAI_Cfg.metrics_port == 0) return REDISMODULE_OK;
+    const char *bind = RAI_Cfg.metrics_bind ? RAI_Cfg.metrics_bind : "127.0.0.1";
+    char text[1024];
+    if (RAI_PyStartMetricsEndpoint(RAI_Cfg.metrics_port, bind, text, sizeof(text)) != 0) {
+        RAI_LOG_WARNING("ERR cannot serve metrics on %s port %lld: %s", bind, RAI_Cfg.metrics_port, text);
+        return REDISMODULE_ERR;
+    }
+    RAI_LOG_NOTICE("metrics served at %s", text);
+    return REDISMODULE_OK;
+}
+
 static void OnShutdown(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t subevent, void *data) {
     (void)ctx;
     (void)eid;
@@ -235,6 +255,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         RAI_LOG_WARNING("could not start the CPU run queue");
         return REDISMODULE_ERR;
     }
+    RAI_SyncRunStart(RAI_LogCtx);
     RAI_JobKindsStart();
     if (RegisterCommands(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
     RedisModuleEvent shutdown = {REDISMODULE_EVENT_SHUTDOWN, 1};
@@ -243,5 +264,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         RAI_LOG_WARNING("could not register the INFO callback");
         return REDISMODULE_ERR;
     }
+    if (StartMetricsEndpoint() != REDISMODULE_OK) return REDISMODULE_ERR;
+    RAI_GilCheckMainThreadFromNowOn(); /* the server serves from here on */
     return REDISMODULE_OK;
 }

@@ -89,6 +89,9 @@ typedef void (*RedisModuleScanCB)(RedisModuleCtx *ctx, RedisModuleString *keynam
                                   RedisModuleKey *key, void *privdata);
 typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 typedef void (*RedisModuleInfoFunc)(RedisModuleInfoCtx *ctx, int for_crash_report);
+typedef void (*RedisModuleEventLoopOneShotFunc)(void *user_data);
+typedef uint64_t RedisModuleTimerID;
+typedef void (*RedisModuleTimerProc)(RedisModuleCtx *ctx, void *data);
 
 typedef struct RedisModuleEvent {
     uint64_t id;
@@ -275,6 +278,9 @@ typedef struct {
     X(void, ThreadSafeContextLock, (RedisModuleCtx * ctx))                                        \
     X(void, ThreadSafeContextUnlock, (RedisModuleCtx * ctx))                                      \
     X(int, ThreadSafeContextTryLock, (RedisModuleCtx * ctx))                                      \
+    X(int, EventLoopAddOneShot, (RedisModuleEventLoopOneShotFunc func, void *user_data))          \
+    X(RedisModuleTimerID, CreateTimer,                                                            \
+      (RedisModuleCtx * ctx, long long period, RedisModuleTimerProc callback, void *data))        \
     X(int, BlockedClientMeasureTimeStart, (RedisModuleBlockedClient * bc))                        \
     X(int, BlockedClientMeasureTimeEnd, (RedisModuleBlockedClient * bc))                          \
     X(uint64_t, MonotonicMicroseconds, (void))                                                    \
@@ -283,6 +289,7 @@ typedef struct {
     X(int, DeleteKey, (RedisModuleKey * key))                                                     \
     X(void, SaveString, (RedisModuleIO * io, RedisModuleString * s))                              \
     X(RedisModuleString *, LoadString, (RedisModuleIO * io))                                      \
+    X(const RedisModuleString *, GetKeyNameFromIO, (RedisModuleIO * io))                          \
     X(RedisModuleScanCursor *, ScanCursorCreate, (void))                                          \
     X(void, ScanCursorDestroy, (RedisModuleScanCursor * cursor))                                  \
     X(int, Scan,                                                                                  \

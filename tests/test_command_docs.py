@@ -70,6 +70,7 @@ SYNTAX = {
     "ai.info": "key [RESETSTAT]",
     "ai.config": "BACKENDSPATH path|LOADBACKEND TF|TFLITE|TORCH|ONNX path|MODEL_CHUNK_SIZE chunk_size"
                  "|GET BACKENDSPATH|MODEL_CHUNK_SIZE",
+    "ai.metrics": "",
 }
 
 # The first RedisAI release whose command table had each command.
@@ -80,6 +81,8 @@ SINCE = {
     "ai._modelscan": "0.99.0", "ai._scriptscan": "0.99.0", "ai.dagrun": "0.99.0", "ai.dagrun_ro": "0.99.0",
     "ai.modelstore": "1.2.3", "ai.modelexecute": "1.2.3", "ai.scriptexecute": "1.2.3",
     "ai.dagexecute": "1.2.3", "ai.dagexecute_ro": "1.2.3", "ai.scriptstore": "1.2.4",
+    # redisai_py's own command (RedisAI never had it): the project release that added it.
+    "ai.metrics": "0.1.0",
 }
 
 # Deprecated command: (RedisAI release that deprecated it, its replacement).

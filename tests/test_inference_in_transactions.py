@@ -12,6 +12,8 @@ redis.execute while the main thread already waits).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import redis
@@ -30,6 +32,11 @@ def note(tensors: List[Tensor], keys: List[str], args: List[str]):
     seen = redis.execute("GET", keys[0])
     redis.execute("AI.TENSORSET", keys[1], "FLOAT", "2", "VALUES", "7", "8")
     return tensors[0] * 2
+
+def chatty(tensors: List[Tensor], keys: List[str], args: List[str]):
+    for i in range(20):
+        redis.execute("INCR", keys[0])
+    return tensors[0]
 
 def nested_run(tensors: List[Tensor], keys: List[str], args: List[str]):
     redis.execute("AI.MODELEXECUTE", keys[0], "INPUTS", "2", "a", "a", "OUTPUTS", "2", "x", "y")
@@ -56,8 +63,8 @@ def r(server: RedisServer) -> redis.Redis:
     client = server.client(socket_timeout=60)
     assert client.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", mb.onnx_add()) == b"OK"
     assert client.execute_command("AI.MODELSTORE", "t", "TORCH", "CPU", "BLOB", mb.torch_add()) == b"OK"
-    assert client.execute_command("AI.SCRIPTSTORE", "scr", "CPU", "ENTRY_POINTS", 3, "bar", "note",
-                                  "nested_run", "SOURCE", SCRIPT) == b"OK"
+    assert client.execute_command("AI.SCRIPTSTORE", "scr", "CPU", "ENTRY_POINTS", 4, "bar", "note",
+                                  "chatty", "nested_run", "SOURCE", SCRIPT) == b"OK"
     return client
 
 
@@ -170,6 +177,44 @@ def test_a_dag_runs_inside_multi_and_lua(r: redis.Redis) -> None:
     pipe = r.pipeline(transaction=True)
     pipe.execute_command("AI.DAGEXECUTE_RO", "LOAD", 1, "a", "|>", "AI.TENSORGET", "a", "VALUES")
     assert pipe.execute() == [[[b"1", b"2"]]]
+
+
+def test_transactions_and_scripts_that_call_redis_share_a_queue(server: RedisServer, r: redis.Redis) -> None:
+    """While the main thread waits for a transaction's run, a script another client started
+    on the same queue calls Redis 20 times per run: the waiting main thread does those calls,
+    so neither waits for the other (found by the fuzzer as a server that stopped answering)."""
+    tensorset(r, "a", [1, 2])
+    errors: list[BaseException] = []
+
+    def scripts() -> None:
+        try:
+            c = server.client(socket_timeout=30)
+            for _ in range(60):
+                assert c.execute_command("AI.SCRIPTEXECUTE", "scr", "chatty", "KEYS", 1, "n",
+                                         "INPUTS", 1, "a", "OUTPUTS", 1, "y") == b"OK"
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def transactions() -> None:
+        try:
+            c = server.client(socket_timeout=30)
+            for _ in range(60):
+                pipe = c.pipeline(transaction=True)
+                pipe.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, "a", "a", "OUTPUTS", 2, "s", "p")
+                pipe.execute_command("AI.SCRIPTEXECUTE", "scr", "chatty", "KEYS", 1, "n",
+                                     "INPUTS", 1, "a", "OUTPUTS", 1, "z")
+                assert pipe.execute() == [b"OK", b"OK"]
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=f) for f in (scripts, transactions, scripts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert r.get("n") == str(20 * 60 * 3).encode()
+    assert r.ping()
 
 
 def test_outputs_replicate_inside_the_transaction(server_factory: ServerFactory) -> None:

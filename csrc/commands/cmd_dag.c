@@ -21,6 +21,7 @@
 #include "commands/parse_script.h"
 #include "exec/run_queue.h"
 #include "exec/sync_run.h"
+#include "types/op_metrics.h"
 #include "types/type_model.h"
 #include "types/type_script.h"
 #include "types/type_tensor.h"
@@ -376,6 +377,7 @@ static void ReplyWithOp(RedisModuleCtx *ctx, const RAI_DagOp *op, const RAI_Dag 
 
 static int ReplyWithDag(RedisModuleCtx *ctx, RAI_Dag *dag) {
     for (int i = 0; i < dag->nops; i++) CountRun(&dag->ops[i], dag);
+    RAI_OpMetricsCountDag(dag->failed || dag->timed_out);
     if (dag->timed_out) return RedisModule_ReplyWithSimpleString(ctx, "TIMEDOUT");
     int persist_failed = !dag->failed && !PersistKeysWritable(ctx, dag);
     if (!dag->failed && !persist_failed) Persist(ctx, dag);

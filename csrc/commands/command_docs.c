@@ -451,6 +451,14 @@ static const RAI_CommandDoc CONFIG = {
     .args = CONFIG_ARGS,
 };
 
+/* AI.METRICS is redisai_py's own: "since" is this project's release. */
+static const RAI_CommandDoc METRICS = {
+    .summary = "Returns the module's metrics in the Prometheus text exposition format (redisai_py only)",
+    .complexity = "O(N) where N is the number of model and script keys with a series of their own",
+    .since = RAI_VERSION_STRING,
+    .tips = "nondeterministic_output_order",
+};
+
 /* ================================================================ lookup */
 
 static const struct {
@@ -468,6 +476,7 @@ static const struct {
     {"ai.dagexecute", &DAGEXECUTE}, {"ai.dagexecute_ro", &DAGEXECUTE_RO},
     {"ai.dagrun", &DAGRUN},         {"ai.dagrun_ro", &DAGRUN_RO},
     {"ai.info", &INFO},             {"ai.config", &CONFIG},
+    {"ai.metrics", &METRICS},
 };
 
 const RAI_CommandDoc *RAI_CommandDocFor(const char *name) {

@@ -9,7 +9,7 @@
 typedef struct {
     const char *summary;
     const char *complexity;
-    const char *since; /* the RedisAI release that first had the command */
+    const char *since; /* the RedisAI release that first had the command (ours: our release) */
     const RedisModuleCommandHistoryEntry *history; /* NULL or zero-terminated */
     const char *tips;                              /* NULL or space-separated */
     const RedisModuleCommandArg *args;             /* NULL (no arguments) or zero-terminated */

@@ -2,6 +2,7 @@
  * keys, its queueing (blocking the client, or waiting in MULTI/Lua), its
  * outputs to keys and its reply; and the completion of MODELSTORE and
  * SCRIPTSTORE (key swap, replication, reply) once the session is made.
+ * Runs and stores are counted here too, for AI.INFO and AI.METRICS.
  *
  * Keys are touched only here and only on the main thread: inputs when the
  * command is parsed, outputs in the reply callback after the worker is done. */
@@ -12,6 +13,7 @@
 #include "base/reaper.h"
 #include "exec/sync_run.h"
 #include "exec/run_queue.h"
+#include "types/op_metrics.h"
 #include "types/type_model.h"
 #include "types/type_script.h"
 #include "types/type_tensor.h"
@@ -59,15 +61,31 @@ void RAI_WriteTensorKey(RedisModuleCtx *ctx, RedisModuleString *keyname, RAI_Ten
     RAI_FreeArgs(args, argc);
 }
 
+/* The metric series of the key the job's model or script is stored at. */
+static RAI_KeySeries *KeySeriesOf(const RAI_Job *job) {
+    return job->model ? job->model->metrics.series : job->script->metrics.series;
+}
+
+/* AI.INFO's statistics and the key's metric series (counters and histograms). */
 void RAI_JobCount(RAI_Job *job, const RAI_Tensor *first_output) {
     RAI_RunStats *stats = RAI_JobStats(job);
+    long long samples = 0;
+    if (job->model && first_output && !job->error) samples = first_output->ndims > 0 ? first_output->shape[0] : 1;
+    RAI_RunRecord run = {
+        .failed = job->error != NULL,
+        .started = job->started_us != 0,
+        .queue_wait_us = job->started_us > job->queued_us ? job->started_us - job->queued_us : 0,
+        .execution_us = job->duration_us,
+        .samples = samples,
+    };
+    if (KeySeriesOf(job)) RAI_KeySeriesCountRun(KeySeriesOf(job), &run);
     stats->calls++;
     if (job->error) {
         stats->errors++;
         return;
     }
     stats->duration_us += (long long)job->duration_us;
-    if (job->model && first_output) stats->samples += first_output->ndims > 0 ? first_output->shape[0] : 1;
+    stats->samples += samples;
 }
 
 /* Counts the run, writes and replicates its outputs, replies. */
@@ -82,6 +100,7 @@ static int FinishRun(RedisModuleCtx *ctx, RAI_Job *job) {
                           job->nloaded_outputs, (const char **)job->loaded_outputs);
     if (!RAI_JobOutputKeysWritable(ctx, job)) { /* WRONGTYPE replied; the run counts, not its time */
         RAI_JobStats(job)->calls++;
+        if (KeySeriesOf(job)) RAI_KeySeriesCountCall(KeySeriesOf(job));
         return REDISMODULE_OK;
     }
     for (int i = 0; i < job->noutputs; i++) RAI_WriteTensorKey(ctx, job->output_keys[i], job->outputs[i]);
@@ -151,9 +170,11 @@ static int SetStoredValue(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString *
     }
     if (job->model) {
         job->model->queue = queue;
+        RAI_ModelLinkKey(job->model, keyname);
         RedisModule_ModuleTypeSetValue(key, RAI_ModelType, RAI_ModelRetain(job->model));
     } else {
         job->script->queue = queue;
+        RAI_ScriptLinkKey(job->script, keyname);
         RedisModule_ModuleTypeSetValue(key, RAI_ScriptType, RAI_ScriptRetain(job->script));
     }
     RedisModule_CloseKey(key);
@@ -168,11 +189,22 @@ static void RecordLoaded(RAI_Job *job) {
                           job->nloaded_outputs, (const char **)job->loaded_outputs);
 }
 
+/* A store's reply, for AI.METRICS: from its command to now. */
+static void CountStore(const RAI_Job *job, int failed) {
+    RAI_OpMetricsCountStore(job->model ? RAI_STORED_MODEL : RAI_STORED_SCRIPT, failed,
+                            RedisModule_MonotonicMicroseconds() - job->queued_us);
+}
+
 /* Main thread, once the session was made: store, replicate as given, reply. */
 static int FinishStore(RedisModuleCtx *ctx, RAI_Job *job) {
-    if (job->error) return RedisModule_ReplyWithError(ctx, job->error);
+    if (job->error) {
+        CountStore(job, 1);
+        return RedisModule_ReplyWithError(ctx, job->error);
+    }
     RecordLoaded(job);
-    if (!SetStoredValue(ctx, job, job->argv[1])) return REDISMODULE_OK;
+    int stored = SetStoredValue(ctx, job, job->argv[1]);
+    CountStore(job, !stored);
+    if (!stored) return REDISMODULE_OK;
     const char *cmd = RedisModule_StringPtrLen(job->argv[0], NULL);
     RedisModule_Replicate(ctx, cmd, "v", job->argv + 1, (size_t)(job->argc - 1));
     return RedisModule_ReplyWithSimpleString(ctx, "OK");

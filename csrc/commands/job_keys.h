@@ -24,7 +24,8 @@ void RAI_WriteTensorKey(RedisModuleCtx *ctx, RedisModuleString *keyname, RAI_Ten
 
 /* Counts one finished run (standalone or a DAG op) in its model's or
  * script's stats: a call, an error or its time, and the samples of its first
- * output (dim 0). */
+ * output (dim 0); and in its key's metric series, with its queue wait and
+ * execution time. */
 void RAI_JobCount(RAI_Job *job, const RAI_Tensor *first_output);
 
 /* Reply callback of MODELEXECUTE / SCRIPTEXECUTE: writes and replicates the

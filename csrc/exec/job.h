@@ -64,6 +64,7 @@ struct RAI_Job {
     char *loaded_version; /* the framework's version, for INFO */
 
     uint64_t queued_us;   /* monotonic */
+    uint64_t started_us;  /* when a worker took it (monotonic); 0: not taken */
     uint64_t deadline_us; /* 0: no TIMEOUT */
     uint64_t duration_us; /* backend time, the whole batch's */
     int timed_out;

@@ -1,13 +1,15 @@
-/* redis_call.c -- commands and key reads from worker threads, under the
- * Redis lock (RedisModule_ThreadSafeContextLock), or routed to a main
- * thread that waits for the worker's run (sync_run.c). */
+/* redis_call.c -- commands and key reads for worker threads, done for them
+ * on the Redis main thread (sync_run.h), their replies copied out. */
 #include "exec/redis_call.h"
 
 #include <errno.h>
 #include <string.h>
 
+#include "exec/sync_run.h"
 #include "rm_api.h"
 #include "types/type_model.h"
+
+#define ERR_SHUTDOWN "ERR the server is shutting down"
 
 static void CopyReply(RedisModuleCallReply *from, RAI_CallReply *to) {
     memset(to, 0, sizeof(*to));
@@ -47,26 +49,6 @@ static RAI_CallReply *ErrorReply(const char *text) {
     return r;
 }
 
-static __thread RAI_RedisRoute route;
-static __thread void *route_arg;
-
-void RAI_RedisRouteSet(RAI_RedisRoute r, void *arg) {
-    route = r;
-    route_arg = arg;
-}
-
-static void WithRedis(RAI_RedisWork work, void *arg) {
-    if (route) {
-        route(route_arg, work, arg);
-        return;
-    }
-    RedisModuleCtx *ctx = RedisModule_GetThreadSafeContext(NULL);
-    RedisModule_ThreadSafeContextLock(ctx);
-    work(ctx, arg);
-    RedisModule_ThreadSafeContextUnlock(ctx);
-    RedisModule_FreeThreadSafeContext(ctx);
-}
-
 typedef struct {
     int argc;
     const char **argv;
@@ -98,7 +80,7 @@ static void DoCall(RedisModuleCtx *ctx, void *arg) {
 
 RAI_CallReply *RAI_RedisCall(int argc, const char **argv, const size_t *lens) {
     Call call = {argc, argv, lens, NULL};
-    WithRedis(DoCall, &call);
+    if (!RAI_OnMainThread(DoCall, &call)) return ErrorReply(ERR_SHUTDOWN);
     return call.reply;
 }
 
@@ -134,7 +116,10 @@ static void DoLookup(RedisModuleCtx *ctx, void *arg) {
 
 RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char **err) {
     Lookup l = {key, keylen, NULL, 0};
-    WithRedis(DoLookup, &l);
+    if (!RAI_OnMainThread(DoLookup, &l)) {
+        *err = ERR_SHUTDOWN;
+        return NULL;
+    }
     if (l.model == NULL)
         *err = l.type == REDISMODULE_KEYTYPE_EMPTY ? "ERR model key is empty" : REDISMODULE_ERRORMSG_WRONGTYPE;
     return l.model;

@@ -1,9 +1,8 @@
-/* redis_call.h -- a Redis command run from a worker thread, for scripts'
- * redis.execute(), and a model looked up from one, for
- * redisAI.model_execute(). Both take the Redis lock (or, for a run the main
- * thread waits for, hand the work to it: sync_run.h); the caller must NOT
- * hold the GIL (a worker that held it while waiting for the lock could
- * deadlock with another worker). */
+/* redis_call.h -- a Redis command run for a worker thread, for scripts'
+ * redis.execute(), and a model looked up for one, for
+ * redisAI.model_execute(). Both are done on the main thread while the worker
+ * waits (sync_run.h); the caller must NOT hold the GIL (the main thread may be
+ * waiting for another worker that needs it). */
 #ifndef RAI_REDIS_CALL_H
 #define RAI_REDIS_CALL_H
 
@@ -11,15 +10,6 @@
 
 #include "types/model.h"
 #include "rm_api.h"
-
-/* Work that needs Redis: done with ctx while nothing else touches Redis. */
-typedef void (*RAI_RedisWork)(RedisModuleCtx *ctx, void *arg);
-
-/* Where this thread's Redis work goes instead of the Redis lock: route(
- * route_arg, work, arg) must run work(ctx, arg) somewhere it may and return
- * when it is done. NULL: the lock again. Per thread. */
-typedef void (*RAI_RedisRoute)(void *route_arg, RAI_RedisWork work, void *arg);
-void RAI_RedisRouteSet(RAI_RedisRoute route, void *route_arg);
 
 /* A command's reply copied out of Redis, so it can be read after the lock
  * is released. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "types/config.h"
+#include "base/histogram.h"
 #include "base/log.h"
 
 #define RAI_QUEUE_NAME_MAX 32
@@ -32,6 +33,11 @@ struct RAI_RunQueue {
     int stopping; /* set at server shutdown: take no more jobs */
     int background; /* the loader: its workers always run niced */
     RAI_RunQueue *next; /* the list of device queues (main thread only) */
+    /* For AI.METRICS, read by any thread with relaxed atomics: */
+    int length;             /* jobs waiting (written under lock) */
+    uint64_t busy_us;       /* workers' time inside batches */
+    uint64_t batched_runs;  /* runs of models with BATCHSIZE, ... */
+    RAI_Histogram batch_size; /* ... and the summed dim 0 of each batch they ran in */
 };
 
 static RAI_RunQueue *device_queues;
@@ -156,6 +162,7 @@ static int TakeRunnable(RAI_RunQueue *q, Batch *b, uint64_t *wait_us) {
         for (RAI_Job *j = q->head; j != b->jobs[i]; j = j->next) prev = j;
         Unlink(q, prev, b->jobs[i]);
     }
+    __atomic_store_n(&q->length, q->length - b->n, __ATOMIC_RELAXED);
     return 1;
 }
 
@@ -181,9 +188,25 @@ static int SkipIfLate(RAI_Job *job) {
     return 1;
 }
 
-static void RunBatch(Batch *b) {
+/* A batch of a model with BATCHSIZE: its runs, and their summed dim 0. */
+static void CountBatch(RAI_RunQueue *q, const Batch *b) {
+    const RAI_Job *first = b->jobs[0];
+    if (!first->ops->batchable || first->model->batchsize <= 0) return;
+    long long samples = 0;
+    for (int i = 0; i < b->n; i++) {
+        long long dim0 = CommonDim0(b->jobs[i]);
+        samples += dim0 > 0 ? dim0 : 0;
+    }
+    __atomic_add_fetch(&q->batched_runs, (uint64_t)b->n, __ATOMIC_RELAXED);
+    RAI_HistogramObserve(&q->batch_size, &RAI_BatchSizeBounds, (uint64_t)samples);
+}
+
+static void RunBatch(RAI_RunQueue *q, Batch *b) {
     RAI_Job *first = b->jobs[0];
     if (b->n == 1 && SkipIfLate(first)) return;
+    uint64_t now = RedisModule_MonotonicMicroseconds();
+    for (int i = 0; i < b->n; i++) b->jobs[i]->started_us = now;
+    CountBatch(q, b);
     first->ops->run(b->jobs, b->n);
 }
 
@@ -225,8 +248,10 @@ static void *WorkerMain(void *arg) {
         q->running++;
         pthread_mutex_unlock(&q->lock);
 
-        RunBatch(&batch);
+        uint64_t busy_from = RedisModule_MonotonicMicroseconds();
+        RunBatch(q, &batch);
         for (int i = 0; i < batch.n; i++) batch.jobs[i]->ops->done(batch.jobs[i]);
+        __atomic_add_fetch(&q->busy_us, RedisModule_MonotonicMicroseconds() - busy_from, __ATOMIC_RELAXED);
 
         pthread_mutex_lock(&q->lock);
         q->running--;
@@ -280,7 +305,7 @@ RAI_RunQueue *RAI_RunQueueFor(const char *device) {
     RAI_RunQueue *q = QueueNew(name, (int)RAI_Cfg.threads_per_queue, 0);
     if (q == NULL) return NULL;
     q->next = device_queues;
-    device_queues = q;
+    __atomic_store_n(&device_queues, q, __ATOMIC_RELEASE); /* a scrape may be walking the list */
     return q;
 }
 
@@ -290,7 +315,7 @@ RAI_RunQueue *RAI_RunQueueOf(RAI_RunQueue **slot, const char *device) {
 }
 
 RAI_RunQueue *RAI_LoaderQueue(void) {
-    if (loader_queue == NULL) loader_queue = QueueNew("loader", 1, 1);
+    if (loader_queue == NULL) __atomic_store_n(&loader_queue, QueueNew("loader", 1, 1), __ATOMIC_RELEASE);
     return loader_queue;
 }
 
@@ -300,6 +325,7 @@ void RAI_RunQueuePush(RAI_RunQueue *q, RAI_Job *job) {
     if (q->tail) q->tail->next = job;
     else q->head = job;
     q->tail = job;
+    __atomic_store_n(&q->length, q->length + 1, __ATOMIC_RELAXED);
     pthread_cond_signal(&q->cond);
     pthread_mutex_unlock(&q->lock);
 }
@@ -349,4 +375,31 @@ int RAI_RunQueuesWorkerCount(void) {
     int n = 0;
     for (const RAI_RunQueue *q = device_queues; q != NULL; q = q->next) n += q->nthreads;
     return n;
+}
+
+/* ----------------------------------------------------------------- metrics */
+
+/* Queues are never freed and join the list at its head, published with a
+ * release store, so any thread may walk it. */
+static void ReadFigures(const RAI_RunQueue *q, RAI_QueueFigures *f) {
+    f->name = q->name;
+    f->workers = q->nthreads;
+    f->length = __atomic_load_n(&q->length, __ATOMIC_RELAXED);
+    f->running = __atomic_load_n(&q->running, __ATOMIC_RELAXED);
+    f->busy_us = __atomic_load_n(&q->busy_us, __ATOMIC_RELAXED);
+    f->batched_runs = __atomic_load_n(&q->batched_runs, __ATOMIC_RELAXED);
+    f->batch_size = &q->batch_size;
+}
+
+size_t RAI_RunQueuesFigures(RAI_QueueFigures *out, size_t max) {
+    size_t n = 0;
+    for (const RAI_RunQueue *q = __atomic_load_n(&device_queues, __ATOMIC_ACQUIRE); q != NULL && n < max;
+         q = q->next)
+        ReadFigures(q, &out[n++]);
+    return n;
+}
+
+int RAI_LoaderQueueLength(void) {
+    const RAI_RunQueue *q = __atomic_load_n(&loader_queue, __ATOMIC_ACQUIRE);
+    return q ? __atomic_load_n(&q->length, __ATOMIC_RELAXED) : 0;
 }

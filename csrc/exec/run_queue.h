@@ -8,6 +8,7 @@
 #ifndef RAI_RUN_QUEUE_H
 #define RAI_RUN_QUEUE_H
 
+#include "base/histogram.h"
 #include "exec/job.h"
 #include "rm_api.h"
 
@@ -44,5 +45,23 @@ int RAI_RunQueuesStopping(void);
 
 /* Number of device queues x threads: how many runs can be in flight. */
 int RAI_RunQueuesWorkerCount(void);
+
+/* A device queue as AI.METRICS shows it (any thread, no lock: each figure
+ * is read on its own, so they may be a moment apart). */
+typedef struct {
+    const char *name;     /* the upper-cased device; lives as long as the process */
+    int workers;
+    int length;           /* jobs waiting for a worker */
+    int running;          /* workers inside a batch */
+    uint64_t busy_us;     /* workers' summed time inside batches */
+    uint64_t batched_runs; /* runs of models with BATCHSIZE */
+    const RAI_Histogram *batch_size; /* samples per batch of such models */
+} RAI_QueueFigures;
+
+/* Fills up to max device queues' figures (the loader's not among them). */
+size_t RAI_RunQueuesFigures(RAI_QueueFigures *out, size_t max);
+
+/* Stores waiting for the loader. */
+int RAI_LoaderQueueLength(void);
 
 #endif

@@ -1,80 +1,135 @@
-/* sync_run.c -- a waiting main thread, and the Redis work workers hand it. */
+/* sync_run.c -- the hand-over of workers' Redis work to the main thread, and
+ * a main thread waiting for jobs.
+ *
+ * One mutex and one condition variable serve both: a worker posts work and
+ * waits for it to be done; the main thread does posted work in a one-shot
+ * event-loop callback, or, while it waits for a job, in that wait. */
 #include "exec/sync_run.h"
 
 #include <pthread.h>
 
-#include "exec/redis_call.h"
 #include "exec/run_queue.h"
 
 /* One piece of Redis work a worker hands over (it lives on that worker's stack). */
-typedef struct {
+typedef struct Handover {
     RAI_RedisWork work;
     void *arg;
     int done;
+    struct Handover *next;
 } Handover;
 
 struct RAI_Waiter {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
     int done;
-    Handover *pending; /* one at a time: a DAG's ops on two devices may both hand work over */
 };
 
-static int main_thread_waits; /* main thread only */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t changed = PTHREAD_COND_INITIALIZER; /* posted, done, or a waiter woken */
+static Handover *head, *tail;
+static int drain_scheduled;   /* a one-shot event will drain the list */
+static int main_thread_waits; /* in RAI_WaiterWait (written by the main thread, under lock) */
+static int doing_worker_work; /* main thread only: inside a worker's handed-over work */
 
-int RAI_SyncRunAllowed(void) { return !RAI_OnWorkerThread() && !main_thread_waits; }
-
-RAI_Waiter *RAI_WaiterNew(void) {
-    RAI_Waiter *w = RedisModule_Calloc(1, sizeof(*w));
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    return w;
+/* Main thread, lock held (dropped while each piece of work runs). */
+static void DrainLocked(RedisModuleCtx *ctx) {
+    Handover *h;
+    while ((h = head) != NULL) {
+        head = h->next;
+        if (head == NULL) tail = NULL;
+        pthread_mutex_unlock(&lock);
+        doing_worker_work = 1;
+        h->work(ctx, h->arg);
+        doing_worker_work = 0;
+        pthread_mutex_lock(&lock);
+        h->done = 1;
+        pthread_cond_broadcast(&changed);
+    }
 }
 
-void RAI_WaiterFree(RAI_Waiter *w) {
-    pthread_mutex_destroy(&w->lock);
-    pthread_cond_destroy(&w->cond);
-    RedisModule_Free(w);
+static RedisModuleCtx *timer_ctx; /* names the module when the timer is made */
+
+/* A 0 ms timer: the main thread, between clients, in a context whose end
+ * propagates what the work wrote (replicas, AOF), as for any timer. */
+static void DrainFromTimer(RedisModuleCtx *ctx, void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&lock);
+    drain_scheduled = 0;
+    DrainLocked(ctx);
+    pthread_mutex_unlock(&lock);
 }
+
+/* The one-shot event (the one main-thread hook a worker may set) only makes
+ * the timer: a one-shot callback has no context of its own to propagate from. */
+static void ScheduleDrain(void *unused) {
+    (void)unused;
+    RedisModule_CreateTimer(timer_ctx, 0, DrainFromTimer, NULL);
+}
+
+void RAI_SyncRunStart(RedisModuleCtx *module_ctx) { timer_ctx = module_ctx; }
+
+int RAI_OnMainThread(RAI_RedisWork work, void *arg) {
+    Handover h = {work, arg, 0, NULL};
+    pthread_mutex_lock(&lock);
+    if (tail) tail->next = &h;
+    else head = &h;
+    tail = &h;
+    if (main_thread_waits) {
+        pthread_cond_broadcast(&changed);
+    } else if (!drain_scheduled) {
+        drain_scheduled = 1;
+        RedisModule_EventLoopAddOneShot(ScheduleDrain, NULL);
+    }
+    /* At shutdown the main thread stops serving events: give up rather than
+     * wait for ever (a timed wait, so the flag is seen). */
+    while (!h.done) {
+        if (RAI_RunQueuesStopping() && !main_thread_waits) {
+            Handover **p = &head, *prev = NULL;
+            while (*p && *p != &h) {
+                prev = *p;
+                p = &(*p)->next;
+            }
+            if (*p == &h) { /* not taken yet: withdraw it */
+                *p = h.next;
+                if (tail == &h) tail = prev;
+                pthread_mutex_unlock(&lock);
+                return 0;
+            }
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&changed, &lock, &ts);
+    }
+    pthread_mutex_unlock(&lock);
+    return 1;
+}
+
+int RAI_SyncRunAllowed(void) {
+    return !RAI_OnWorkerThread() && !main_thread_waits && !doing_worker_work;
+}
+
+RAI_Waiter *RAI_WaiterNew(void) { return RedisModule_Calloc(1, sizeof(RAI_Waiter)); }
+
+void RAI_WaiterFree(RAI_Waiter *w) { RedisModule_Free(w); }
 
 void RAI_WaiterWait(RAI_Waiter *w, RedisModuleCtx *ctx) {
+    pthread_mutex_lock(&lock);
     main_thread_waits = 1;
-    pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (!w->done && w->pending == NULL) pthread_cond_wait(&w->cond, &w->lock);
-        Handover *h = w->pending;
-        if (h == NULL) break;
-        w->pending = NULL;
-        pthread_mutex_unlock(&w->lock);
-        h->work(ctx, h->arg);
-        pthread_mutex_lock(&w->lock);
-        h->done = 1;
-        pthread_cond_broadcast(&w->cond);
+        DrainLocked(ctx);
+        if (w->done) break;
+        pthread_cond_wait(&changed, &lock);
     }
-    pthread_mutex_unlock(&w->lock);
     main_thread_waits = 0;
+    pthread_mutex_unlock(&lock);
 }
 
 void RAI_WaiterWake(RAI_Waiter *w) {
-    pthread_mutex_lock(&w->lock);
+    pthread_mutex_lock(&lock);
     w->done = 1;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-}
-
-/* The worker's side of a hand-over: post the work, wait until it is done. */
-static void HandToMainThread(void *waiter, RAI_RedisWork work, void *arg) {
-    RAI_Waiter *w = waiter;
-    Handover h = {work, arg, 0};
-    pthread_mutex_lock(&w->lock);
-    while (w->pending != NULL) pthread_cond_wait(&w->cond, &w->lock);
-    w->pending = &h;
-    pthread_cond_broadcast(&w->cond);
-    while (!h.done) pthread_cond_wait(&w->cond, &w->lock);
-    pthread_mutex_unlock(&w->lock);
-}
-
-void RAI_WaiterServeRedisWork(RAI_Waiter *w) {
-    if (w) RAI_RedisRouteSet(HandToMainThread, w);
-    else RAI_RedisRouteSet(NULL, NULL);
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
 }

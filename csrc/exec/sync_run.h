@@ -1,30 +1,44 @@
-/* sync_run.h -- running jobs to completion while the main thread waits:
- * inference inside MULTI and Lua, where a client cannot be blocked.
+/* sync_run.h -- the Redis main thread as the one place worker threads' Redis
+ * work is done, and running jobs to completion while it waits: inference
+ * inside MULTI and Lua, where a client cannot be blocked.
  *
- * The main thread queues the jobs as usual and waits on a condition
- * variable, never taking the GIL (invariant 1). A worker that must touch
- * Redis meanwhile (a script's redis.execute, redisAI.model_execute's key
- * lookup) cannot take the Redis lock, which the waiting main thread holds:
- * it hands that work to the main thread, which does it inside its wait, in
- * the waiting command's context (so a write joins the transaction), and hands
- * the result back. */
+ * Workers never take the Redis lock. A script's redis.execute, a model lookup
+ * for redisAI.model_execute, or the names a background load learned are
+ * handed to the main thread, which does them in its event loop (a one-shot
+ * event) or, when it is waiting for a job, inside that wait. So a main thread
+ * that waits for a job (never taking the GIL: invariant 1) cannot deadlock
+ * with a worker that needs Redis, whichever job that worker is running. */
 #ifndef RAI_SYNC_RUN_H
 #define RAI_SYNC_RUN_H
 
 #include "rm_api.h"
 
+/* Work that needs Redis: done with ctx on the main thread. */
+typedef void (*RAI_RedisWork)(RedisModuleCtx *ctx, void *arg);
+
+/* Worker (any thread but the main one): runs work(ctx, arg) on the main
+ * thread and returns when it is done; 1 then. 0, without running it, when the
+ * server began to shut down first (the main thread serves no more). */
+int RAI_OnMainThread(RAI_RedisWork work, void *arg);
+
+/* At module load: a context that stays valid (a detached one), for the
+ * timers that do the work. */
+void RAI_SyncRunStart(RedisModuleCtx *module_ctx);
+
 typedef struct RAI_Waiter RAI_Waiter;
 
-/* Whether a command that cannot block may run its jobs here and wait: not on
- * a worker (a script's redis.execute of AI.MODELEXECUTE would wait for its
- * own queue), and not while the main thread already waits for a job. */
+/* Whether a command that cannot block may run its jobs here and wait: not
+ * for a worker (a script's redis.execute of AI.MODELEXECUTE, done on the main
+ * thread for it, would wait for the queue that worker holds), and not while
+ * the main thread already waits for a job. */
 int RAI_SyncRunAllowed(void);
 
 /* Main thread: a waiter for the jobs about to be queued. */
 RAI_Waiter *RAI_WaiterNew(void);
 
 /* Main thread: waits until RAI_WaiterWake, doing meanwhile the Redis work
- * that workers hand over, with ctx. */
+ * that workers hand over, with ctx (the waiting command's: a write joins its
+ * transaction). */
 void RAI_WaiterWait(RAI_Waiter *w, RedisModuleCtx *ctx);
 
 void RAI_WaiterFree(RAI_Waiter *w);
@@ -32,9 +46,5 @@ void RAI_WaiterFree(RAI_Waiter *w);
 /* Worker: what the main thread waits for is done. The worker must not touch
  * what it waited for (job, DAG) afterwards: the main thread takes it over. */
 void RAI_WaiterWake(RAI_Waiter *w);
-
-/* Worker, around a run for w: this thread's Redis work goes to w's waiting
- * main thread instead of the Redis lock (NULL: back to the lock). */
-void RAI_WaiterServeRedisWork(RAI_Waiter *w);
 
 #endif

@@ -5,26 +5,26 @@
  * DAG the job belongs to (dag.c). */
 #include "python/job_kinds.h"
 
-#include <unistd.h>
-
 #include "exec/dag.h"
 #include "base/log.h"
 #include "python/py_jobs.h"
 #include "exec/run_queue.h"
 #include "exec/sync_run.h"
+#include "types/op_metrics.h"
 
 void RAI_JobLoadNow(RAI_Job *job) {
+    uint64_t start = RedisModule_MonotonicMicroseconds();
     RAI_JobJoinBlob(job, job->argv, job->argc);
     RAI_PyLoadModel(job);
+    RAI_OpMetricsCountLoad(job->model ? job->model->backend : RAI_BACKEND_TORCH, job->error != NULL,
+                           RedisModule_MonotonicMicroseconds() - start);
 }
 
 static void RunModels(RAI_Job **jobs, int n) { RAI_PyRunModel(jobs, n); }
 
 static void RunScript(RAI_Job **jobs, int n) {
     (void)n;
-    RAI_WaiterServeRedisWork(jobs[0]->waiter); /* redis.execute while the main thread waits */
     RAI_PyRunScript(jobs[0]);
-    RAI_WaiterServeRedisWork(NULL);
 }
 
 static void RunLoad(RAI_Job **jobs, int n) {
@@ -42,20 +42,11 @@ static void HandBack(RAI_Job *job) {
     RedisModule_UnblockClient(job->bc, job);
 }
 
-/* A background session load (replicated store) has no client: its names
- * are recorded under the Redis lock. The GIL is not held here, so main
- * thread and worker cannot deadlock; at shutdown the main thread holds the
- * Redis lock while it waits for the workers, so the names are given up on
- * rather than waited for. */
-static void RecordBackgroundLoad(RAI_Job *job) {
-    RedisModuleCtx *ctx = RedisModule_GetThreadSafeContext(NULL);
-    while (RedisModule_ThreadSafeContextTryLock(ctx) != REDISMODULE_OK) {
-        if (RAI_RunQueuesStopping()) {
-            RedisModule_FreeThreadSafeContext(ctx);
-            return; /* the job is left to the exiting process */
-        }
-        usleep(100);
-    }
+/* A background session load (replicated store) has no client: the main
+ * thread records its names (sync_run.h). */
+static void RecordLoadOnMainThread(RedisModuleCtx *ctx, void *arg) {
+    (void)ctx;
+    RAI_Job *job = arg;
     if (job->error) {
         RAI_LOG_WARNING("session of a stored %s could not be made: %s", job->model ? "model" : "script",
                         job->error);
@@ -66,8 +57,12 @@ static void RecordBackgroundLoad(RAI_Job *job) {
         RAI_JobRecordBackendLoaded(job);
     }
     RAI_JobFree(job);
-    RedisModule_ThreadSafeContextUnlock(ctx);
-    RedisModule_FreeThreadSafeContext(ctx);
+}
+
+static void RecordBackgroundLoad(RAI_Job *job) {
+    /* At shutdown the main thread serves no more: the job is left to the
+     * exiting process. */
+    RAI_OnMainThread(RecordLoadOnMainThread, job);
 }
 
 static void LoadDone(RAI_Job *job) {

@@ -11,7 +11,7 @@
 static __thread PyThreadState *thread_state;
 
 static pthread_t main_thread;
-static int armed; /* set on the main thread once start-up dropped the GIL */
+static int armed; /* set on the main thread when OnLoad ends: the server serves */
 static unsigned long long main_thread_takes;
 
 /* The cost on every acquisition is one thread-id comparison. The log line
@@ -32,6 +32,9 @@ void RAI_GilStartOnMainThread(void) {
 
 void RAI_GilReleaseAfterStart(void) {
     thread_state = PyEval_SaveThread();
+}
+
+void RAI_GilCheckMainThreadFromNowOn(void) {
     armed = 1;
 }
 

@@ -19,9 +19,13 @@
  * right after the interpreter started on it: remembers the thread. */
 void RAI_GilStartOnMainThread(void);
 
-/* Start-up, main thread: drops the GIL the interpreter started with. From
- * here on the main thread taking it is counted and logged. */
+/* Start-up, main thread: drops the GIL the interpreter started with. */
 void RAI_GilReleaseAfterStart(void);
+
+/* The end of OnLoad (the server is about to serve): from here on the main
+ * thread taking the GIL is counted and logged. (During OnLoad it may, e.g.
+ * to start the metrics endpoint.) */
+void RAI_GilCheckMainThreadFromNowOn(void);
 
 /* Whether the calling thread is the one that started Python. */
 int RAI_GilOnMainThread(void);

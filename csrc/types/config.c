@@ -16,6 +16,9 @@ RAI_Config RAI_Cfg = {
     .backend_memory_limit = 0,
     .backends_path = NULL,
     .backend_paths = {NULL},
+    .metrics_port = 0,
+    .metrics_bind = NULL, /* 127.0.0.1 unless METRICS_BIND says otherwise */
+    .metrics_max_keys = 1000,
 };
 
 /* An integer argument with a lower bound; 0 when it parses and fits. */
@@ -23,6 +26,14 @@ static int ParseBounded(RedisModuleString *value, long long min, long long *out)
     long long v;
     if (RedisModule_StringToLongLong(value, &v) != REDISMODULE_OK || v < min) return 0;
     *out = v;
+    return 1;
+}
+
+/* METRICS_PORT: a TCP port, 1 to 65535. */
+static int ParsePort(RedisModuleString *value, long long *out) {
+    long long port;
+    if (!ParseBounded(value, 1, &port) || port > 65535) return 0;
+    *out = port;
     return 1;
 }
 
@@ -54,6 +65,13 @@ static int ApplyPair(RedisModuleString *key, RedisModuleString *value) {
         return ParseBounded(value, 1000, &RAI_Cfg.model_execution_timeout);
     if (RAI_ArgIs(key, "BACKEND_MEMORY_LIMIT"))
         return ParseBounded(value, 1, &RAI_Cfg.backend_memory_limit);
+    if (RAI_ArgIs(key, "METRICS_PORT")) return ParsePort(value, &RAI_Cfg.metrics_port);
+    if (RAI_ArgIs(key, "METRICS_MAX_KEYS")) return ParseBounded(value, 0, &RAI_Cfg.metrics_max_keys);
+    if (RAI_ArgIs(key, "METRICS_BIND")) {
+        RedisModule_Free(RAI_Cfg.metrics_bind);
+        RAI_Cfg.metrics_bind = RedisModule_Strdup(RedisModule_StringPtrLen(value, NULL));
+        return 1;
+    }
     return 0;
 }
 

@@ -14,6 +14,9 @@ typedef struct {
     long long backend_memory_limit;    /* MB, ONNX only; 0: unlimited */
     char *backends_path;
     char *backend_paths[RAI_BACKEND_COUNT]; /* asked for at load, or NULL */
+    long long metrics_port;            /* the /metrics endpoint's TCP port; 0: none */
+    char *metrics_bind;                /* the address it listens on */
+    long long metrics_max_keys;        /* per-key metric series before keys fold into `other` */
 } RAI_Config;
 
 extern RAI_Config RAI_Cfg;

@@ -111,6 +111,7 @@ void RAI_ModelRelease(RAI_Model *m) {
     if (m == NULL) return;
     if (__atomic_sub_fetch(&m->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
     RAI_PostDroppedSessionHandle(m->id, m->py_session);
+    RAI_KeyLinkDrop(&m->metrics);
     RedisModule_Free(m->device);
     RedisModule_Free(m->tag);
     FreeNames(m->ninputs, m->inputs);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "types/backends.h"
+#include "types/key_metrics.h"
 #include "rm_api.h"
 #include "types/stats.h"
 
@@ -32,6 +33,7 @@ typedef struct RAI_Model {
     char *blob;
     size_t bloblen;
     RAI_RunStats stats;          /* main thread only */
+    RAI_KeyLink metrics;         /* the key series its runs count to (main thread) */
     struct RAI_RunQueue *queue;  /* the queue of its device */
     /* What Python prepared to run this model (a PyObject *, owned): set
      * once and read by threads holding the GIL; posted with the id when

@@ -31,6 +31,7 @@ void RAI_ScriptRelease(RAI_Script *s) {
     if (s == NULL) return;
     if (__atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
     RAI_PostDroppedSession(s->id);
+    RAI_KeyLinkDrop(&s->metrics);
     RedisModule_Free(s->device);
     RedisModule_Free(s->tag);
     RedisModule_Free(s->source);

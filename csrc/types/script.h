@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "types/key_metrics.h"
 #include "types/stats.h"
 
 struct RAI_RunQueue;
@@ -23,6 +24,7 @@ typedef struct RAI_Script {
     int nentry;         /* 0 for SCRIPTSET-era scripts: functions run in best-effort mode */
     char **entry_points;
     RAI_RunStats stats; /* main thread only */
+    RAI_KeyLink metrics; /* the key series its runs count to (main thread) */
     struct RAI_RunQueue *queue;
 } RAI_Script;
 

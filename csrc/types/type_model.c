@@ -15,8 +15,18 @@
 
 RedisModuleType *RAI_ModelType = NULL;
 
+void RAI_ModelLinkKey(RAI_Model *m, const RedisModuleString *keyname) {
+    size_t len;
+    const char *key = RedisModule_StringPtrLen(keyname, &len);
+    RAI_KeyLinkTo(&m->metrics, RAI_SERIES_MODEL, key, len, RAI_BackendName(m->backend), m->device, m->tag);
+}
+
+/* A read also links the model to the key it was read from, so a renamed key
+ * shows under its new name from its next use. */
 RAI_Model *RAI_ReadModelKey(RedisModuleCtx *ctx, RedisModuleString *keyname) {
-    return RAI_ReadTypedKey(ctx, keyname, RAI_ModelType, "ERR model key is empty");
+    RAI_Model *m = RAI_ReadTypedKey(ctx, keyname, RAI_ModelType, "ERR model key is empty");
+    if (m != NULL) RAI_ModelLinkKey(m, keyname);
+    return m;
 }
 
 RedisModuleKey *RAI_OpenModelKeyToWrite(RedisModuleCtx *ctx, RedisModuleString *keyname) {
@@ -128,6 +138,8 @@ static void *ModelRdbLoad(RedisModuleIO *rdb, int encver) {
         meta.outputs = (const char **)outputs;
         m = RAI_ModelNew(&meta, blob, bloblen);
         blob = NULL;
+        const RedisModuleString *key = RedisModule_GetKeyNameFromIO(rdb);
+        if (key != NULL) RAI_ModelLinkKey(m, key);
     } else if (backend >= RAI_BACKEND_COUNT) {
         RedisModule_LogIOError(rdb, "warning", "AI__MODEL: unknown backend %llu in RDB",
                                (unsigned long long)backend);
@@ -210,10 +222,9 @@ static void ModelFree(void *value) {
     RAI_ModelRelease(value);
 }
 
-/* The copy is a model of its own (own session, own statistics). */
+/* The copy is a model of its own (own session, own statistics and metric series). */
 static void *ModelCopy(RedisModuleString *fromkey, RedisModuleString *tokey, const void *value) {
     (void)fromkey;
-    (void)tokey;
     const RAI_Model *m = value;
     RAI_ModelMeta meta = {
         .backend = m->backend, .device = m->device, .tag = m->tag,
@@ -226,6 +237,7 @@ static void *ModelCopy(RedisModuleString *fromkey, RedisModuleString *tokey, con
     memcpy(blob, m->blob, m->bloblen);
     RAI_Model *copy = RAI_ModelNew(&meta, blob, m->bloblen);
     copy->queue = m->queue;
+    RAI_ModelLinkKey(copy, tokey);
     return copy;
 }
 

@@ -17,4 +17,8 @@ RAI_Model *RAI_ReadModelKey(RedisModuleCtx *ctx, RedisModuleString *keyname);
  * WRONGTYPE and returns NULL. */
 RedisModuleKey *RAI_OpenModelKeyToWrite(RedisModuleCtx *ctx, RedisModuleString *keyname);
 
+/* The model now lives at keyname: its runs count to that key's metric
+ * series (main thread; cheap when it is linked there already). */
+void RAI_ModelLinkKey(RAI_Model *m, const RedisModuleString *keyname);
+
 #endif

@@ -12,8 +12,17 @@
 
 RedisModuleType *RAI_ScriptType = NULL;
 
+void RAI_ScriptLinkKey(RAI_Script *s, const RedisModuleString *keyname) {
+    size_t len;
+    const char *key = RedisModule_StringPtrLen(keyname, &len);
+    RAI_KeyLinkTo(&s->metrics, RAI_SERIES_SCRIPT, key, len, "TORCH", s->device, s->tag);
+}
+
+/* A read also links the script to the key it was read from (see RAI_ReadModelKey). */
 RAI_Script *RAI_ReadScriptKey(RedisModuleCtx *ctx, RedisModuleString *keyname) {
-    return RAI_ReadTypedKey(ctx, keyname, RAI_ScriptType, "ERR script key is empty");
+    RAI_Script *s = RAI_ReadTypedKey(ctx, keyname, RAI_ScriptType, "ERR script key is empty");
+    if (s != NULL) RAI_ScriptLinkKey(s, keyname);
+    return s;
 }
 
 RedisModuleKey *RAI_OpenScriptKeyToWrite(RedisModuleCtx *ctx, RedisModuleString *keyname) {
@@ -55,6 +64,8 @@ static void *ScriptRdbLoad(RedisModuleIO *rdb, int encver) {
     RAI_Script *s = NULL;
     if (!RedisModule_IsIOError(rdb)) {
         s = RAI_ScriptNew(device, tag, source, srclen, nentry, (const char **)entries);
+        const RedisModuleString *key = RedisModule_GetKeyNameFromIO(rdb);
+        if (key != NULL) RAI_ScriptLinkKey(s, key);
     }
     for (int i = 0; i < nentry; i++) RedisModule_Free(entries[i]);
     RedisModule_Free(entries);
@@ -110,11 +121,11 @@ static void ScriptFree(void *value) {
 
 static void *ScriptCopy(RedisModuleString *fromkey, RedisModuleString *tokey, const void *value) {
     (void)fromkey;
-    (void)tokey;
     const RAI_Script *s = value;
     RAI_Script *copy = RAI_ScriptNew(s->device, s->tag, s->source, strlen(s->source), s->nentry,
                                      (const char **)s->entry_points);
     copy->queue = s->queue;
+    RAI_ScriptLinkKey(copy, tokey);
     return copy;
 }
 

@@ -17,4 +17,8 @@ RAI_Script *RAI_ReadScriptKey(RedisModuleCtx *ctx, RedisModuleString *keyname);
  * WRONGTYPE and returns NULL. */
 RedisModuleKey *RAI_OpenScriptKeyToWrite(RedisModuleCtx *ctx, RedisModuleString *keyname);
 
+/* The script now lives at keyname: its runs count to that key's metric
+ * series (main thread; cheap when it is linked there already). */
+void RAI_ScriptLinkKey(RAI_Script *s, const RedisModuleString *keyname);
+
 #endif
