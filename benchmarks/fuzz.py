@@ -24,8 +24,9 @@ How to run
     .venv/bin/python benchmarks/fuzz.py --commands 100000 --seed 7
 
     The same seed sends the same commands; only their interleaving across
-    the connections varies. On a quiet 2-core machine expect about 2,700
-    commands/s, so the default run takes 6-7 minutes (more on a busy one).
+    the connections varies. On 2 cores expect 1,800-2,700 commands/s
+    (measured), so the default run takes 6-10 minutes; longer on a machine
+    other work shares.
 """
 
 from __future__ import annotations
