@@ -32,8 +32,8 @@ bench: install
 	@command -v wrk >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk)
 	$(VPY) benchmarks/run_all.py
 
-# The long fuzz run: 1,000,000 fuzzed commands against one server, about 10 minutes
-# on 2 cores; results in benchmarks/results/fuzz.{json,md}. FUZZ_ARGS="--commands N --seed S".
+# The long fuzz run: 1,000,000 fuzzed commands against one server, 6-10 minutes on
+# 2 cores; results in benchmarks/results/fuzz.{json,md}. FUZZ_ARGS="--commands N --seed S".
 FUZZ_ARGS ?=
 fuzz: install
 	$(VPY) benchmarks/fuzz.py $(FUZZ_ARGS)

@@ -24,8 +24,9 @@ How to run
     .venv/bin/python benchmarks/fuzz.py --commands 100000 --seed 7
 
     The same seed sends the same commands; only their interleaving across
-    the connections varies. On a 2-core machine expect 1,500-2,500
-    commands/s, so the default run takes 7-12 minutes.
+    the connections varies. On 2 cores expect 1,800-2,700 commands/s
+    (measured), so the default run takes 6-10 minutes; longer on a machine
+    other work shares.
 """
 
 from __future__ import annotations
@@ -102,9 +103,11 @@ class Progress:
 
 def document(options: argparse.Namespace, env: dict[str, str], stats: Stats, outcome: Outcome | None,
              crash: str | None) -> dict[str, Any]:
-    by_command: dict[str, dict[str, int]] = {}
+    by_command: dict[str, dict[str, Any]] = {}
     for (name, kind), count in sorted(stats.by_command.items()):
         by_command.setdefault(name, {})[kind] = count
+    for name, kinds in by_command.items():
+        kinds["top_errors"] = stats.top_errors(3, name)
     doc: dict[str, Any] = {
         "env": env,
         "seed": options.seed,
@@ -117,7 +120,7 @@ def document(options: argparse.Namespace, env: dict[str, str], stats: Stats, out
         "unanswered": len(stats.blocked),
         "disconnects": stats.disconnects,
         "by_command": by_command,
-        "top_errors": stats.error_texts.most_common(TOP_ERRORS),
+        "top_errors": stats.top_errors(TOP_ERRORS),
         "crash_report": crash,
     }
     if outcome is not None:
@@ -180,9 +183,10 @@ def markdown(doc: dict[str, Any]) -> list[str]:
             f"| server threads before / after | {doc['threads_before']} / {doc['threads_after']} |",
             "",
         ]
-    lines += ["## Replies per command", "", "| command | ok | error |", "|---|---|---|"]
+    lines += ["## Replies per command", "", "| command | ok | error | its most common error |", "|---|---|---|---|"]
     for name, kinds in doc["by_command"].items():
-        lines.append(f"| {name} | {kinds.get('ok', 0)} | {kinds.get('error', 0)} |")
+        common = kinds["top_errors"][0][0].replace("|", "/") if kinds["top_errors"] else ""
+        lines.append(f"| {name} | {kinds.get('ok', 0)} | {kinds.get('error', 0)} | `{common}` |")
     lines += ["", f"## The {TOP_ERRORS} most common error replies", "", "| count | error (first 70 characters) |",
               "|---|---|"]
     for text, count in doc["top_errors"]:

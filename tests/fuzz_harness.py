@@ -9,11 +9,17 @@ Why Hypothesis runs rounds rather than single commands: the target is one
 long-lived server whose state every command changes, so a failing command
 cannot be replayed or shrunk in isolation (and after a crash there is no
 server to replay against). Each Hypothesis example is therefore one round,
-a list of commands per connection. Generation is seeded (`@seed`), keeps no
-example database and has only the generate phase, so a seed always gives
-the same command stream; only the interleaving of the connections varies.
-What becomes a regression test after a crash is the list of the last
-commands each connection sent, which the report prints.
+a list of command recipes per connection (tests/fuzz_grammar.py).
+Generation is seeded (`@seed`), keeps no example database and has only the
+generate phase, so a seed always gives the same command stream (up to the
+TorchScript model's bytes, which torch writes a little differently each
+time); only the interleaving of the connections varies. What becomes a
+regression test after a crash is the list of the last commands each
+connection sent, which the report prints.
+
+A crash is any of: the process exits, PING goes unanswered after a round,
+or a command gets no reply within REPLY_TIMEOUT_S (a deadlock is a crash
+for whoever waits on it).
 """
 
 from __future__ import annotations
@@ -153,7 +159,15 @@ class Stats:
     disconnects: int = 0  # the server closed a connection yet kept answering PING
     skipped: int = 0  # a command that named a guard key (never expected)
     by_command: Counter[tuple[str, str]] = field(default_factory=Counter)
-    error_texts: Counter[str] = field(default_factory=Counter)
+    error_texts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (command, error text)
+
+    def top_errors(self, n: int, command: str | None = None) -> list[tuple[str, int]]:
+        """The n most common error texts, of one command or of all."""
+        counts: Counter[str] = Counter()
+        for (name, text), count in self.error_texts.items():
+            if command is None or name == command:
+                counts[text] += count
+        return counts.most_common(n)
 
     def merge(self, other: Stats) -> None:
         self.sent += other.sent
@@ -205,7 +219,7 @@ class Lane:
             except redis.ResponseError as exc:
                 stats.errors += 1
                 stats.by_command[(name, "error")] += 1
-                stats.error_texts[_error_key(str(exc))] += 1
+                stats.error_texts[(name, _error_key(str(exc)))] += 1
                 continue
             except redis.TimeoutError:
                 stats.blocked.append(argv)
@@ -378,7 +392,8 @@ class Fuzzer:
         threads_before = self._threads()
         started = time.monotonic()
         rounds = max(1, math.ceil(commands / (self.connections * COMMANDS_PER_CONNECTION)))
-        strategy = grammar.batch(material, self.connections, COMMANDS_PER_CONNECTION)
+        strategy = grammar.batch(self.connections, COMMANDS_PER_CONNECTION)
+        position = 0
 
         # Hypothesis's health checks measure generation time and example size;
         # these examples are large and slow on purpose (a round of 80 commands).
@@ -387,8 +402,11 @@ class Fuzzer:
                   verbosity=Verbosity.quiet, report_multiple_bugs=False, print_blob=False)
         @seed(seed_value)
         @given(strategy)
-        def one_round(commands_by_connection: list[list[list[bytes]]]) -> None:
-            self.round(commands_by_connection)
+        def one_round(recipes: list[list[grammar.Recipe]]) -> None:
+            nonlocal position
+            commands = grammar.build_round(material, recipes, position)
+            position += sum(len(lane) for lane in recipes)
+            self.round(commands)
 
         try:
             one_round()
