@@ -132,6 +132,21 @@ def torch_list_built_in_loop() -> bytes:
     return _torchscript_bytes(LoopOut())
 
 
+def torch_busy() -> bytes:
+    """TorchScript forward(a) -> 300 rounds of tanh(x @ a): keeps a worker busy for ~10 ms per
+    run on a [n, n] input."""
+    import torch
+
+    class Busy(torch.nn.Module):
+        def forward(self, a: torch.Tensor) -> torch.Tensor:
+            x = a
+            for _ in range(300):
+                x = torch.tanh(torch.mm(x, a))
+            return x
+
+    return _torchscript_bytes(Busy())
+
+
 def _torchscript_bytes(module: object) -> bytes:
     import torch
 

@@ -8,30 +8,14 @@ behind a ~10 ms model run would blow them.
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 
 import numpy as np
 import pytest
 
+import model_builders as mb
 from conftest import RedisServer, ServerFactory
-
-
-def slow_model() -> bytes:
-    """A TorchScript model that keeps a worker busy for ~10 ms per run."""
-    import torch
-
-    class Busy(torch.nn.Module):
-        def forward(self, a: torch.Tensor) -> torch.Tensor:
-            x = a
-            for _ in range(300):
-                x = torch.tanh(torch.mm(x, a))
-            return x
-
-    buf = io.BytesIO()
-    torch.jit.save(torch.jit.script(Busy()), buf)
-    return buf.getvalue()
 
 
 def saturate(server: RedisServer, clients: int, stop: threading.Event, errors: list[str]) -> list[threading.Thread]:
@@ -57,7 +41,7 @@ def saturate(server: RedisServer, clients: int, stop: threading.Event, errors: l
 def busy_server(server_factory: ServerFactory) -> RedisServer:
     server = server_factory()
     client = server.client()
-    assert client.execute_command("AI.MODELSTORE", "busy", "TORCH", "CPU", "BLOB", slow_model()) == b"OK"
+    assert client.execute_command("AI.MODELSTORE", "busy", "TORCH", "CPU", "BLOB", mb.torch_busy()) == b"OK"
     x = np.random.default_rng(0).standard_normal((96, 96)).astype(np.float32) / 96
     client.execute_command("AI.TENSORSET", "x", "FLOAT", 96, 96, "BLOB", x.tobytes())
     client.execute_command("AI.MODELEXECUTE", "busy", "INPUTS", 1, "x", "OUTPUTS", 1, "warm")

@@ -106,22 +106,6 @@ def run_add(r: redis.Redis, key: str | bytes, a: str = "a", b: str = "b") -> obj
     return r.execute_command("AI.MODELEXECUTE", key, "INPUTS", 2, a, b, "OUTPUTS", 2, "sum", "product")
 
 
-def slow_model() -> bytes:
-    """A TorchScript model that keeps a worker busy for ~10 ms per run."""
-    import torch
-
-    class Busy(torch.nn.Module):
-        def forward(self, a: torch.Tensor) -> torch.Tensor:
-            x = a
-            for _ in range(300):
-                x = torch.tanh(torch.mm(x, a))
-            return x
-
-    buf = io.BytesIO()
-    torch.jit.save(torch.jit.script(Busy()), buf)
-    return buf.getvalue()
-
-
 @pytest.fixture
 def metrics_server(server_factory: ServerFactory) -> RedisServer:
     """A server serving /metrics on a free port (server.metrics_port)."""
@@ -184,7 +168,7 @@ def test_counters_match_ai_info_after_known_runs(server: RedisServer) -> None:
 def test_histogram_buckets_are_cumulative_and_consistent(server: RedisServer) -> None:
     r = server.client()
     store_add_model(r, "fast")
-    assert r.execute_command("AI.MODELSTORE", "slow", "TORCH", "CPU", "BLOB", slow_model()) == b"OK"
+    assert r.execute_command("AI.MODELSTORE", "slow", "TORCH", "CPU", "BLOB", mb.torch_busy()) == b"OK"
     tensorset(r, "a", np.ones((2, 2), dtype=np.float32))
     tensorset(r, "b", np.ones((2, 2), dtype=np.float32))
     tensorset(r, "x", (np.random.default_rng(0).standard_normal((96, 96)) / 96).astype(np.float32))
@@ -479,7 +463,7 @@ def timed_scrapes(port: int, stop: threading.Event, latencies: list[float], erro
 
 def test_endpoint_answers_while_workers_are_saturated(metrics_server: RedisServer) -> None:
     r = metrics_server.client()
-    assert r.execute_command("AI.MODELSTORE", "busy", "TORCH", "CPU", "BLOB", slow_model()) == b"OK"
+    assert r.execute_command("AI.MODELSTORE", "busy", "TORCH", "CPU", "BLOB", mb.torch_busy()) == b"OK"
     tensorset(r, "x", (np.random.default_rng(0).standard_normal((96, 96)) / 96).astype(np.float32))
     stop, errors, latencies = threading.Event(), [], []
     runs = [0]
