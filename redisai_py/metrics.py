@@ -17,7 +17,10 @@ The contract, in plain words:
   workers need for inference. So the app serves the C text as it is, gzipped
   when the scraper accepts it (zlib drops the GIL as it compresses).
 - A scraper that stalls holds its own request thread only, for at most
-  REQUEST_TIMEOUT seconds per read; nothing else waits for it.
+  REQUEST_TIMEOUT seconds per read; nothing else waits for it. At most
+  MAX_CONCURRENT_REQUESTS requests are served at once: a connection past
+  that is answered 503 at once and closed, so a flood of connections cannot
+  make threads (and their stacks) without bound.
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client.exposition import ThreadingWSGIServer, gzip_accepted
 
-__all__ = ["CONTENT_TYPE", "REQUEST_TIMEOUT", "make_app", "serve"]
+__all__ = ["CONTENT_TYPE", "MAX_CONCURRENT_REQUESTS", "REQUEST_TIMEOUT", "make_app", "serve"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_TIMEOUT = 10.0
+MAX_CONCURRENT_REQUESTS = 8
 PATH = "/metrics"
 
 Render = Callable[[], bytes]
@@ -74,6 +78,43 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _BoundedServer(ThreadingWSGIServer):
+    """prometheus_client's thread-per-request server, with a bound on the threads."""
+
+    _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+             b"Content-Length: 27\r\nConnection: close\r\n\r\ntoo many concurrent scrapes")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_REQUESTS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        # Answered from the accepting thread, so it must not block: a client
+        # that does not read gets its connection closed without the text.
+        try:
+            request.setblocking(False)
+            request.send(self._BUSY)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+
 def _address(bind: str, port: int) -> tuple[socket.AddressFamily, str]:
     """The family and numeric address to listen on (IPv4 or IPv6, as `bind` says)."""
     family, _, _, _, sockaddr = socket.getaddrinfo(bind, port, type=socket.SOCK_STREAM,
@@ -85,7 +126,7 @@ def serve(port: int, bind: str, render: Render) -> str:
     """Serve `render()` at http://bind:port/metrics from a daemon thread; returns that URL."""
     family, address = _address(bind, port)
 
-    class Server(ThreadingWSGIServer):
+    class Server(_BoundedServer):
         address_family = family
 
     httpd = make_server(address, port, make_app(render), Server, handler_class=_QuietHandler)

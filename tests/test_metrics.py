@@ -450,6 +450,28 @@ def test_a_slow_or_broken_scraper_stalls_nothing(metrics_server: RedisServer) ->
     assert scrape(port)
 
 
+def test_a_flood_of_connections_is_refused_past_the_bound(metrics_server: RedisServer) -> None:
+    from redisai_py.metrics import MAX_CONCURRENT_REQUESTS
+
+    r = metrics_server.client()
+    port = metrics_server.metrics_port
+    store_add_model(r, "m")
+    stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_CONCURRENT_REQUESTS)]
+    for conn in stalled:
+        conn.sendall(b"GET /metr")  # each holds a request thread, waiting for the rest
+    time.sleep(0.5)  # the accepting thread has taken them all
+
+    status, _, body = http_get(port)
+    assert (status, body) == (503, b"too many concurrent scrapes")
+    assert r.ping() and value(metrics_text(r), "redisai_model_runs_total", **key_labels("m")) == 0
+
+    for conn in stalled:
+        conn.close()
+    # The stalled threads see their peers gone and free their places.
+    wait_until(lambda: http_get(port)[0] == 200, timeout=15, what="a free request thread")
+    assert value(scrape(port), "redisai_model_runs_total", **key_labels("m")) == 0
+
+
 def timed_scrapes(port: int, stop: threading.Event, latencies: list[float], errors: list[str]) -> None:
     while not stop.is_set():
         started = time.perf_counter()
