@@ -114,6 +114,17 @@ int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return FinishRun(ctx, RedisModule_GetBlockedClientPrivateData(ctx));
 }
 
+/* Main thread, where the client cannot be blocked (MULTI, Lua, AOF load):
+ * queues job and waits for it without the GIL, serving meanwhile the Redis
+ * work that workers hand over (sync_run.h). */
+static void PushAndWait(RedisModuleCtx *ctx, RAI_RunQueue *queue, RAI_Job *job) {
+    job->waiter = RAI_WaiterNew();
+    RAI_RunQueuePush(queue, job);
+    RAI_WaiterWait(job->waiter, ctx);
+    RAI_WaiterFree(job->waiter);
+    job->waiter = NULL;
+}
+
 int RAI_RunJobAndWait(RedisModuleCtx *ctx, RAI_Job *job) {
     RAI_RunQueue *queue = job->model ? RAI_RunQueueOf(&job->model->queue, job->model->device)
                                      : RAI_RunQueueOf(&job->script->queue, job->script->device);
@@ -130,11 +141,7 @@ int RAI_RunJobAndWait(RedisModuleCtx *ctx, RAI_Job *job) {
     /* MULTI or Lua: the client cannot be blocked, so this thread waits
      * (without the GIL) and replies itself; the outputs' replication joins
      * the transaction or the script's effects. */
-    job->waiter = RAI_WaiterNew();
-    RAI_RunQueuePush(queue, job);
-    RAI_WaiterWait(job->waiter, ctx);
-    RAI_WaiterFree(job->waiter);
-    job->waiter = NULL;
+    PushAndWait(ctx, queue, job);
     FinishRun(ctx, job);
     RAI_JobFree(job);
     return REDISMODULE_OK;
@@ -225,11 +232,7 @@ static void LoadAndWait(RedisModuleCtx *ctx, RAI_Job *job) {
         RAI_JobLoadNow(job);
         return;
     }
-    job->waiter = RAI_WaiterNew();
-    RAI_RunQueuePush(RAI_LoaderQueue(), job);
-    RAI_WaiterWait(job->waiter, ctx);
-    RAI_WaiterFree(job->waiter);
-    job->waiter = NULL;
+    PushAndWait(ctx, RAI_LoaderQueue(), job);
 }
 
 int RAI_StoreWithSession(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **argv, int argc) {
