@@ -187,6 +187,28 @@ def test_a_damaged_archive_that_holds_a_saved_model_says_so(
     assert_intact(r, before)
 
 
+def saved_model_without_its_variables() -> bytes:
+    """The SavedModel archived again as tar with its saved_model.pb but not its variables."""
+    original, buffer = io.BytesIO(saved_model("tar")), io.BytesIO()
+    with tarfile.open(fileobj=original, mode="r:*") as source, \
+            tarfile.open(fileobj=buffer, mode="w") as target:
+        for member in source.getmembers():
+            if "variables" not in PurePosixPath(member.name).parts:
+                target.addfile(member, source.extractfile(member) if member.isfile() else None)
+    return buffer.getvalue()
+
+
+def test_a_saved_model_that_fails_to_load_does_not_show_the_servers_paths(
+        shared_server: RedisServer, r: redis.Redis) -> None:
+    before = snapshot(r)
+    line = reply_line(shared_server, "AI.MODELSTORE", "new", "TF", "CPU", *SAVED_MODEL_NAMES,
+                      "BLOB", saved_model_without_its_variables())
+    assert line.startswith(b"-ERR ") and line.count(b"\r\n") == 1
+    assert b"<SavedModel>" in line
+    assert b"redisai-savedmodel-" not in line and b"/tmp" not in line
+    assert_intact(r, before)
+
+
 @pytest.mark.parametrize("archive_format", ["tar", "tar.gz", "zip"])
 def test_a_real_saved_model_archive_still_stores_and_runs(
         shared_server: RedisServer, r: redis.Redis, archive_format: str) -> None:

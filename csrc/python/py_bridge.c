@@ -268,6 +268,12 @@ static PyObject *ShimCall(PyObject *self, PyObject *args) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     const char **argv = PyMem_Calloc((size_t)n + 1, sizeof(char *));
     size_t *lens = PyMem_Calloc((size_t)n + 1, sizeof(size_t));
+    if (argv == NULL || lens == NULL) {
+        PyMem_Free(argv);
+        PyMem_Free(lens);
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
     Py_ssize_t len;
     argv[0] = PyUnicode_AsUTF8AndSize(cmd, &len);
     lens[0] = (size_t)len;

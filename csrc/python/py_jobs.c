@@ -317,7 +317,10 @@ static void StoreLoadResult(RAI_Job *job, PyObject *loaded) {
     } else {
         job->nloaded_inputs = NamesFromPython(PyTuple_GET_ITEM(loaded, 0), &job->loaded_inputs);
         job->nloaded_outputs = NamesFromPython(PyTuple_GET_ITEM(loaded, 1), &job->loaded_outputs);
-        job->loaded_version = RedisModule_Strdup(PyUnicode_AsUTF8(PyTuple_GET_ITEM(loaded, 2)));
+        /* A version string that is not UTF-8 (lone surrogates) reads as "unknown". */
+        const char *version = PyUnicode_AsUTF8(PyTuple_GET_ITEM(loaded, 2));
+        if (version == NULL) PyErr_Clear();
+        job->loaded_version = RedisModule_Strdup(version ? version : "unknown");
         if (job->model) {
             PyObject *runner = PyTuple_GET_ITEM(loaded, 3);
             Py_INCREF(runner);

@@ -183,7 +183,8 @@ def _load_saved_model(blob: bytes, spec: ModelSpec) -> TFSession:
                 meta_graph = _v1.saved_model.loader.load(session, [SERVING_TAG], str(export_dir))
         except Exception as exc:
             session.close()
-            raise BackendError(str(exc)) from exc
+            # The client sees the loader's words, not this server's file system.
+            raise BackendError("ERR " + str(exc).replace(workdir, "<SavedModel>")) from exc
     signatures = meta_graph.signature_def
     if SERVING_SIGNATURE in signatures:
         signature = signatures[SERVING_SIGNATURE]
