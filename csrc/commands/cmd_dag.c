@@ -272,11 +272,7 @@ static const char *ParseScriptOp(DagParse *p, RedisModuleString **argv, int argc
     RAI_Job *job = RAI_ScriptJobNew(&RAI_DagScriptJob, s);
     RAI_DagOp *op = NewRunOp(p->dag, RAI_DAG_SCRIPT, job);
     if ((op->queue = RAI_RunQueueOf(&s->queue, s->device)) == NULL) return ERR_NO_QUEUE;
-    job->fn = RedisModule_Strdup(RedisModule_StringPtrLen(argv[2], NULL));
-    job->nkeys = args.nkeys;
-    job->keys = RAI_CopyArgStrings(argv + args.keys_at, args.nkeys, NULL);
-    job->nargs = args.nargs;
-    job->args = RAI_CopyArgStrings(argv + args.args_at, args.nargs, &job->arglens);
+    RAI_JobSetScriptCall(job, argv[2], argv + args.keys_at, args.nkeys, argv + args.args_at, args.nargs);
     RedisModuleString **inputs = RedisModule_Calloc((size_t)args.ninputs + 1, sizeof(*inputs));
     for (int pos = args.inputs_at, n = 0; n < args.ninputs; pos++) {
         if (!args.variadic_at || pos != args.variadic_at) inputs[n++] = argv[pos];

@@ -48,7 +48,7 @@ static int ModelStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
      * looked at, and the device queue is made only for a model that loads. */
     RAI_Job *job = RAI_JobNew(&RAI_LoadJob, m);
     RAI_ModelRelease(m); /* the job holds it now */
-    job->blob_at = blob_at;
+    RAI_JobStore(job)->blob_at = blob_at;
     return RAI_StoreWithSession(ctx, job, argv, argc);
 }
 

@@ -99,11 +99,7 @@ int RAI_ScriptDel_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, in
 static RAI_Job *ScriptRunJob(RedisModuleCtx *ctx, RedisModuleString **argv, RAI_Script *s,
                              const RAI_ScriptExecuteArgs *args, RedisModuleString **input_keys) {
     RAI_Job *job = RAI_ScriptJobNew(&RAI_ScriptRunJob, s);
-    job->fn = RedisModule_Strdup(RedisModule_StringPtrLen(argv[2], NULL));
-    job->nkeys = args->nkeys;
-    job->keys = RAI_CopyArgStrings(argv + args->keys_at, args->nkeys, NULL);
-    job->nargs = args->nargs;
-    job->args = RAI_CopyArgStrings(argv + args->args_at, args->nargs, &job->arglens);
+    RAI_JobSetScriptCall(job, argv[2], argv + args->keys_at, args->nkeys, argv + args->args_at, args->nargs);
     job->ninputs = args->ninputs;
     job->noutputs = args->noutputs;
     RAI_JobKeepOutputKeys(job, argv + args->outputs_at);

@@ -95,9 +95,7 @@ static int FinishRun(RedisModuleCtx *ctx, RAI_Job *job) {
         RAI_JobCount(job, NULL);
         return RedisModule_ReplyWithError(ctx, job->error);
     }
-    if (job->model && job->nloaded_inputs > 0)
-        RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
-                          job->nloaded_outputs, (const char **)job->loaded_outputs);
+    RAI_JobApplyLearnedNames(job);
     if (!RAI_JobOutputKeysWritable(ctx, job)) { /* WRONGTYPE replied; the run counts, not its time */
         RAI_JobStats(job)->calls++;
         if (KeySeriesOf(job)) RAI_KeySeriesCountCall(KeySeriesOf(job));
@@ -156,7 +154,7 @@ void RAI_FreeJobCallback(RedisModuleCtx *ctx, void *privdata) {
      * right after this callback, so ours become the last and freeing them
      * would stall the main thread; the reaper drops them once this pass of
      * the event loop is over. */
-    if (job->argv_bytes >= RAI_REAP_MIN_BYTES) RAI_Reap(FreeJob, job, 1);
+    if (job->store && job->store->argv_bytes >= RAI_REAP_MIN_BYTES) RAI_Reap(FreeJob, job, 1);
     else RAI_JobFree(job);
 }
 
@@ -191,9 +189,7 @@ static int SetStoredValue(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString *
 /* What a successful load learned: the backend's version, the model's names. */
 static void RecordLoaded(RAI_Job *job) {
     RAI_JobRecordBackendLoaded(job);
-    if (job->model)
-        RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
-                          job->nloaded_outputs, (const char **)job->loaded_outputs);
+    RAI_JobApplyLearnedNames(job);
 }
 
 /* A store's reply, for AI.METRICS: from its command to now. */
@@ -209,11 +205,11 @@ static int FinishStore(RedisModuleCtx *ctx, RAI_Job *job) {
         return RedisModule_ReplyWithError(ctx, job->error);
     }
     RecordLoaded(job);
-    int stored = SetStoredValue(ctx, job, job->argv[1]);
+    int stored = SetStoredValue(ctx, job, job->store->argv[1]);
     CountStore(job, !stored);
     if (!stored) return REDISMODULE_OK;
-    const char *cmd = RedisModule_StringPtrLen(job->argv[0], NULL);
-    RedisModule_Replicate(ctx, cmd, "v", job->argv + 1, (size_t)(job->argc - 1));
+    const char *cmd = RedisModule_StringPtrLen(job->store->argv[0], NULL);
+    RedisModule_Replicate(ctx, cmd, "v", job->store->argv + 1, (size_t)(job->store->argc - 1));
     return RedisModule_ReplyWithSimpleString(ctx, "OK");
 }
 

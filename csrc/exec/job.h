@@ -32,37 +32,43 @@ typedef struct RAI_JobOps {
     void (*done)(RAI_Job *job);
 } RAI_JobOps;
 
-struct RAI_Job {
-    const RAI_JobOps *ops;
-    RedisModuleBlockedClient *bc; /* the client waiting for it, or: */
-    struct RAI_Waiter *waiter;    /* the main thread waiting for it (MULTI/Lua); both NULL:
-                                     nobody waits (a background session load) */
-    RAI_Model *model;             /* retained (model jobs) */
-    RAI_Script *script;           /* retained (script jobs) */
-    char *fn;                     /* script function to run */
-    int nkeys, nargs;             /* SCRIPTEXECUTE KEYS and ARGS, copied */
+/* The payloads some kinds carry besides the run's model, inputs and outputs;
+ * a job has each only if its kind needs it (NULL otherwise). */
+
+/* A script run's call: the function and SCRIPTEXECUTE's KEYS and ARGS. */
+typedef struct RAI_ScriptCall {
+    char *fn;
+    int nkeys, nargs;
     char **keys, **args;
     size_t *arglens;
+} RAI_ScriptCall;
 
-    int ninputs;
-    RAI_Tensor **inputs; /* retained */
-    int noutputs;
-    RedisModuleString **output_keys; /* retained */
-    RAI_Tensor **outputs;            /* set by the worker */
-
-    struct RAI_Dag *dag; /* a DAG's op: the DAG that owns this job */
-    int dag_op;          /* and the op's index in it */
-
-    RedisModuleString **argv; /* MODELSTORE: the command, retained, to replicate as given */
+/* A store (session build): the command to replicate as given, and the
+ * framework version the load reported. */
+typedef struct RAI_StoreCall {
+    RedisModuleString **argv; /* retained */
     int argc;
     size_t argv_bytes; /* their total length */
-    int blob_at; /* MODELSTORE: argv index of the first BLOB chunk; 0 once joined */
+    int blob_at;       /* MODELSTORE: argv index of the first BLOB chunk; 0 once joined */
+    char *version;     /* the framework's version, for INFO */
+} RAI_StoreCall;
 
-    /* MODEL_LOAD results: the session's input/output names (Alloc'd). */
-    int nloaded_inputs, nloaded_outputs;
-    char **loaded_inputs, **loaded_outputs;
-    char *loaded_version; /* the framework's version, for INFO */
+/* A model's input/output names, as its session reports them: learned by a
+ * load, or by the first run of a model stored without names. */
+typedef struct RAI_LearnedNames {
+    int ninputs, noutputs;
+    char **inputs, **outputs;
+} RAI_LearnedNames;
 
+struct RAI_Job {
+    /* The header: how the job is run and handed back. */
+    const RAI_JobOps *ops;
+    RedisModuleBlockedClient *bc; /* the client waiting for it, or: */
+    struct RAI_Waiter *waiter;    /* the main thread waiting for it (MULTI/Lua); or: */
+    struct RAI_Dag *dag;          /* the DAG that owns it, as its op number dag_op; all NULL:
+                                     nobody waits (a background session load) */
+    int dag_op;
+    RAI_Job *next;        /* run-queue link */
     uint64_t queued_us;   /* monotonic */
     uint64_t started_us;  /* when a worker took it (monotonic); 0: not taken */
     uint64_t deadline_us; /* 0: no TIMEOUT */
@@ -70,7 +76,19 @@ struct RAI_Job {
     int timed_out;
     char *error; /* the reply error, RedisModule_Alloc'd */
 
-    RAI_Job *next; /* run-queue link */
+    /* What it runs (runs, DAG ops and loads): a model or a script, retained. */
+    RAI_Model *model;
+    RAI_Script *script;
+    int ninputs;
+    RAI_Tensor **inputs; /* retained */
+    int noutputs;
+    RedisModuleString **output_keys; /* retained */
+    RAI_Tensor **outputs;            /* set by the worker */
+
+    /* Payloads, by kind. */
+    RAI_ScriptCall *call;     /* script runs */
+    RAI_StoreCall *store;     /* stores and session loads */
+    RAI_LearnedNames *learned; /* set by a load or a first run that learned names */
 };
 
 /* start_us + ms milliseconds, saturating: a TIMEOUT or MINBATCHTIMEOUT of
@@ -88,12 +106,25 @@ void RAI_JobFree(RAI_Job *job);
  * or a worker holding the Redis lock). */
 void RAI_JobRecordBackendLoaded(const RAI_Job *job);
 
+/* The job's store payload, made on first use (any thread). */
+RAI_StoreCall *RAI_JobStore(RAI_Job *job);
+
 /* Keeps the command's arguments (for replication from the reply callback). */
 void RAI_JobKeepArgv(RAI_Job *job, RedisModuleString **argv, int argc);
 
 /* A MODELSTORE job's model gets its blob from the command's chunks (argv,
- * or job->argv once kept). Safe off the main thread on kept strings. */
+ * or the store's argv once kept). Safe off the main thread on kept strings. */
 void RAI_JobJoinBlob(RAI_Job *job, RedisModuleString **argv, int argc);
+
+/* A script run's call: fn, and n_keys KEYS and n_args ARGS, copied. */
+void RAI_JobSetScriptCall(RAI_Job *job, RedisModuleString *fn, RedisModuleString **keys, int nkeys,
+                          RedisModuleString **args, int nargs);
+
+/* Worker, GIL held or not: the names the session reported (taken over). */
+void RAI_JobLearnNames(RAI_Job *job, int ninputs, char **inputs, int noutputs, char **outputs);
+
+/* Main thread: gives the job's model the names its session reported, if any. */
+void RAI_JobApplyLearnedNames(RAI_Job *job);
 
 /* Records the first error only, with newlines flattened, RedisAI's way. */
 void RAI_JobSetError(RAI_Job *job, const char *message);

@@ -14,7 +14,7 @@
 
 void RAI_JobLoadNow(RAI_Job *job) {
     uint64_t start = RedisModule_MonotonicMicroseconds();
-    RAI_JobJoinBlob(job, job->argv, job->argc);
+    if (job->store) RAI_JobJoinBlob(job, job->store->argv, job->store->argc);
     RAI_PyLoadModel(job);
     RAI_OpMetricsCountLoad(job->model ? job->model->backend : RAI_BACKEND_TORCH, job->error != NULL,
                            RedisModule_MonotonicMicroseconds() - start);
@@ -51,9 +51,7 @@ static void RecordLoadOnMainThread(RedisModuleCtx *ctx, void *arg) {
         RAI_LOG_WARNING("session of a stored %s could not be made: %s", job->model ? "model" : "script",
                         job->error);
     } else {
-        if (job->model)
-            RAI_ModelSetNames(job->model, job->nloaded_inputs, (const char **)job->loaded_inputs,
-                              job->nloaded_outputs, (const char **)job->loaded_outputs);
+        RAI_JobApplyLearnedNames(job);
         RAI_JobRecordBackendLoaded(job);
     }
     RAI_JobFree(job);

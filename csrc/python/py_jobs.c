@@ -218,6 +218,14 @@ static int NamesFromPython(PyObject *tuple, char ***out) {
     return (int)n;
 }
 
+/* The (inputs, outputs) name tuples a session reported, kept on the job. */
+static void LearnNames(RAI_Job *job, PyObject *inputs, PyObject *outputs) {
+    char **in = NULL, **out = NULL;
+    int nin = NamesFromPython(inputs, &in);
+    int nout = NamesFromPython(outputs, &out);
+    RAI_JobLearnNames(job, nin, in, nout, out);
+}
+
 static int IsRunner(PyObject *runner) {
     return PyTuple_Check(runner) && PyTuple_GET_SIZE(runner) == 2 &&
            PyCallable_Check(PyTuple_GET_ITEM(runner, RUN_ONE)) && PyCallable_Check(PyTuple_GET_ITEM(runner, RUN_BATCH));
@@ -241,8 +249,7 @@ static void TakeSessionNames(RAI_Job *job, PyObject *inputs, PyObject *outputs) 
     RAI_Model *m = job->model;
     if ((m->ninputs > 0 && m->noutputs > 0) || __atomic_exchange_n(&m->names_asked, 1, __ATOMIC_RELAXED))
         return;
-    job->nloaded_inputs = NamesFromPython(inputs, &job->loaded_inputs);
-    job->nloaded_outputs = NamesFromPython(outputs, &job->loaded_outputs);
+    LearnNames(job, inputs, outputs);
 }
 
 /* The model's runner, borrowed (GIL held): prepared by its load, or now by
@@ -315,12 +322,11 @@ static void StoreLoadResult(RAI_Job *job, PyObject *loaded) {
                (job->model && !IsRunner(PyTuple_GET_ITEM(loaded, 3)))) {
         RAI_JobSetError(job, "ERR backend returned malformed model names");
     } else {
-        job->nloaded_inputs = NamesFromPython(PyTuple_GET_ITEM(loaded, 0), &job->loaded_inputs);
-        job->nloaded_outputs = NamesFromPython(PyTuple_GET_ITEM(loaded, 1), &job->loaded_outputs);
+        LearnNames(job, PyTuple_GET_ITEM(loaded, 0), PyTuple_GET_ITEM(loaded, 1));
         /* A version string that is not UTF-8 (lone surrogates) reads as "unknown". */
         const char *version = PyUnicode_AsUTF8(PyTuple_GET_ITEM(loaded, 2));
         if (version == NULL) PyErr_Clear();
-        job->loaded_version = RedisModule_Strdup(version ? version : "unknown");
+        RAI_JobStore(job)->version = RedisModule_Strdup(version ? version : "unknown");
         if (job->model) {
             PyObject *runner = PyTuple_GET_ITEM(loaded, 3);
             Py_INCREF(runner);
@@ -355,11 +361,12 @@ void RAI_PyRunScript(RAI_Job *job) {
     RAI_GilTake();
     PyObject *script = RAI_PyScriptWrap(job->script);
     PyObject *inputs = InputViews(job);
-    PyObject *keys = StringList(job->nkeys, job->keys, NULL);
-    PyObject *args = StringList(job->nargs, job->args, job->arglens);
+    const RAI_ScriptCall *call = job->call;
+    PyObject *keys = StringList(call->nkeys, call->keys, NULL);
+    PyObject *args = StringList(call->nargs, call->args, call->arglens);
     PyObject *noutputs = PyLong_FromLong(job->noutputs);
     /* The function name is a client's bytes: not UTF-8 is an unknown name, not an error here. */
-    PyObject *fn = PyUnicode_DecodeUTF8(job->fn, (Py_ssize_t)strlen(job->fn), "replace");
+    PyObject *fn = PyUnicode_DecodeUTF8(call->fn, (Py_ssize_t)strlen(call->fn), "replace");
 
     PyObject *outs = NULL;
     if (script && inputs && keys && args && noutputs && fn) {

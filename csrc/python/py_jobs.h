@@ -15,7 +15,7 @@ void RAI_PyRunModel(RAI_Job **jobs, int n);
  * the loaded names and version, or the error. */
 void RAI_PyLoadModel(RAI_Job *job);
 
-/* Runs job->fn of job->script; sets the outputs or the error. */
+/* Runs job->call (a function of job->script); sets the outputs or the error. */
 void RAI_PyRunScript(RAI_Job *job);
 
 /* Drops every session posted by RAI_PostDroppedSession so far, taking the
