@@ -188,6 +188,18 @@ def torch_large(megabytes: int) -> bytes:
     return _torchscript_bytes(Large())
 
 
+def torch_allocating() -> bytes:
+    """TorchScript forward(n [1] int64) -> [n]: the sum of n float32 ones made on n's device,
+    a run whose memory the caller picks."""
+    import torch
+
+    class Allocating(torch.nn.Module):
+        def forward(self, n: torch.Tensor) -> torch.Tensor:
+            return torch.ones(int(n.item()), device=n.device).sum().reshape(1)
+
+    return _torchscript_bytes(Allocating())
+
+
 def _torchscript_bytes(module: object) -> bytes:
     import torch
 

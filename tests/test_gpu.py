@@ -14,7 +14,10 @@ User stories:
 - a GPU model deleted frees its device memory: storing and deleting it again
   and again does not grow what the device holds, and running it after the
   delete is refused;
-- a GPU model survives DEBUG RELOAD, many clients (batched, several worker
+- a GPU run that fails (a shape the model cannot take, more memory than the
+  device has) gets an error and the GPU keeps serving;
+- a GPU model survives DEBUG RELOAD and a BGSAVE (a fork of a process that
+  holds a CUDA context) + restart, many clients (batched, several worker
   threads) share one GPU model, and a DAG moves tensors between a GPU and a
   CPU model.
 
@@ -37,7 +40,7 @@ import pytest
 import redis
 
 import model_builders as mb
-from conftest import RedisServer
+from conftest import RedisServer, ServerFactory, wait_until
 
 
 @functools.cache
@@ -310,6 +313,50 @@ def test_a_deleted_gpu_model_frees_its_device_memory(r: redis.Redis) -> None:
     with pytest.raises(redis.ResponseError, match=f"^{MODEL_EMPTY}$"):
         modelexecute(r, "big", ["a"], ["out"])
     assert r.exists("big") == 0
+
+
+def test_a_failed_gpu_run_leaves_the_gpu_serving(r: redis.Redis) -> None:
+    store(r, "probe_gpu", "TORCH", "GPU", device_probe())
+    store(r, "probe_cpu", "TORCH", "CPU", device_probe())
+    store(r, "alloc", "TORCH", "GPU", mb.torch_allocating())
+    # A shape the model cannot take: the same error as on the CPU.
+    errors = []
+    for model in ("probe_gpu", "probe_cpu"):
+        tensorset(r, "bad", np.ones((3, 5), dtype=np.float32))
+        with pytest.raises(redis.ResponseError) as err:
+            modelexecute(r, model, ["bad"], ["out", "where"])
+        errors.append(str(err.value))
+    assert "mat1 and mat2 shapes cannot be multiplied (3x5 and 4x4)" in errors[0]
+    assert errors[0] == errors[1]
+    # More memory than the device has (2^40 floats, 4 TiB): CUDA's out-of-memory error.
+    tensorset(r, "n", np.array([2**40], dtype=np.int64))
+    with pytest.raises(redis.ResponseError, match="CUDA out of memory"):
+        modelexecute(r, "alloc", ["n"], ["total"])
+    assert r.exists("total") == 0
+    # The GPU still serves both models.
+    tensorset(r, "n", np.array([1000], dtype=np.int64))
+    assert modelexecute(r, "alloc", ["n"], ["total"]) == b"OK"
+    assert tensorget(r, "total").tolist() == [1000.0]
+    assert probe(r, "probe_gpu", np.ones((2, 4), dtype=np.float32))[1] == [0, 0]
+    assert (run_info(r, "alloc")["calls"], run_info(r, "alloc")["errors"]) == (2, 1)
+
+
+def test_gpu_model_saved_by_bgsave_runs_after_a_restart(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    r = server.client(socket_timeout=120)
+    a = np.random.default_rng(6).standard_normal((8, 4)).astype(np.float32)
+    store(r, "probe_gpu", "TORCH", "GPU:0", device_probe(), "TAG", "saved")
+    before, where = probe(r, "probe_gpu", a)  # the server now holds a CUDA context
+    assert where == [0, 0]
+    assert r.bgsave()
+    wait_until(lambda: r.info("persistence")["rdb_bgsave_in_progress"] == 0, what="BGSAVE to end")
+    assert r.info("persistence")["rdb_last_bgsave_status"] == "ok"
+    server.restart()
+    r = server.client(socket_timeout=120)
+    assert r.execute_command("AI.MODELGET", "probe_gpu", "META")[2:6] == [b"device", b"GPU:0", b"tag", b"saved"]
+    after, where = probe(r, "probe_gpu", a)
+    assert where == [0, 0]
+    np.testing.assert_array_equal(after, before)
 
 
 def test_gpu_model_survives_debug_reload(r: redis.Redis) -> None:
