@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from redisai_py._errors import BackendError, RedisAIError
+from redisai_py._errors import RedisAIError
 
 # "RuntimeError: " (TorchScript may repeat it) before an op's own message.
 _EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_.]*(?:Error|Exception): )+")
@@ -171,11 +171,15 @@ class CompiledScript:
 
 def compile_script(source: str, device: str, entry_points: tuple[str, ...], run_model: Any) -> CompiledScript:
     """Compile a stored script; raises RedisAIError with RedisAI's messages."""
-    import torch
-
     _register_ops(run_model)
-    if device.upper().startswith("GPU") and not torch.cuda.is_available():
-        raise BackendError("GPU requested but Torch couldn't find CUDA")
+    if device.upper().startswith("GPU"):
+        # The shim let through only "GPU" and "GPU:<digits>" (RAI_IsScriptDevice).
+        # The script's own code decides where its tensors go; the device is
+        # checked here so that one the machine lacks fails the store, as a model's does.
+        from redisai_py.backends.torch import cuda_device
+
+        _, _, index = device.partition(":")
+        cuda_device(int(index) if index else -1)
     return CompiledScript(source, device, entry_points)
 
 

@@ -147,6 +147,59 @@ def torch_busy() -> bytes:
     return _torchscript_bytes(Busy())
 
 
+def torch_device_probe(features: int = 4, seed: int = 0) -> bytes:
+    """TorchScript forward(a [N, features]) -> (a @ w + 1, [device index of w, device index of a]).
+
+    The second output says where the model ran: -1 for the CPU, n for cuda:n. The
+    weights are a buffer, so they move with the module when it is put on a device.
+    """
+    import torch
+
+    weights = np.random.default_rng(seed).standard_normal((features, features)).astype(np.float32)
+
+    class DeviceProbe(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("w", torch.from_numpy(weights))
+
+        def forward(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            where = torch.tensor([self.w.get_device(), a.get_device()], dtype=torch.int64)
+            return torch.mm(a, self.w) + 1, where
+
+    return _torchscript_bytes(DeviceProbe())
+
+
+def torch_large(megabytes: int) -> bytes:
+    """TorchScript forward(a [1, 1024]) -> a @ w, with a float32 w of about `megabytes` MB:
+    a model whose size shows in the device's memory."""
+    import torch
+
+    rows = 1024
+    columns = megabytes * 1024 * 1024 // (4 * rows)
+
+    class Large(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("w", torch.full((rows, columns), 0.5))
+
+        def forward(self, a: torch.Tensor) -> torch.Tensor:
+            return torch.mm(a, self.w)
+
+    return _torchscript_bytes(Large())
+
+
+def torch_allocating() -> bytes:
+    """TorchScript forward(n [1] int64) -> [n]: the sum of n float32 ones made on n's device,
+    a run whose memory the caller picks."""
+    import torch
+
+    class Allocating(torch.nn.Module):
+        def forward(self, n: torch.Tensor) -> torch.Tensor:
+            return torch.ones(int(n.item()), device=n.device).sum().reshape(1)
+
+    return _torchscript_bytes(Allocating())
+
+
 def _torchscript_bytes(module: object) -> bytes:
     import torch
 

@@ -24,7 +24,7 @@ import torch as _framework
 from redisai_py._errors import BackendError
 from redisai_py.backends.base import ModelSession, ModelSpec
 
-__all__ = ["version", "load", "TorchSession"]
+__all__ = ["version", "load", "cuda_device", "TorchSession"]
 
 _log = logging.getLogger("redisai_py.backends.torch")
 
@@ -37,6 +37,7 @@ warnings.filterwarnings(
 )
 
 GPU_NOT_FOUND = "GPU requested but Torch couldn't find CUDA"
+NO_SUCH_GPU = "GPU:{index} requested but Torch sees {count} CUDA device(s)"
 NON_TENSOR_OUTPUT = "Function returned non-tensor values"
 STRING_UNSUPPORTED = "ERR The TORCH backend does not support STRING tensors"
 SESSION_CLOSED = "ERR The TORCH model was freed"
@@ -82,10 +83,7 @@ def load(blob: bytes, spec: ModelSpec) -> TorchSession:
     except Exception as exc:
         raise BackendError(str(exc)) from exc
     if on_gpu:
-        if not _framework.cuda.is_available():
-            raise BackendError(GPU_NOT_FOUND)
-        index = spec.device_id
-        device = _framework.device("cuda", index) if index >= 0 else _framework.device("cuda")
+        device = cuda_device(spec.device_id)
         try:
             module.to(device)
         except Exception as exc:
@@ -97,6 +95,22 @@ def load(blob: bytes, spec: ModelSpec) -> TorchSession:
         return TorchSession(module, spec, device)
     except Exception as exc:  # e.g. a module saved without forward()
         raise BackendError(str(exc)) from exc
+
+
+def cuda_device(index: int) -> _framework.device:
+    """The CUDA device of "GPU" (index -1: torch's current device) or "GPU:<index>".
+
+    A missing index is refused here: torch would fail later, at the first
+    copy to it, with a CUDA error and several lines of debugging advice.
+    """
+    if not _framework.cuda.is_available():
+        raise BackendError(GPU_NOT_FOUND)
+    if index < 0:
+        return _framework.device("cuda")
+    count = _framework.cuda.device_count()
+    if index >= count:
+        raise BackendError(NO_SUCH_GPU.format(index=index, count=count))
+    return _framework.device("cuda", index)
 
 
 def _apply_threads_once(intra_op_threads: int, inter_op_threads: int) -> None:
