@@ -86,6 +86,11 @@ def load(blob: bytes, spec: ModelSpec) -> OnnxSession:
         _memory_cap.reserve(len(blob), spec.memory_limit_mb, options)
     try:
         session = _framework.InferenceSession(blob, options, providers=providers)
+        if spec.on_gpu and "CUDAExecutionProvider" not in session.get_providers():
+            # onnxruntime falls back to the CPU, with only a log line, when the
+            # CUDA provider cannot start (no such device, driver trouble): a
+            # model stored on GPU must not quietly run on the CPU.
+            raise BackendError(f"ERR onnxruntime could not use {spec.device} (its CUDA provider did not start)")
         return OnnxSession(session, spec, reserved_bytes=len(blob) if capped else 0)
     except Exception as exc:
         if capped:
