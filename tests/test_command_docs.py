@@ -32,7 +32,7 @@ SYNTAX = {
     "ai.tensorget": "key [META] [BLOB|VALUES]",
     "ai.modelstore": "key TF|TFLITE|TORCH|ONNX device [TAG tag] "
                      "[BATCHSIZE batchsize [MINBATCHSIZE minbatchsize [MINBATCHTIMEOUT minbatchtimeout]]] "
-                     "[INPUTS input_count input [input ...] OUTPUTS output_count output [output ...]] "
+                     "[CACHE [TTL ttl]] [INPUTS input_count input [input ...] OUTPUTS output_count output [output ...]] "
                      "BLOB blob [blob ...]",
     "ai.modelset": "key TF|TFLITE|TORCH|ONNX device [TAG tag] "
                    "[BATCHSIZE batchsize [MINBATCHSIZE minbatchsize [MINBATCHTIMEOUT minbatchtimeout]]] "

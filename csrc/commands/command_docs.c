@@ -57,6 +57,14 @@ static const RedisModuleCommandArg BATCHING[] = {
     END,
 };
 
+/* [CACHE [TTL ms]]: ours, not RedisAI's (the inference result cache). */
+static const RedisModuleCommandArg CACHING[] = {
+    TOKEN("cache", "CACHE"),
+    ARG("ttl", INTEGER, .token = "TTL", .flags = OPTIONAL,
+        .summary = "how long a cached result serves, in milliseconds"),
+    END,
+};
+
 /* ================================================================ tensors */
 
 static const RedisModuleCommandArg TENSOR_TYPES[] = {
@@ -115,6 +123,8 @@ static const RedisModuleCommandArg MODELSTORE_ARGS[] = {
     ARG("device", STRING, .summary = "CPU, GPU, or CPU:<n> / GPU:<n>"),
     ARG("tag", STRING, .token = "TAG", .flags = OPTIONAL),
     ARG("batching", BLOCK, .flags = OPTIONAL, .subargs = BATCHING),
+    ARG("caching", BLOCK, .flags = OPTIONAL, .subargs = CACHING,
+        .summary = "answer repeated requests from the inference cache (not in RedisAI)"),
     ARG("nodes", BLOCK, .flags = OPTIONAL, .subargs = STORE_NODES,
         .summary = "the graph's input and output node names; TF only, and required there"),
     ARG("blob", STRING, .token = "BLOB", .flags = MULTIPLE,

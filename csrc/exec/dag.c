@@ -1,4 +1,5 @@
-/* dag.c -- DAG slots and ops, and the scheduling of their jobs. */
+/* dag.c -- DAG slots and ops, the scheduling of their jobs, and the answers
+ * the inference cache gives their model ops. */
 #include "exec/dag.h"
 
 #include <string.h>
