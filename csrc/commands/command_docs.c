@@ -441,12 +441,16 @@ static const RedisModuleCommandArg CONFIG_LOADBACKEND[] = {
     END,
 };
 static const RedisModuleCommandArg CONFIG_NAMES[] = {
-    TOKEN("backendspath", "BACKENDSPATH"), TOKEN("model_chunk_size", "MODEL_CHUNK_SIZE"), END,
+    TOKEN("backendspath", "BACKENDSPATH"), TOKEN("model_chunk_size", "MODEL_CHUNK_SIZE"),
+    TOKEN("cache_memory", "CACHE_MEMORY"), END,
 };
 static const RedisModuleCommandArg CONFIG_ACTIONS[] = {
     ARG("path", STRING, .token = "BACKENDSPATH"),
     ARG("loadbackend", BLOCK, .token = "LOADBACKEND", .subargs = CONFIG_LOADBACKEND),
     ARG("chunk_size", INTEGER, .token = "MODEL_CHUNK_SIZE", .summary = "bytes"),
+    ARG("cache_memory", INTEGER, .token = "CACHE_MEMORY",
+        .summary = "the inference cache's budget in bytes; 0 turns it off (not in RedisAI)"),
+    TOKEN("cache_flush", "CACHE_FLUSH", .summary = "empties the inference cache (not in RedisAI)"),
     ARG("name", ONEOF, .token = "GET", .subargs = CONFIG_NAMES),
     END,
 };
@@ -455,7 +459,8 @@ static const RedisModuleCommandArg CONFIG_ARGS[] = {
     END,
 };
 static const RAI_CommandDoc CONFIG = {
-    .summary = "Sets or reads BACKENDSPATH and MODEL_CHUNK_SIZE, or loads a backend",
+    .summary = "Sets or reads BACKENDSPATH, MODEL_CHUNK_SIZE and CACHE_MEMORY, loads a backend, or "
+               "empties the inference cache",
     .complexity = "O(1); LOADBACKEND loads the backend on a thread of its own",
     .since = "0.4.0",
     .args = CONFIG_ARGS,
