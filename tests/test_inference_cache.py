@@ -400,9 +400,10 @@ def test_a_failing_run_is_never_cached(r: redis.Redis) -> None:
 
 def test_identical_misses_at_once_each_run_and_one_entry_is_kept(shared_server: RedisServer,
                                                                r: redis.Redis) -> None:
-    """Two clients send the same request while it is not cached: both run (no
-    request waits for another's run) and the first to finish inserts; the
-    second finds the entry there and keeps it."""
+    """Two clients send the same uncached request at once. No request waits
+    for another's run: both may miss and run (the first to finish inserts,
+    the second finds its entry and adds none), or the second may already
+    hit. Either way one entry is kept and each request was a run or a hit."""
     store(r, "m", "busy", "CACHE")
     x = np.eye(96, dtype=np.float32) * 0.5
     tensorset(r, "x", x)
