@@ -8,8 +8,8 @@ and INFO's ai_cache section shows the entry. A request that differs in one
 byte, in shape or in dtype is a miss. A model overwritten, restored, copied
 onto the key or deleted and stored again never answers with the old model's
 results. An entry past its TTL misses. Under a tiny CACHE_MEMORY the cache
-evicts and still answers right. A failing run is never cached. A DAG's model
-op hits too. A replica gets the outputs of a hit (as AI.TENSORSET) but never
+evicts and still answers right. A failing run is never cached. Runs batched
+together each keep their own result. A DAG's model op hits too. A replica gets the outputs of a hit (as AI.TENSORSET) but never
 the cache; an AOF or RDB restart keeps the CACHE setting and starts with an
 empty cache. Bad CACHE, TTL and CACHE_MEMORY values get clear errors and
 change nothing.
@@ -424,6 +424,36 @@ def test_identical_misses_at_once_each_run_and_one_entry_is_kept(shared_server: 
     assert figures["entries"] == figures["inserts"] == 1
     stats = run_info(r, "m")
     assert stats[b"calls"] + stats[b"cache_hits"] == 2
+
+
+def test_runs_batched_together_each_keep_their_own_result(shared_server: RedisServer,
+                                                          r: redis.Redis) -> None:
+    """Three requests wait for MINBATCHSIZE 3 and run as one batch; each keeps
+    its own slice of the batch's outputs, and each repeat hits with it."""
+    store(r, "m", "add", "BATCHSIZE", 4, "MINBATCHSIZE", 3, "MINBATCHTIMEOUT", 5000, "CACHE")
+    inputs = {i: floats((1, 3), 10 + i) for i in range(3)}
+    for i, x in inputs.items():
+        tensorset(r, f"a{i}", x)
+    tensorset(r, "b", floats((1, 3), 99))
+    replies: list[object] = []
+
+    def send(i: int) -> None:
+        client = shared_server.client(socket_timeout=60)
+        replies.append(execute(client, "m", [f"a{i}", "b"], [f"s{i}", f"p{i}"]))
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in inputs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert replies == [b"OK"] * 3
+    assert run_info(r, "m")[b"calls"] == 3 and info_cache(r)["entries"] == 3
+    ran = {i: tensorget(r, f"s{i}") for i in inputs}
+    assert len({bytes(reply[-1]) for reply in ran.values()}) == 3  # three different answers
+    for i in inputs:  # one at a time: each would wait 5 s for a batch if it were not a hit
+        assert execute(r, "m", [f"a{i}", "b"], [f"hit{i}", f"hp{i}"]) == b"OK"
+        assert tensorget(r, f"hit{i}") == ran[i]
+    assert run_info(r, "m")[b"cache_hits"] == 3
 
 
 def dag(r: redis.Redis, *ops: object) -> object:
