@@ -48,15 +48,18 @@ $(CLIENT_VENV)/.installed:
 	$(CLIENT_VENV)/bin/python -m pip install --quiet "redisai==1.3.0" "redis<5" numpy
 	touch $@
 
-# Debian packages: redis-server (7.0), Python 3.11 with venv and headers, and
+# Debian packages: redis-server (7.0), Python 3.11 with venv and headers,
+# libxxhash-dev (the inference cache's hash), and
 # prometheus (the server tests/test_metrics.py has scrape /metrics; its
 # service is not started).
 system:
 	@command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null \
 	  && [ -x $(PYTHON) ] && [ -f /usr/include/python3.11/Python.h ] \
 	  && $(PYTHON) -c 'import ensurepip' 2>/dev/null && command -v prometheus >/dev/null \
+	  && [ -f /usr/include/xxhash.h ] \
 	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
 	      redis-server redis-tools python3.11 python3.11-venv python3.11-dev cmake ninja-build gcc git \
+	      libxxhash-dev \
 	      && (DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
 	          || echo "prometheus could not install: its test will skip"))
 

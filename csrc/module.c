@@ -23,6 +23,7 @@
 #include "python/py_metrics.h"
 #include "python/py_gil.h"
 #include "python/py_runtime.h"
+#include "exec/infer_cache.h"
 #include "exec/sync_run.h"
 #include "base/reaper.h"
 #include "rm_api.h"
@@ -196,16 +197,26 @@ static void OnShutdown(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t subev
     RAI_RunQueuesShutdown(5000);
 }
 
+/* FLUSHALL / FLUSHDB (and the empty-and-reload of DEBUG RELOAD): the cache
+ * is emptied before the keys go, on the main thread, whichever db is flushed. */
+static void OnFlush(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t subevent, void *data) {
+    (void)ctx;
+    (void)eid;
+    (void)data;
+    if (subevent == REDISMODULE_SUBEVENT_FLUSHDB_START) RAI_CacheFlush();
+}
+
 static void LogConfig(const char *module_path) {
     RAI_LOG_NOTICE("redisai_py %s (RedisAI %s command set, git %s) from %s", RAI_VERSION_STRING,
                    RAI_COMPAT_VERSION_STRING, RAI_GIT_SHA, module_path);
     RAI_LOG_NOTICE("config: THREADS_PER_QUEUE=%lld INTRA_OP_PARALLELISM=%lld "
                    "INTER_OP_PARALLELISM=%lld MODEL_CHUNK_SIZE=%lld "
-                   "MODEL_EXECUTION_TIMEOUT=%lld BACKEND_MEMORY_LIMIT=%lld BACKENDSPATH=%s",
+                   "MODEL_EXECUTION_TIMEOUT=%lld BACKEND_MEMORY_LIMIT=%lld CACHE_MEMORY=%lld "
+                   "BACKENDSPATH=%s",
                    RAI_Cfg.threads_per_queue, RAI_Cfg.intra_op_parallelism,
                    RAI_Cfg.inter_op_parallelism, RAI_Cfg.model_chunk_size,
                    RAI_Cfg.model_execution_timeout, RAI_Cfg.backend_memory_limit,
-                   RAI_Cfg.backends_path);
+                   RAI_Cfg.cache_memory, RAI_Cfg.backends_path);
 }
 
 __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ctx,
@@ -260,6 +271,9 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     if (RegisterCommands(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
     RedisModuleEvent shutdown = {REDISMODULE_EVENT_SHUTDOWN, 1};
     RedisModule_SubscribeToServerEvent(ctx, shutdown, OnShutdown);
+    RAI_CacheStart();
+    RedisModuleEvent flush = {REDISMODULE_EVENT_FLUSHDB, 1};
+    RedisModule_SubscribeToServerEvent(ctx, flush, OnFlush);
     if (RedisModule_RegisterInfoFunc(ctx, RAI_InfoFunc) != REDISMODULE_OK) {
         RAI_LOG_WARNING("could not register the INFO callback");
         return REDISMODULE_ERR;

@@ -44,6 +44,8 @@
     "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 #define REDISMODULE_EVENT_SHUTDOWN 5
+#define REDISMODULE_EVENT_FLUSHDB 2
+#define REDISMODULE_SUBEVENT_FLUSHDB_START 0
 
 /* Key-spec flags and search types (SetCommandInfo, Redis >= 7.0). */
 #define REDISMODULE_CMD_KEY_RO (1ULL << 0)

@@ -13,7 +13,7 @@ commands/s) Hypothesis still chooses the mix, and the same Hypothesis seed
 still gives the same stream.
 
 The grammar (reference section 3): tensors of every dtype (BLOB, VALUES,
-META), models of every backend with valid, truncated, bit-flipped and
+META), models of every backend (some with CACHE [TTL]) with valid, truncated, bit-flipped and
 spliced blobs, scripts with valid and broken sources, DAGs with random op
 chains over LOAD/PERSIST/ROUTING/TIMEOUT, AI.INFO, AI.CONFIG, the scans,
 the generic commands that meet our types (COPY, DUMP, RESTORE with mutated
@@ -332,6 +332,18 @@ def batching_options(d: Draw) -> list[bytes]:
     return options
 
 
+def cache_option(d: Draw) -> list[bytes]:
+    """[CACHE [TTL ms]]; sometimes TTL alone, without its value, or a limit or non-number."""
+    kind = d.int(0, 5)
+    if kind <= 2:
+        return [b"CACHE"]
+    if kind == 3:
+        return [b"CACHE", b"TTL", _ascii(d.int(1, 5000))]
+    if kind == 4:
+        return [b"CACHE", b"TTL", *([d.pick(LIMIT_NUMBERS + NON_NUMBERS)] if d.chance(0.8) else [])]
+    return [b"TTL", _ascii(d.int(1, 50))]
+
+
 def modelstore(d: Draw, material: Material) -> list[bytes]:
     backend = d.pick(BACKENDS)
     spec = material.models[d.pick(BACKENDS) if d.chance(0.1) else backend]
@@ -341,6 +353,8 @@ def modelstore(d: Draw, material: Material) -> list[bytes]:
     if d.chance(0.4):
         argv += [b"TAG", d.tag()]
     argv += batching_options(d)
+    if not deprecated and d.chance(0.3):
+        argv += cache_option(d)
     if backend == "TF" or d.chance(0.1):
         inputs = list(spec.inputs) if d.chance(0.8) else d.some(lambda: d.pick((b"a", b"b", b"mul", b"x", b"")), 0, 3)
         outputs = list(spec.outputs) if d.chance(0.8) else d.some(lambda: d.pick((b"mul", b"a", b"out", b"")), 0, 2)
@@ -538,15 +552,22 @@ def info(d: Draw) -> list[bytes]:
 
 
 def config(d: Draw) -> list[bytes]:
-    """AI.CONFIG in every form. BACKENDSPATH is only a recorded string here,
+    """AI.CONFIG in every form (CACHE_MEMORY and CACHE_FLUSH change only the
+    inference cache, which DUMPs never show). BACKENDSPATH is only a recorded string here,
     and every backend is loaded before fuzzing, so neither it nor LOADBACKEND
     can change what later commands do. MODEL_CHUNK_SIZE changes how models
     are chunked in replies and in RDB, so the harness sets it back before it
     compares DUMPs."""
-    kind = d.pick(("get", "get", "chunk", "path", "load", "other"))
+    kind = d.pick(("get", "get", "chunk", "path", "load", "cache", "other"))
     if kind == "get":
         return [b"AI.CONFIG", b"GET",
-                *d.some(lambda: d.pick((b"BACKENDSPATH", b"MODEL_CHUNK_SIZE", b"model_chunk_size", b"OTHER")), 0, 2)]
+                *d.some(lambda: d.pick((b"BACKENDSPATH", b"MODEL_CHUNK_SIZE", b"model_chunk_size",
+                                        b"CACHE_MEMORY", b"OTHER")), 0, 2)]
+    if kind == "cache":
+        if d.chance(0.3):
+            return [b"AI.CONFIG", b"CACHE_FLUSH"]
+        size = _ascii(d.int(0, 1 << 20)) if d.chance(0.6) else d.pick(LIMIT_NUMBERS + NON_NUMBERS)
+        return [b"AI.CONFIG", b"CACHE_MEMORY", *([size] if d.chance(0.9) else [])]
     if kind == "chunk":
         size = _ascii(d.int(1, 4096)) if d.chance(0.6) else d.pick(LIMIT_NUMBERS + NON_NUMBERS)
         return [b"AI.CONFIG", b"MODEL_CHUNK_SIZE", *([size] if d.chance(0.9) else [])]

@@ -32,7 +32,7 @@ SYNTAX = {
     "ai.tensorget": "key [META] [BLOB|VALUES]",
     "ai.modelstore": "key TF|TFLITE|TORCH|ONNX device [TAG tag] "
                      "[BATCHSIZE batchsize [MINBATCHSIZE minbatchsize [MINBATCHTIMEOUT minbatchtimeout]]] "
-                     "[INPUTS input_count input [input ...] OUTPUTS output_count output [output ...]] "
+                     "[CACHE [TTL ttl]] [INPUTS input_count input [input ...] OUTPUTS output_count output [output ...]] "
                      "BLOB blob [blob ...]",
     "ai.modelset": "key TF|TFLITE|TORCH|ONNX device [TAG tag] "
                    "[BATCHSIZE batchsize [MINBATCHSIZE minbatchsize [MINBATCHTIMEOUT minbatchtimeout]]] "
@@ -69,7 +69,7 @@ SYNTAX = {
                     "[|> AI.TENSORSET|AI.TENSORGET|AI.MODELRUN argument [argument ...] ...]",
     "ai.info": "key [RESETSTAT]",
     "ai.config": "BACKENDSPATH path|LOADBACKEND TF|TFLITE|TORCH|ONNX path|MODEL_CHUNK_SIZE chunk_size"
-                 "|GET BACKENDSPATH|MODEL_CHUNK_SIZE",
+                 "|CACHE_MEMORY cache_memory|CACHE_FLUSH|GET BACKENDSPATH|MODEL_CHUNK_SIZE|CACHE_MEMORY",
     "ai.metrics": "",
 }
 
@@ -318,8 +318,8 @@ def test_every_documented_config_name_can_be_read(server):
     c = server.client()
     doc = command_docs(client(server, 3), "AI.CONFIG")["ai.config"]
     names = oneof_tokens(doc, "name")
-    assert names == ["BACKENDSPATH", "MODEL_CHUNK_SIZE"]
-    assert [c.execute_command("AI.CONFIG", "GET", n) is not None for n in names] == [True, True]
+    assert names == ["BACKENDSPATH", "MODEL_CHUNK_SIZE", "CACHE_MEMORY"]
+    assert [c.execute_command("AI.CONFIG", "GET", n) is not None for n in names] == [True, True, True]
 
 
 # --------------------------------------------------------------------------

@@ -49,9 +49,11 @@ def run_failing_load(tmp_path: Path, module: Path, *module_args: str) -> str:
 
 
 def test_info_modules_has_the_five_ai_sections_in_order(r):
+    """RedisAI's five sections in RedisAI's order; ours (the inference cache) come after them."""
     sections = info_sections(r)
     assert [name for name, _ in sections] == [
         "Modules", "ai_versions", "ai_git", "ai_load_time_configs", "ai_backends_info", "ai_cpu",
+        "ai_cache",
     ]
     fields = dict(sections)
     assert list(fields["ai_versions"]) == [

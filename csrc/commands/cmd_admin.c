@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "commands/parse.h"
 #include "python/py_runtime.h"
+#include "exec/infer_cache.h"
 #include "exec/sync_run.h"
 #include "types/type_model.h"
 #include "types/type_script.h"
@@ -109,11 +110,23 @@ static int ConfigGet(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
                                                  strlen(RAI_Cfg.backends_path));
     if (RAI_ArgIs(argv[2], "MODEL_CHUNK_SIZE"))
         return RedisModule_ReplyWithLongLong(ctx, RAI_Cfg.model_chunk_size);
+    if (RAI_ArgIs(argv[2], "CACHE_MEMORY")) return RedisModule_ReplyWithLongLong(ctx, RAI_Cfg.cache_memory);
     return RedisModule_ReplyWithNull(ctx);
 }
 
+/* AI.CONFIG CACHE_MEMORY <bytes>: the inference cache's budget, applied at
+ * once (entries past it are evicted; 0 empties and turns off the cache). */
+static int ConfigCacheMemory(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc < 3) return RedisModule_ReplyWithError(ctx, "ERR CACHE_MEMORY: missing number of bytes");
+    const char *err = RAI_ConfigSetCacheMemory(argv[2]);
+    if (err) return RedisModule_ReplyWithError(ctx, err);
+    RAI_CacheBudgetChanged();
+    return RedisModule_ReplyWithSimpleString(ctx, "OK");
+}
+
 /* AI.CONFIG BACKENDSPATH <path> | LOADBACKEND <backend> <path> |
- *           MODEL_CHUNK_SIZE <bytes> | GET <name> */
+ *           MODEL_CHUNK_SIZE <bytes> | CACHE_MEMORY <bytes> | CACHE_FLUSH |
+ *           GET <name> */
 int RAI_Config_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc < 2) return RAI_ReplyWrongArity(ctx, argv[0]);
     RedisModuleString *sub = argv[1];
@@ -128,6 +141,11 @@ int RAI_Config_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int a
         if (argc < 3) return RedisModule_ReplyWithError(ctx, "ERR MODEL_CHUNK_SIZE: missing chunk size");
         const char *err = RAI_ConfigSetChunkSize(argv[2]);
         if (err) return RedisModule_ReplyWithError(ctx, err);
+        return RedisModule_ReplyWithSimpleString(ctx, "OK");
+    }
+    if (RAI_ArgIs(sub, "CACHE_MEMORY")) return ConfigCacheMemory(ctx, argv, argc);
+    if (RAI_ArgIs(sub, "CACHE_FLUSH")) {
+        RAI_CacheFlush();
         return RedisModule_ReplyWithSimpleString(ctx, "OK");
     }
     return RedisModule_ReplyWithError(ctx, "ERR unsupported subcommand");
@@ -194,10 +212,12 @@ int RAI_ScriptScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, i
     return ReplyWithScan(ctx, RAI_ScriptType);
 }
 
+/* `cached`: the key's model was stored with CACHE, and its cache counters
+ * follow RedisAI's fields (other keys get RedisAI's reply unchanged). */
 static void ReplyWithRunInfo(RedisModuleCtx *ctx, RedisModuleString *keyname, const char *type,
                              const char *backend, const char *device, const char *tag,
-                             const RAI_RunStats *stats, long long samples) {
-    RedisModule_ReplyWithArray(ctx, 18);
+                             const RAI_RunStats *stats, long long samples, int cached) {
+    RedisModule_ReplyWithArray(ctx, cached ? 22 : 18);
     RedisModule_ReplyWithSimpleString(ctx, "key");
     RedisModule_ReplyWithString(ctx, keyname);
     RedisModule_ReplyWithSimpleString(ctx, "type");
@@ -216,6 +236,11 @@ static void ReplyWithRunInfo(RedisModuleCtx *ctx, RedisModuleString *keyname, co
     RedisModule_ReplyWithLongLong(ctx, stats->calls);
     RedisModule_ReplyWithSimpleString(ctx, "errors");
     RedisModule_ReplyWithLongLong(ctx, stats->errors);
+    if (!cached) return;
+    RedisModule_ReplyWithSimpleString(ctx, "cache_hits");
+    RedisModule_ReplyWithLongLong(ctx, stats->cache_hits);
+    RedisModule_ReplyWithSimpleString(ctx, "cache_misses");
+    RedisModule_ReplyWithLongLong(ctx, stats->cache_misses);
 }
 
 /* AI.INFO key [RESETSTAT] */
@@ -238,8 +263,8 @@ int RAI_Info_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int arg
     }
     if (m)
         ReplyWithRunInfo(ctx, argv[1], "MODEL", RAI_BackendName(m->backend), m->device, m->tag, stats,
-                         stats->samples);
+                         stats->samples, m->cache);
     else /* scripts report no sample count */
-        ReplyWithRunInfo(ctx, argv[1], "SCRIPT", "TORCH", s->device, s->tag, stats, -1);
+        ReplyWithRunInfo(ctx, argv[1], "SCRIPT", "TORCH", s->device, s->tag, stats, -1, 0);
     return REDISMODULE_OK;
 }

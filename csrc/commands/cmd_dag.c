@@ -3,7 +3,8 @@
  *
  * The whole DAG is parsed on the main thread: LOAD keys are read, TENSORSET
  * ops build their tensors, every op's input is resolved to a slot. Then the
- * model and script ops become jobs (dag.h schedules them), and the reply
+ * model and script ops become jobs (dag.h schedules them) unless the
+ * inference cache answers a model op at once, and the reply
  * callback answers one entry per op and writes the PERSIST keys only if
  * every op succeeded. Intermediate tensors never touch the keyspace. */
 #include "commands/cmd_dag.h"
@@ -348,8 +349,9 @@ static void Persist(RedisModuleCtx *ctx, RAI_Dag *dag) {
         RAI_WriteTensorKey(ctx, dag->persist_keys[i], dag->slots[dag->persist_slots[i]]);
 }
 
+/* An op answered from the cache counted its hit when it was looked up. */
 static void CountRun(const RAI_DagOp *op, const RAI_Dag *dag) {
-    if (op->job == NULL || op->state == RAI_OP_PENDING) return;
+    if (op->job == NULL || op->cached || op->state == RAI_OP_PENDING) return;
     int produced = op->state == RAI_OP_DONE && op->noutputs > 0;
     RAI_JobCount(op->job, produced ? dag->slots[op->outputs[0]] : NULL);
 }
@@ -373,6 +375,7 @@ static void ReplyWithOp(RedisModuleCtx *ctx, const RAI_DagOp *op, const RAI_Dag 
 
 static int ReplyWithDag(RedisModuleCtx *ctx, RAI_Dag *dag) {
     for (int i = 0; i < dag->nops; i++) CountRun(&dag->ops[i], dag);
+    RAI_DagCacheResults(dag);
     RAI_OpMetricsCountDag(dag->failed || dag->timed_out);
     if (dag->timed_out) return RedisModule_ReplyWithSimpleString(ctx, "TIMEDOUT");
     int persist_failed = !dag->failed && !PersistKeysWritable(ctx, dag);
@@ -398,7 +401,7 @@ static void Dag_Free(RedisModuleCtx *ctx, void *privdata) {
 
 static int HasRunOps(const RAI_Dag *dag) {
     for (int i = 0; i < dag->nops; i++) {
-        if (dag->ops[i].job) return 1;
+        if (RAI_DagOpRuns(&dag->ops[i])) return 1;
     }
     return 0;
 }
@@ -415,7 +418,8 @@ static int DagCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, c
         return p.replied ? REDISMODULE_OK : RedisModule_ReplyWithError(ctx, err);
     }
     RAI_Dag *dag = p.dag;
-    if (!HasRunOps(dag)) { /* only TENSORSET/TENSORGET: nothing to wait for */
+    RAI_DagServeFromCache(dag);
+    if (!HasRunOps(dag)) { /* only TENSORSET/TENSORGET and cache hits: nothing to wait for */
         ReplyWithDag(ctx, dag);
         RAI_DagFree(dag);
         return REDISMODULE_OK;

@@ -1,7 +1,8 @@
 /* cmd_model.c -- AI.MODELSTORE / MODELSET / MODELGET / MODELDEL /
  * MODELEXECUTE / MODELRUN (AI.INFO and AI._MODELSCAN are in cmd_admin.c).
  *
- * Handlers parse and read keys on the main thread, then queue a job and
+ * Handlers parse and read keys on the main thread, then answer a run of a
+ * cached model from the inference cache when they can, or else queue a job and
  * block the client (or, in MULTI/Lua, wait for it: job_keys.c); the reply
  * (main thread again) writes keys, replicates and replies. No handler
  * touches Python. */
@@ -16,6 +17,7 @@
 #include "base/log.h"
 #include "commands/parse.h"
 #include "commands/parse_model.h"
+#include "exec/infer_cache.h"
 #include "exec/run_queue.h"
 #include "types/type_model.h"
 #include "types/type_tensor.h"
@@ -53,7 +55,7 @@ static int ModelStore(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
 }
 
 /* AI.MODELSTORE key backend device [TAG t] [BATCHSIZE n [MINBATCHSIZE m
- * [MINBATCHTIMEOUT t]]] [INPUTS n name... OUTPUTS n name...] BLOB chunk... */
+ * [MINBATCHTIMEOUT t]]] [CACHE [TTL ms]] [INPUTS n name... OUTPUTS n name...] BLOB chunk... */
 int RAI_ModelStore_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc < 6) return RAI_ReplyWrongArity(ctx, argv[0]);
     return ModelStore(ctx, argv, argc, RAI_ParseModelStore);
@@ -86,7 +88,9 @@ static void ReplyWithNames(RedisModuleCtx *ctx, int n, char **names) {
 }
 
 static void ReplyWithModelMeta(RedisModuleCtx *ctx, const RAI_Model *m, int with_blob) {
-    RedisModule_ReplyWithArray(ctx, with_blob ? 18 : 16);
+    /* A model stored with CACHE shows it in two more pairs; others get
+     * RedisAI's reply unchanged. */
+    RedisModule_ReplyWithArray(ctx, (with_blob ? 18 : 16) + (m->cache ? 4 : 0));
     RedisModule_ReplyWithSimpleString(ctx, "backend");
     RedisModule_ReplyWithSimpleString(ctx, RAI_BackendName(m->backend));
     RedisModule_ReplyWithSimpleString(ctx, "device");
@@ -103,6 +107,12 @@ static void ReplyWithModelMeta(RedisModuleCtx *ctx, const RAI_Model *m, int with
     ReplyWithNames(ctx, m->noutputs, m->outputs);
     RedisModule_ReplyWithSimpleString(ctx, "minbatchtimeout");
     RedisModule_ReplyWithLongLong(ctx, m->minbatchtimeout);
+    if (m->cache) {
+        RedisModule_ReplyWithSimpleString(ctx, "cache");
+        RedisModule_ReplyWithLongLong(ctx, 1);
+        RedisModule_ReplyWithSimpleString(ctx, "cache_ttl");
+        RedisModule_ReplyWithLongLong(ctx, m->cache_ttl_ms);
+    }
     if (!with_blob) return;
     RedisModule_ReplyWithSimpleString(ctx, "blob");
     ReplyWithBlob(ctx, m);
@@ -155,7 +165,8 @@ static int ModelExecute(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
     job->ninputs = args.ninputs;
     job->noutputs = args.noutputs;
     RAI_JobKeepOutputKeys(job, argv + args.outputs_at);
-    if (!RAI_JobCaptureInputs(ctx, job, argv + args.inputs_at) || !RAI_JobOutputKeysWritable(ctx, job)) {
+    if (!RAI_JobCaptureInputs(ctx, job, argv + args.inputs_at) || !RAI_JobOutputKeysWritable(ctx, job) ||
+        (RAI_CacheApplies(m) && RAI_JobServeFromCache(ctx, job))) {
         RAI_JobFree(job);
         return REDISMODULE_OK;
     }

@@ -57,6 +57,14 @@ static const RedisModuleCommandArg BATCHING[] = {
     END,
 };
 
+/* [CACHE [TTL ms]]: ours, not RedisAI's (the inference result cache). */
+static const RedisModuleCommandArg CACHING[] = {
+    TOKEN("cache", "CACHE"),
+    ARG("ttl", INTEGER, .token = "TTL", .flags = OPTIONAL,
+        .summary = "how long a cached result serves, in milliseconds"),
+    END,
+};
+
 /* ================================================================ tensors */
 
 static const RedisModuleCommandArg TENSOR_TYPES[] = {
@@ -115,6 +123,8 @@ static const RedisModuleCommandArg MODELSTORE_ARGS[] = {
     ARG("device", STRING, .summary = "CPU, GPU, or CPU:<n> / GPU:<n>"),
     ARG("tag", STRING, .token = "TAG", .flags = OPTIONAL),
     ARG("batching", BLOCK, .flags = OPTIONAL, .subargs = BATCHING),
+    ARG("caching", BLOCK, .flags = OPTIONAL, .subargs = CACHING,
+        .summary = "answer repeated requests from the inference cache (not in RedisAI)"),
     ARG("nodes", BLOCK, .flags = OPTIONAL, .subargs = STORE_NODES,
         .summary = "the graph's input and output node names; TF only, and required there"),
     ARG("blob", STRING, .token = "BLOB", .flags = MULTIPLE,
@@ -431,12 +441,16 @@ static const RedisModuleCommandArg CONFIG_LOADBACKEND[] = {
     END,
 };
 static const RedisModuleCommandArg CONFIG_NAMES[] = {
-    TOKEN("backendspath", "BACKENDSPATH"), TOKEN("model_chunk_size", "MODEL_CHUNK_SIZE"), END,
+    TOKEN("backendspath", "BACKENDSPATH"), TOKEN("model_chunk_size", "MODEL_CHUNK_SIZE"),
+    TOKEN("cache_memory", "CACHE_MEMORY"), END,
 };
 static const RedisModuleCommandArg CONFIG_ACTIONS[] = {
     ARG("path", STRING, .token = "BACKENDSPATH"),
     ARG("loadbackend", BLOCK, .token = "LOADBACKEND", .subargs = CONFIG_LOADBACKEND),
     ARG("chunk_size", INTEGER, .token = "MODEL_CHUNK_SIZE", .summary = "bytes"),
+    ARG("cache_memory", INTEGER, .token = "CACHE_MEMORY",
+        .summary = "the inference cache's budget in bytes; 0 turns it off (not in RedisAI)"),
+    TOKEN("cache_flush", "CACHE_FLUSH", .summary = "empties the inference cache (not in RedisAI)"),
     ARG("name", ONEOF, .token = "GET", .subargs = CONFIG_NAMES),
     END,
 };
@@ -445,7 +459,8 @@ static const RedisModuleCommandArg CONFIG_ARGS[] = {
     END,
 };
 static const RAI_CommandDoc CONFIG = {
-    .summary = "Sets or reads BACKENDSPATH and MODEL_CHUNK_SIZE, or loads a backend",
+    .summary = "Sets or reads BACKENDSPATH, MODEL_CHUNK_SIZE and CACHE_MEMORY, loads a backend, or "
+               "empties the inference cache",
     .complexity = "O(1); LOADBACKEND loads the backend on a thread of its own",
     .since = "0.4.0",
     .args = CONFIG_ARGS,

@@ -1,5 +1,6 @@
 /* info.c -- the module's INFO MODULES sections, in RedisAI's order:
- * ai_versions, ai_git, ai_load_time_configs, ai_backends_info, ai_cpu.
+ * ai_versions, ai_git, ai_load_time_configs, ai_backends_info, ai_cpu; then
+ * ours: ai_cache.
  * Clients split this text on '#', so no value may contain one. */
 #include "commands/info.h"
 
@@ -8,6 +9,7 @@
 
 #include "types/backends.h"
 #include "types/config.h"
+#include "exec/infer_cache.h"
 #include "exec/run_queue.h"
 #include "types/type_tensor.h"
 
@@ -32,6 +34,21 @@ static void AddCpuSection(RedisModuleInfoCtx *ctx) {
     RAI_RunQueuesInfo(ctx);
 }
 
+/* The inference cache (ours): what it holds and how it serves. */
+static void AddCacheSection(RedisModuleInfoCtx *ctx) {
+    RAI_CacheFigureSet f;
+    RAI_CacheFigures(&f);
+    RedisModule_InfoAddSection(ctx, "cache");
+    RedisModule_InfoAddFieldLongLong(ctx, "cache_entries", (long long)f.entries);
+    RedisModule_InfoAddFieldLongLong(ctx, "cache_bytes", (long long)f.bytes);
+    RedisModule_InfoAddFieldLongLong(ctx, "cache_budget", (long long)f.budget);
+    RedisModule_InfoAddFieldLongLong(ctx, "cache_hits", (long long)f.hits);
+    RedisModule_InfoAddFieldLongLong(ctx, "cache_misses", (long long)f.misses);
+    RedisModule_InfoAddFieldLongLong(ctx, "cache_inserts", (long long)f.inserts);
+    RedisModule_InfoAddFieldLongLong(ctx, "cache_evictions", (long long)f.evictions);
+    RedisModule_InfoAddFieldLongLong(ctx, "cache_expired", (long long)f.expired);
+}
+
 void RAI_InfoFunc(RedisModuleInfoCtx *ctx, int for_crash_report) {
     (void)for_crash_report;
     RedisModule_InfoAddSection(ctx, "versions");
@@ -54,4 +71,5 @@ void RAI_InfoFunc(RedisModuleInfoCtx *ctx, int for_crash_report) {
     RAI_BackendsInfo(ctx, RAI_RunQueuesWorkerCount());
 
     AddCpuSection(ctx);
+    AddCacheSection(ctx);
 }

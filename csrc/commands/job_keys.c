@@ -2,7 +2,9 @@
  * keys, its queueing (blocking the client, or waiting in MULTI/Lua), its
  * outputs to keys and its reply; and the completion of MODELSTORE and
  * SCRIPTSTORE (key swap, replication, reply) once the session is made.
- * Runs and stores are counted here too, for AI.INFO and AI.METRICS.
+ * Runs and stores are counted here too, for AI.INFO and AI.METRICS. A run
+ * of a model stored with CACHE is looked up in the inference cache first
+ * (a hit writes the cached outputs, no job) and kept there when it succeeds.
  *
  * Keys are touched only here and only on the main thread: inputs when the
  * command is parsed, outputs in the reply callback after the worker is done. */
@@ -11,6 +13,7 @@
 #include "commands/cmd_admin.h"
 #include "python/job_kinds.h"
 #include "base/reaper.h"
+#include "exec/infer_cache.h"
 #include "exec/sync_run.h"
 #include "exec/run_queue.h"
 #include "types/op_metrics.h"
@@ -103,7 +106,16 @@ static int FinishRun(RedisModuleCtx *ctx, RAI_Job *job) {
     }
     for (int i = 0; i < job->noutputs; i++) RAI_WriteTensorKey(ctx, job->output_keys[i], job->outputs[i]);
     RAI_JobCount(job, job->noutputs > 0 ? job->outputs[0] : NULL);
+    if (job->model && RAI_CacheApplies(job->model))
+        RAI_CacheInsert(job->model, job->ninputs, job->inputs, job->noutputs, job->outputs);
     return RedisModule_ReplyWithSimpleString(ctx, "OK");
+}
+
+int RAI_JobServeFromCache(RedisModuleCtx *ctx, RAI_Job *job) {
+    if (!RAI_CacheLookup(job->model, job->ninputs, job->inputs, job->noutputs, job->outputs)) return 0;
+    for (int i = 0; i < job->noutputs; i++) RAI_WriteTensorKey(ctx, job->output_keys[i], job->outputs[i]);
+    RedisModule_ReplyWithSimpleString(ctx, "OK");
+    return 1;
 }
 
 int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {

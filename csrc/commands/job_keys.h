@@ -28,6 +28,12 @@ void RAI_WriteTensorKey(RedisModuleCtx *ctx, RedisModuleString *keyname, RAI_Ten
  * execution time. */
 void RAI_JobCount(RAI_Job *job, const RAI_Tensor *first_output);
 
+/* A run job of a model stored with CACHE, inputs captured and output keys
+ * checked: on a hit, writes and replicates the cached outputs as a run
+ * would, replies OK and returns 1 (the caller frees the job, nothing is
+ * queued); on a miss returns 0. */
+int RAI_JobServeFromCache(RedisModuleCtx *ctx, RAI_Job *job);
+
 /* Reply callback of MODELEXECUTE / SCRIPTEXECUTE: writes and replicates the
  * outputs, counts the run, replies OK / TIMEDOUT / the error. */
 int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);

@@ -56,6 +56,24 @@ static const char *ParseStoreOptions(RedisModuleString **argv, int argc, int *po
     return NULL;
 }
 
+/* [CACHE [TTL ms]] (ours, not RedisAI's): after the batching options, before
+ * INPUTS. TTL is a positive number of milliseconds; without it an entry
+ * serves until it is evicted or the model changes. */
+static const char *ParseCacheOption(RedisModuleString **argv, int argc, int *pos,
+                                    RAI_ModelMeta *meta) {
+    if (*pos < argc && RAI_ArgIs(argv[*pos], "TTL")) return "ERR TTL specified without CACHE";
+    if (*pos >= argc || !RAI_ArgIs(argv[*pos], "CACHE")) return NULL;
+    meta->cache = 1;
+    (*pos)++;
+    if (*pos >= argc || !RAI_ArgIs(argv[*pos], "TTL")) return NULL;
+    if (*pos + 1 >= argc) return "ERR No value provided for TTL";
+    if (RedisModule_StringToLongLong(argv[*pos + 1], &meta->cache_ttl_ms) != REDISMODULE_OK ||
+        meta->cache_ttl_ms <= 0)
+        return "ERR Invalid value for TTL: a positive number of milliseconds";
+    *pos += 2;
+    return NULL;
+}
+
 /* `KEYWORD n name...` for TF's node names; fills the names into a
  * caller-provided array of argc pointers. */
 static const char *ParseCountedNames(RedisModuleString **argv, int argc, int *pos,
@@ -107,6 +125,7 @@ const char *RAI_ParseModelStore(RedisModuleString **argv, int argc, RAI_ModelMet
     if (!IsValidDevice(device, len)) return "ERR Invalid DEVICE";
     int pos = 4;
     if ((err = ParseStoreOptions(argv, argc, &pos, meta))) return err;
+    if ((err = ParseCacheOption(argv, argc, &pos, meta))) return err;
     if (pos >= argc) return "ERR Insufficient arguments, missing model BLOB";
     if (meta->backend == RAI_BACKEND_TF) {
         err = ParseCountedNames(argv, argc, &pos, "INPUTS", "ERR INPUTS not specified for TF",

@@ -1,8 +1,10 @@
-/* dag.c -- DAG slots and ops, and the scheduling of their jobs. */
+/* dag.c -- DAG slots and ops, the scheduling of their jobs, and the answers
+ * the inference cache gives their model ops. */
 #include "exec/dag.h"
 
 #include <string.h>
 
+#include "exec/infer_cache.h"
 #include "exec/run_queue.h"
 #include "exec/sync_run.h"
 
@@ -47,14 +49,64 @@ RAI_DagOp *RAI_DagAddOp(RAI_Dag *dag, RAI_DagOpKind kind) {
     return op;
 }
 
-static int Runs(const RAI_DagOp *op) { return op->kind == RAI_DAG_MODEL || op->kind == RAI_DAG_SCRIPT; }
+static int Runs(const RAI_DagOp *op) {
+    return (op->kind == RAI_DAG_MODEL || op->kind == RAI_DAG_SCRIPT) && !op->cached;
+}
+
+int RAI_DagOpRuns(const RAI_DagOp *op) { return Runs(op); }
+
+/* One model op: its inputs (all present) into its job, then the lookup; a
+ * hit's outputs go to the op's slots. */
+static int ServeOpFromCache(RAI_Dag *dag, RAI_DagOp *op) {
+    RAI_Job *job = op->job;
+    for (int i = 0; i < op->ninputs; i++) {
+        if (dag->slots[op->inputs[i]] == NULL) return 0;
+    }
+    for (int i = 0; i < op->ninputs; i++) {
+        RAI_TensorRelease(job->inputs[i]);
+        job->inputs[i] = RAI_TensorRetain(dag->slots[op->inputs[i]]);
+    }
+    if (!RAI_CacheLookup(job->model, op->ninputs, job->inputs, op->noutputs, job->outputs)) return 0;
+    for (int i = 0; i < op->noutputs; i++) {
+        dag->slots[op->outputs[i]] = job->outputs[i]; /* the slot takes the reference */
+        job->outputs[i] = NULL;
+    }
+    op->cached = 1;
+    op->state = RAI_OP_DONE;
+    return 1;
+}
+
+int RAI_DagServeFromCache(RAI_Dag *dag) {
+    int served = 0;
+    for (int i = 0; i < dag->nops; i++) {
+        RAI_DagOp *op = &dag->ops[i];
+        if (op->kind == RAI_DAG_MODEL && RAI_CacheApplies(op->job->model))
+            served += ServeOpFromCache(dag, op);
+    }
+    return served;
+}
+
+void RAI_DagCacheResults(RAI_Dag *dag) {
+    for (int i = 0; i < dag->nops; i++) {
+        RAI_DagOp *op = &dag->ops[i];
+        if (op->kind != RAI_DAG_MODEL || op->cached || op->state != RAI_OP_DONE) continue;
+        if (!RAI_CacheApplies(op->job->model)) continue;
+        RAI_Tensor **outputs = op->job->outputs; /* emptied into the slots when the op ended */
+        for (int k = 0; k < op->noutputs; k++) outputs[k] = dag->slots[op->outputs[k]];
+        RAI_CacheInsert(op->job->model, op->ninputs, op->job->inputs, op->noutputs, outputs);
+        for (int k = 0; k < op->noutputs; k++) outputs[k] = NULL; /* the slots keep the references */
+    }
+}
 
 /* The op's inputs, taken from their slots into its job (lock held or before
  * any job runs), and the job queued. Its deadline is the DAG's: a job still
  * queued when the DAG's TIMEOUT passes is not run. */
 static void Queue(RAI_Dag *dag, RAI_DagOp *op) {
     RAI_Job *job = op->job;
-    for (int i = 0; i < op->ninputs; i++) job->inputs[i] = RAI_TensorRetain(dag->slots[op->inputs[i]]);
+    for (int i = 0; i < op->ninputs; i++) {
+        RAI_TensorRelease(job->inputs[i]); /* a cache lookup may have filled it */
+        job->inputs[i] = RAI_TensorRetain(dag->slots[op->inputs[i]]);
+    }
     job->deadline_us = dag->deadline_us;
     job->waiter = dag->waiter;
     job->queued_us = RedisModule_MonotonicMicroseconds();

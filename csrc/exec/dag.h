@@ -37,6 +37,7 @@ typedef struct {
     int waits;              /* inputs not produced yet, + 1 for an earlier op of its device */
     int next_on_device;     /* the next model/script op of the same queue, or -1 */
     RAI_DagOpState state;   /* written under the DAG lock */
+    int cached;             /* MODEL: answered from the inference cache, its job never runs */
 } RAI_DagOp;
 
 typedef struct RAI_Dag {
@@ -61,6 +62,20 @@ void RAI_DagFree(RAI_Dag *dag);
 /* A new slot holding t (taken over), returned by number. */
 int RAI_DagAddSlot(RAI_Dag *dag, RAI_Tensor *t);
 RAI_DagOp *RAI_DagAddOp(RAI_Dag *dag, RAI_DagOpKind kind);
+
+/* Main thread, once parsed: answers from the inference cache each model op
+ * of a cached model whose inputs are known already (LOAD, TENSORSET, or an
+ * earlier op answered this way), in DAG order; those ops are DONE and never
+ * queued. Returns how many were answered. */
+int RAI_DagServeFromCache(RAI_Dag *dag);
+
+/* Main thread, once the DAG is over: keeps the outputs of each model op of
+ * a cached model that ran and succeeded. */
+void RAI_DagCacheResults(RAI_Dag *dag);
+
+/* Whether the op still needs a job to run (a model or script op not
+ * answered from the cache). */
+int RAI_DagOpRuns(const RAI_DagOp *op);
 
 /* Main thread, once parsed and the client blocked (or a waiter set): counts what each model or
  * script op waits for and queues those that wait for nothing. Returns the

@@ -1,6 +1,7 @@
 /* metrics_text.c -- renders the exposition, family by family: the per-key
  * series of models and scripts, the device queues and their batches, stores
- * and session loads, DAG commands, and the registry's own figures.
+ * and session loads, DAG commands, the inference cache, and the registry's
+ * own figures.
  *
  * Every family gets its # HELP and # TYPE lines even when it has no sample
  * yet, so dashboards and alerts see the same names on every server. Names
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "base/histogram.h"
+#include "exec/infer_cache.h"
 #include "exec/run_queue.h"
 #include "types/backends.h"
 #include "types/config.h"
@@ -268,6 +270,26 @@ static void RenderDags(RAI_TextBuf *b) {
     Sample(b, "redisai_dag_errors_total", "", 0, Load(&dags->errors));
 }
 
+/* ---------------------------------------------------------- the cache */
+
+static void RenderCache(RAI_TextBuf *b) {
+    RAI_CacheFigureSet f;
+    RAI_CacheFigures(&f);
+    Family(b, "redisai_cache_hits_total", "counter",
+           "Model runs answered from the inference cache (no backend run).");
+    Sample(b, "redisai_cache_hits_total", "", 0, f.hits);
+    Family(b, "redisai_cache_misses_total", "counter",
+           "Runs of models stored with CACHE that found no cached result.");
+    Sample(b, "redisai_cache_misses_total", "", 0, f.misses);
+    Family(b, "redisai_cache_evictions_total", "counter",
+           "Cache entries evicted to stay within CACHE_MEMORY.");
+    Sample(b, "redisai_cache_evictions_total", "", 0, f.evictions);
+    Family(b, "redisai_cache_bytes", "gauge", "Bytes the inference cache's entries count against CACHE_MEMORY.");
+    Sample(b, "redisai_cache_bytes", "", 0, f.bytes);
+    Family(b, "redisai_cache_entries", "gauge", "Entries in the inference cache.");
+    Sample(b, "redisai_cache_entries", "", 0, f.entries);
+}
+
 /* ------------------------------------------------------------- registry */
 
 static void RenderRegistry(RAI_TextBuf *b) {
@@ -286,12 +308,11 @@ static void RenderRegistry(RAI_TextBuf *b) {
 
 /* ----------------------------------------------------------------- render */
 
-/* The sections, in exposition order. The inference cache (issue 10) and the
- * loaded-session budget (issue 11) add theirs between the DAGs and the
- * registry: cache hits, misses, evictions and bytes; sessions loaded,
- * their bytes, evictions and the budget. */
+/* The sections, in exposition order. The loaded-session budget (issue 11)
+ * adds its own between the cache and the registry: sessions loaded, their
+ * bytes, evictions and the budget. */
 static void (*const SECTIONS[])(RAI_TextBuf *b) = {
-    RenderKeys, RenderQueues, RenderStoresAndLoads, RenderDags, RenderRegistry,
+    RenderKeys, RenderQueues, RenderStoresAndLoads, RenderDags, RenderCache, RenderRegistry,
 };
 
 void RAI_MetricsRender(RAI_TextBuf *buf) {

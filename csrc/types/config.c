@@ -19,6 +19,7 @@ RAI_Config RAI_Cfg = {
     .metrics_port = 0,
     .metrics_bind = NULL, /* 127.0.0.1 unless METRICS_BIND says otherwise */
     .metrics_max_keys = 1000,
+    .cache_memory = 64LL * 1024 * 1024,
 };
 
 /* An integer argument with a lower bound; 0 when it parses and fits. */
@@ -67,6 +68,7 @@ static int ApplyPair(RedisModuleString *key, RedisModuleString *value) {
         return ParseBounded(value, 1, &RAI_Cfg.backend_memory_limit);
     if (RAI_ArgIs(key, "METRICS_PORT")) return ParsePort(value, &RAI_Cfg.metrics_port);
     if (RAI_ArgIs(key, "METRICS_MAX_KEYS")) return ParseBounded(value, 0, &RAI_Cfg.metrics_max_keys);
+    if (RAI_ArgIs(key, "CACHE_MEMORY")) return ParseBounded(value, 0, &RAI_Cfg.cache_memory);
     if (RAI_ArgIs(key, "METRICS_BIND")) {
         RedisModule_Free(RAI_Cfg.metrics_bind);
         RAI_Cfg.metrics_bind = RedisModule_Strdup(RedisModule_StringPtrLen(value, NULL));
@@ -111,5 +113,12 @@ const char *RAI_ConfigSetBackendsPath(RedisModuleString *path) {
 const char *RAI_ConfigSetChunkSize(RedisModuleString *value) {
     if (!ParseBounded(value, 1, &RAI_Cfg.model_chunk_size))
         return "ERR MODEL_CHUNK_SIZE: invalid chunk size";
+    return NULL;
+}
+
+/* CACHE_MEMORY: bytes, 0 (off) or more; the caller evicts down to it. */
+const char *RAI_ConfigSetCacheMemory(RedisModuleString *value) {
+    if (!ParseBounded(value, 0, &RAI_Cfg.cache_memory))
+        return "ERR CACHE_MEMORY: a number of bytes, 0 or more";
     return NULL;
 }

@@ -17,6 +17,7 @@ typedef struct {
     long long metrics_port;            /* the /metrics endpoint's TCP port; 0: none */
     char *metrics_bind;                /* the address it listens on */
     long long metrics_max_keys;        /* per-key metric series before keys fold into `other` */
+    long long cache_memory;            /* inference cache budget in bytes; 0: cache off */
 } RAI_Config;
 
 extern RAI_Config RAI_Cfg;
@@ -29,5 +30,6 @@ int RAI_ConfigFromArgs(RedisModuleString **argv, int argc, const char *module_di
 /* AI.CONFIG setters; NULL on success, else the reply error. */
 const char *RAI_ConfigSetBackendsPath(RedisModuleString *path);
 const char *RAI_ConfigSetChunkSize(RedisModuleString *value);
+const char *RAI_ConfigSetCacheMemory(RedisModuleString *value);
 
 #endif

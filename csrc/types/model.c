@@ -18,6 +18,7 @@ static pthread_mutex_t dropped_lock = PTHREAD_MUTEX_INITIALIZER;
 static DroppedSession *dropped;
 static size_t dropped_len, dropped_cap;
 static RAI_SessionDropWaker drop_waker;
+static RAI_ModelUnkeyedHook unkeyed_hook;
 
 static char **CopyNames(int n, const char **names) {
     if (n <= 0) return NULL;
@@ -41,6 +42,8 @@ RAI_Model *RAI_ModelNew(const RAI_ModelMeta *meta, char *blob, size_t bloblen) {
     m->batchsize = meta->batchsize;
     m->minbatchsize = meta->minbatchsize;
     m->minbatchtimeout = meta->minbatchtimeout;
+    m->cache = meta->cache;
+    m->cache_ttl_ms = meta->cache ? meta->cache_ttl_ms : 0;
     m->ninputs = m->noutputs = -1;
     RAI_ModelSetNames(m, meta->ninputs, meta->inputs, meta->noutputs, meta->outputs);
     m->blob = blob;
@@ -75,6 +78,14 @@ uint64_t RAI_NextSessionId(void) {
 
 void RAI_SetSessionDropWaker(RAI_SessionDropWaker wake) {
     drop_waker = wake;
+}
+
+void RAI_SetModelUnkeyedHook(RAI_ModelUnkeyedHook hook) {
+    unkeyed_hook = hook;
+}
+
+void RAI_ModelUnkeyed(RAI_Model *m) {
+    if (unkeyed_hook) unkeyed_hook(m);
 }
 
 void RAI_PostDroppedSession(uint64_t id) {

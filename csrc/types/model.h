@@ -32,6 +32,9 @@ typedef struct RAI_Model {
     char **inputs, **outputs;
     char *blob;
     size_t bloblen;
+    int cache;                   /* stored with CACHE: runs are answered from the inference cache */
+    long long cache_ttl_ms;      /* CACHE TTL: how long an entry serves (ms); 0: until evicted */
+    int unkeyed;                 /* no key holds it any more: its results are not cached (main thread) */
     RAI_RunStats stats;          /* main thread only */
     RAI_KeyLink metrics;         /* the key series its runs count to (main thread) */
     struct RAI_RunQueue *queue;  /* the queue of its device */
@@ -49,6 +52,8 @@ typedef struct {
     long long batchsize, minbatchsize, minbatchtimeout;
     int ninputs, noutputs; /* -1: not given */
     const char **inputs, **outputs;
+    int cache;             /* CACHE given */
+    long long cache_ttl_ms; /* its TTL; 0: none */
 } RAI_ModelMeta;
 
 /* Takes ownership of blob (RedisModule_Alloc'd). Names are copied. */
@@ -91,5 +96,14 @@ size_t RAI_TakeDroppedSessions(uint64_t *ids, void **handles, size_t max);
  * Registered once at start-up, before any model exists. */
 typedef void (*RAI_SessionDropWaker)(void);
 void RAI_SetSessionDropWaker(RAI_SessionDropWaker wake);
+
+/* Called when a key lets go of its model (overwrite, DEL, FLUSHALL, a
+ * failed RESTORE...), before the key's reference is released, so the layer
+ * above can free what it keeps for that model (its inference cache
+ * entries). It may run off the main thread (FLUSHALL ASYNC frees keys on a
+ * background thread); the hook checks. Registered once at start-up. */
+typedef void (*RAI_ModelUnkeyedHook)(RAI_Model *m);
+void RAI_SetModelUnkeyedHook(RAI_ModelUnkeyedHook hook);
+void RAI_ModelUnkeyed(RAI_Model *m);
 
 #endif

@@ -8,6 +8,8 @@ typedef struct {
     long long samples;     /* dim 0 of the first output, summed */
     long long calls;
     long long errors;
+    long long cache_hits;   /* requests answered from the inference cache (no run) */
+    long long cache_misses; /* requests of a cached model that had to run */
 } RAI_RunStats;
 
 #endif

@@ -4,9 +4,19 @@
  * session: RDB save and AOF rewrite are memory copies in pure C, safe in the
  * fork child. Encoding 4 is RedisAI 1.2's (blob in MODEL_CHUNK_SIZE chunks);
  * 0-3 are read too. A loaded model gets its session lazily, on a worker, at
- * its first run. */
+ * its first run.
+ *
+ * The CACHE setting (ours) rides in encoding 4 without changing it: the
+ * device string is saved with its NUL, and a model stored with CACHE has
+ * `cache` or `cache ttl=<ms>` after that NUL. Readers that take the device
+ * as a C string (RedisAI's, ours before the cache) stop at the NUL, so the
+ * RDB stays readable by them; a model without CACHE is saved byte for byte
+ * as before; and old payloads, having nothing after the NUL, load uncached. */
 #include "types/type_model.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "types/config.h"
@@ -43,6 +53,47 @@ static char *LoadCString(RedisModuleIO *rdb) {
     s[len] = '\0';
     RedisModule_Free(buf);
     return s;
+}
+
+/* The extension after the device's NUL: nothing, `cache` or `cache
+ * ttl=<ms>`. Returns 0 on anything else (a payload is untrusted input). */
+static int ParseDeviceExtension(const char *ext, size_t len, RAI_ModelMeta *meta) {
+    char text[64];
+    if (len == 0) return 1;
+    if (len >= sizeof(text)) return 0;
+    memcpy(text, ext, len);
+    text[len] = '\0';
+    if (strcmp(text, "cache") == 0) {
+        meta->cache = 1;
+        return 1;
+    }
+    if (strncmp(text, "cache ttl=", 10) != 0 || text[10] < '1' || text[10] > '9') return 0;
+    char *end;
+    errno = 0;
+    long long ttl = strtoll(text + 10, &end, 10);
+    if (errno != 0 || *end != '\0' || ttl <= 0) return 0;
+    meta->cache = 1;
+    meta->cache_ttl_ms = ttl;
+    return 1;
+}
+
+/* The device string and, after its NUL, the CACHE extension (see the top). */
+static char *LoadDevice(RedisModuleIO *rdb, RAI_ModelMeta *meta, int *bad) {
+    size_t len = 0;
+    char *buf = RedisModule_LoadStringBuffer(rdb, &len);
+    if (buf == NULL) return RedisModule_Strdup("");
+    const char *nul = memchr(buf, '\0', len);
+    size_t devlen = nul ? (size_t)(nul - buf) : len;
+    char *device = RedisModule_Alloc(devlen + 1);
+    memcpy(device, buf, devlen);
+    device[devlen] = '\0';
+    if (nul) {
+        size_t extlen = len - devlen - 1;
+        if (extlen > 0 && buf[len - 1] == '\0') extlen--; /* saved with its own NUL */
+        *bad = !ParseDeviceExtension(nul + 1, extlen, meta);
+    }
+    RedisModule_Free(buf);
+    return device;
 }
 
 static char **LoadNames(RedisModuleIO *rdb, int *n) {
@@ -115,7 +166,8 @@ static void *ModelRdbLoad(RedisModuleIO *rdb, int encver) {
     }
     RAI_ModelMeta meta = {.ninputs = -1, .noutputs = -1};
     uint64_t backend = RedisModule_LoadUnsigned(rdb);
-    char *device = LoadCString(rdb);
+    int bad_extension = 0;
+    char *device = LoadDevice(rdb, &meta, &bad_extension);
     char *tag = LoadCString(rdb);
     meta.batchsize = (long long)RedisModule_LoadUnsigned(rdb);
     meta.minbatchsize = (long long)RedisModule_LoadUnsigned(rdb);
@@ -127,7 +179,9 @@ static void *ModelRdbLoad(RedisModuleIO *rdb, int encver) {
     char *blob = RedisModule_IsIOError(rdb) ? NULL : LoadBlob(rdb, encver >= 1, &bloblen);
 
     RAI_Model *m = NULL;
-    if (blob != NULL && !RedisModule_IsIOError(rdb) && backend < RAI_BACKEND_COUNT) {
+    if (bad_extension) {
+        RedisModule_LogIOError(rdb, "warning", "AI__MODEL: unknown device extension in RDB");
+    } else if (blob != NULL && !RedisModule_IsIOError(rdb) && backend < RAI_BACKEND_COUNT) {
         meta.backend = (RAI_Backend)backend;
         meta.device = device;
         meta.tag = tag;
@@ -157,11 +211,28 @@ static void SaveNames(RedisModuleIO *rdb, int n, char **names) {
     for (int i = 0; i < n; i++) RedisModule_SaveStringBuffer(rdb, names[i], strlen(names[i]) + 1);
 }
 
+/* The device with its NUL, then the CACHE extension for a cached model. */
+static void SaveDevice(RedisModuleIO *rdb, const RAI_Model *m) {
+    size_t devlen = strlen(m->device);
+    if (!m->cache) {
+        RedisModule_SaveStringBuffer(rdb, m->device, devlen + 1);
+        return;
+    }
+    char ext[64];
+    int extlen = m->cache_ttl_ms > 0 ? snprintf(ext, sizeof(ext), "cache ttl=%lld", m->cache_ttl_ms)
+                                     : snprintf(ext, sizeof(ext), "cache");
+    char *buf = RedisModule_Alloc(devlen + 1 + (size_t)extlen + 1);
+    memcpy(buf, m->device, devlen + 1);
+    memcpy(buf + devlen + 1, ext, (size_t)extlen + 1);
+    RedisModule_SaveStringBuffer(rdb, buf, devlen + 1 + (size_t)extlen + 1);
+    RedisModule_Free(buf);
+}
+
 static void ModelRdbSave(RedisModuleIO *rdb, void *value) {
     const RAI_Model *m = value;
     size_t chunk = (size_t)RAI_Cfg.model_chunk_size;
     RedisModule_SaveUnsigned(rdb, m->backend);
-    RedisModule_SaveStringBuffer(rdb, m->device, strlen(m->device) + 1);
+    SaveDevice(rdb, m);
     RedisModule_SaveStringBuffer(rdb, m->tag, strlen(m->tag));
     RedisModule_SaveUnsigned(rdb, (uint64_t)m->batchsize);
     RedisModule_SaveUnsigned(rdb, (uint64_t)m->minbatchsize);
@@ -180,13 +251,13 @@ static RedisModuleString *Str(const char *s) {
 }
 
 /* AI.MODELSTORE key BACKEND device TAG t BATCHSIZE n MINBATCHSIZE m
- * MINBATCHTIMEOUT t [INPUTS n ... OUTPUTS n ...] BLOB chunk... */
+ * MINBATCHTIMEOUT t [CACHE [TTL ms]] [INPUTS n ... OUTPUTS n ...] BLOB chunk... */
 static void ModelAofRewrite(RedisModuleIO *aof, RedisModuleString *key, void *value) {
     const RAI_Model *m = value;
     size_t chunk = (size_t)RAI_Cfg.model_chunk_size;
     size_t nchunks = RAI_ModelChunkCount(m, chunk);
     int tf = m->backend == RAI_BACKEND_TF && m->ninputs > 0 && m->noutputs > 0;
-    size_t argc = 10 + (tf ? 4 + m->ninputs + m->noutputs : 0) + 1 + nchunks;
+    size_t argc = 10 + 3 + (tf ? 4 + m->ninputs + m->noutputs : 0) + 1 + nchunks;
     RedisModuleString **args = RedisModule_Alloc(sizeof(*args) * argc);
     size_t n = 0;
     args[n++] = Str(RAI_BackendName(m->backend));
@@ -199,6 +270,11 @@ static void ModelAofRewrite(RedisModuleIO *aof, RedisModuleString *key, void *va
     args[n++] = RedisModule_CreateStringPrintf(NULL, "%lld", m->minbatchsize);
     args[n++] = Str("MINBATCHTIMEOUT");
     args[n++] = RedisModule_CreateStringPrintf(NULL, "%lld", m->minbatchtimeout);
+    if (m->cache) args[n++] = Str("CACHE");
+    if (m->cache && m->cache_ttl_ms > 0) {
+        args[n++] = Str("TTL");
+        args[n++] = RedisModule_CreateStringPrintf(NULL, "%lld", m->cache_ttl_ms);
+    }
     if (tf) {
         args[n++] = Str("INPUTS");
         args[n++] = RedisModule_CreateStringPrintf(NULL, "%d", m->ninputs);
@@ -218,7 +294,9 @@ static size_t ModelMemUsage(const void *value) {
     return RAI_ModelMemUsage(value);
 }
 
+/* The key lets go of the model: its cache entries can go too. */
 static void ModelFree(void *value) {
+    RAI_ModelUnkeyed(value);
     RAI_ModelRelease(value);
 }
 
@@ -232,6 +310,7 @@ static void *ModelCopy(RedisModuleString *fromkey, RedisModuleString *tokey, con
         .minbatchtimeout = m->minbatchtimeout,
         .ninputs = m->ninputs, .noutputs = m->noutputs,
         .inputs = (const char **)m->inputs, .outputs = (const char **)m->outputs,
+        .cache = m->cache, .cache_ttl_ms = m->cache_ttl_ms,
     };
     char *blob = RedisModule_Alloc(m->bloblen > 0 ? m->bloblen : 1);
     memcpy(blob, m->blob, m->bloblen);
