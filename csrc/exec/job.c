@@ -85,5 +85,6 @@ void RAI_JobFree(RAI_Job *job) {
     for (int i = 0; i < job->argc; i++) RedisModule_FreeString(NULL, job->argv[i]);
     RedisModule_Free(job->argv);
     RedisModule_Free(job->error);
+    if (job->payload) job->free_payload(job->payload);
     RedisModule_Free(job);
 }

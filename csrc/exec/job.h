@@ -70,6 +70,10 @@ struct RAI_Job {
     int timed_out;
     char *error; /* the reply error, RedisModule_Alloc'd */
 
+    /* A kind's own data (function calls and loads), freed with the job. */
+    void *payload;
+    void (*free_payload)(void *payload);
+
     RAI_Job *next; /* run-queue link */
 };
 

@@ -291,6 +291,57 @@ static PyObject *ShimCall(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* function_execute(user, read_only, slot, argv): a function's execute(), run
+ * on the main thread as `user` (RAI_RedisCallAs). (True, reply) with the
+ * reply converted as for scripts, or (False, error text) so that Python
+ * raises it with the server's own wording. The GIL is dropped first, as for
+ * call(). */
+static PyObject *ShimFunctionExecute(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *user;
+    int read_only, slot;
+    PyObject *list;
+    if (!PyArg_ParseTuple(args, "ypiO", &user, &read_only, &slot, &list)) return NULL;
+    PyObject *seq = PySequence_Fast(list, "the command must be a sequence of str or bytes");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    const char **argv = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+    size_t *lens = PyMem_Calloc((size_t)n + 1, sizeof(size_t));
+    int ok = argv != NULL && lens != NULL;
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        Py_ssize_t len = 0;
+        if (PyBytes_Check(item)) {
+            argv[i] = PyBytes_AS_STRING(item);
+            len = PyBytes_GET_SIZE(item);
+        } else if (PyUnicode_Check(item)) {
+            argv[i] = PyUnicode_AsUTF8AndSize(item, &len);
+        } else {
+            PyErr_Format(PyExc_TypeError, "execute() takes str or bytes arguments, not %s", Py_TYPE(item)->tp_name);
+        }
+        ok = argv[i] != NULL;
+        lens[i] = (size_t)len;
+    }
+    PyObject *result = NULL;
+    if (ok) {
+        RAI_CallAs as = {user, read_only, slot};
+        void *gil = RAI_GilSuspend();
+        RAI_CallReply *reply = RAI_RedisCallAs((int)n, argv, lens, &as);
+        RAI_GilResume(gil);
+        if (reply->type == RAI_REPLY_ERROR) {
+            result = Py_BuildValue("(Os#)", Py_False, reply->str, (Py_ssize_t)reply->len);
+        } else {
+            PyObject *value = ReplyToPython(reply);
+            result = value ? Py_BuildValue("(ON)", Py_True, value) : NULL;
+        }
+        RAI_CallReplyFree(reply);
+    }
+    PyMem_Free(argv);
+    PyMem_Free(lens);
+    Py_DECREF(seq);
+    return result;
+}
+
 /* get_model(key): the model stored under key, for redisAI.model_execute(). */
 static PyObject *ShimGetModel(PyObject *self, PyObject *args) {
     (void)self;
@@ -326,6 +377,8 @@ static PyMethodDef ShimMethods[] = {
     {"log", ShimLog, METH_VARARGS, "Write a line to the Redis log at the given level."},
     {"call", ShimCall, METH_VARARGS, "Run a Redis command (replicated) and return its reply."},
     {"get_model", ShimGetModel, METH_VARARGS, "The model stored under a key."},
+    {"function_execute", ShimFunctionExecute, METH_VARARGS,
+     "Run a Redis command for a function, as its caller's ACL user: (ok, reply or error text)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -19,6 +19,7 @@ RAI_Config RAI_Cfg = {
     .metrics_port = 0,
     .metrics_bind = NULL, /* 127.0.0.1 unless METRICS_BIND says otherwise */
     .metrics_max_keys = 1000,
+    .function_threads = 1,
 };
 
 /* An integer argument with a lower bound; 0 when it parses and fits. */
@@ -67,6 +68,10 @@ static int ApplyPair(RedisModuleString *key, RedisModuleString *value) {
         return ParseBounded(value, 1, &RAI_Cfg.backend_memory_limit);
     if (RAI_ArgIs(key, "METRICS_PORT")) return ParsePort(value, &RAI_Cfg.metrics_port);
     if (RAI_ArgIs(key, "METRICS_MAX_KEYS")) return ParseBounded(value, 0, &RAI_Cfg.metrics_max_keys);
+    /* Threads of their own for AI.FCALL callbacks, so a slow function never
+     * holds up a model's queue; capped like device queues' count. */
+    if (RAI_ArgIs(key, "FUNCTION_THREADS"))
+        return ParseBounded(value, 1, &RAI_Cfg.function_threads) && RAI_Cfg.function_threads <= 64;
     if (RAI_ArgIs(key, "METRICS_BIND")) {
         RedisModule_Free(RAI_Cfg.metrics_bind);
         RAI_Cfg.metrics_bind = RedisModule_Strdup(RedisModule_StringPtrLen(value, NULL));

@@ -17,6 +17,7 @@ typedef struct {
     long long metrics_port;            /* the /metrics endpoint's TCP port; 0: none */
     char *metrics_bind;                /* the address it listens on */
     long long metrics_max_keys;        /* per-key metric series before keys fold into `other` */
+    long long function_threads;        /* workers of the AI.FCALL queue */
 } RAI_Config;
 
 extern RAI_Config RAI_Cfg;

@@ -60,3 +60,9 @@ def call(command: str, args: list[str | bytes] | tuple[str | bytes, ...]) -> obj
 
 def get_model(key: str) -> Model:
     """The model stored under `key`, for redisAI.model_execute inside a script."""
+
+def function_execute(user: bytes, read_only: bool, slot: int,
+                     command: list[str | bytes] | tuple[str | bytes, ...]) -> tuple[bool, object]:
+    """Run a Redis command for a function's execute() as ACL user `user`
+    (no writes if read_only; in cluster mode only keys of `slot`, -1: none):
+    (True, reply) or (False, the server's error text)."""
