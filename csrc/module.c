@@ -104,13 +104,16 @@ static const CommandSpec COMMANDS[] = {
     /* In-server functions. AI.FUNCTION changes code the server runs: on 7.2+
      * @admin as well as the module's own MODULE LOAD check (cmd_function.c).
      * AI.FCALL is refused under OOM per function (allow-oom, no-writes), not
-     * by deny-oom; neither runs from Lua (its main thread would wait). */
+     * by deny-oom; neither runs from Lua (its main thread would wait). Their
+     * key spec is Redis FCALL's (for COMMAND INFO and ACL key patterns);
+     * getkeys-api as well, because Redis 7.0's cluster routing finds a module
+     * command's keys only through it or first/last/step. */
     {"ai.function", RAI_Function_RedisCommand, "may-replicate deny-script", 0, 0, 0, NULL,
      "admin dangerous scripting"},
-    {"ai.fcall", RAI_FCall_RedisCommand, "write deny-script no-mandatory-keys", 0, 0, 0, FCALL_KEYS,
+    {"ai.fcall", RAI_FCall_RedisCommand, "write deny-script no-mandatory-keys getkeys-api", 0, 0, 0, FCALL_KEYS,
      "write scripting"},
-    {"ai.fcall_ro", RAI_FCallRO_RedisCommand, "readonly deny-script no-mandatory-keys", 0, 0, 0, FCALL_RO_KEYS,
-     "read scripting"},
+    {"ai.fcall_ro", RAI_FCallRO_RedisCommand, "readonly deny-script no-mandatory-keys getkeys-api", 0, 0, 0,
+     FCALL_RO_KEYS, "read scripting"},
 };
 
 /* Declares, in the one SetCommandInfo call a command may get, where its keys

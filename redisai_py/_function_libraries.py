@@ -150,6 +150,7 @@ def load_library(name: str, code: str) -> tuple[Library, tuple[tuple[str, int], 
 
 
 _loops = threading.local()
+_MAX_DEPTH = 64  # the shim's own limit too (py_functions.c)
 
 
 def _run_coroutine(coro: Any) -> Any:
@@ -166,6 +167,8 @@ def reply_value(value: Any, depth: int = 0) -> Any:
     larger ones as their decimal text), float, bytes, str, list and dict.
     numpy arrays and tensors become their values (nested lists), numpy
     scalars Python numbers, tuples and sets lists."""
+    if depth > _MAX_DEPTH:
+        raise FunctionError("ERR the function's return value is nested too deeply")
     if value is None or isinstance(value, (bool, float, bytes, str)):
         return value
     if isinstance(value, int):

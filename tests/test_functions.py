@@ -31,6 +31,7 @@ import redis
 from conftest import SERVER_KIND, RedisServer, ServerFactory, wait_until
 from keyspace import assert_intact, snapshot
 
+MAIN_THREAD_GIL = "the Redis main thread took the GIL"
 # Module-wide server: each story starts from an empty keyspace and no libraries.
 SHARED_SERVER_MODULE_ARGS: list[str] = []
 
@@ -84,6 +85,18 @@ register_function("later", later, flags=["no-writes"])
 register_function("fail", fail)
 register_function("fail_with_code", fail_with_code)
 register_function("bad_value", bad_value)
+'''
+
+
+SLOW = '''#!python name=slow
+import time
+from redisai_py.functions import register_function
+
+def nap(keys, args):
+    time.sleep(float(args[0]))
+    return 1
+
+register_function("nap", nap, flags=["no-writes"])
 '''
 
 
@@ -263,6 +276,22 @@ def test_an_async_function_runs_to_completion(r: redis.Redis) -> None:
     assert r.execute_command("AI.FCALL", "later", 0, "again") == b"done again"
 
 
+def test_a_value_nested_without_end_is_an_error_not_a_crash(r: redis.Redis) -> None:
+    load(r, '''#!python name=nested
+from redisai_py.functions import register_function
+
+def loop(keys, args):
+    value = []
+    value.append(value)
+    return value
+
+register_function("loop", loop, flags=["no-writes"])
+''')
+    with pytest.raises(redis.ResponseError, match="^the function's return value is nested too deeply$"):
+        r.execute_command("AI.FCALL", "loop", 0)
+    assert r.ping() is True
+
+
 def test_exceptions_are_error_replies(r: redis.Redis) -> None:
     load(r, REPLIES)
     with pytest.raises(redis.ResponseError, match="^no such thing$"):
@@ -346,6 +375,61 @@ register_function("sneak", sneak, flags=["no-writes"])
         with pytest.raises(redis.ResponseError, match="[Ww]rite"):
             r.execute_command(command, "sneak", 1, "k")
     assert r.get("k") == b"orig"
+
+
+def test_a_function_cannot_call_functions_or_scripts_through_execute(r: redis.Redis) -> None:
+    load(r, BASICS)
+    load(r, '''#!python name=nesting
+from redisai_py.functions import execute, register_function
+
+def nest(keys, args):
+    return execute(*[a.decode() for a in args])
+
+register_function("nest", nest)
+''')
+    for command in (("AI.FCALL", "bump", "1", "n"), ("EVAL", "return 1", "0"), ("MULTI",),
+                    ("AI.FUNCTION", "FLUSH"), ("BLPOP", "list", "0")):
+        with pytest.raises(redis.ResponseError):
+            r.execute_command("AI.FCALL", "nest", 0, *command)
+    assert set(libraries(r)) == {b"basics", b"nesting"}
+    assert r.exists("n") == 0
+
+
+def test_a_library_deleted_during_a_call_lets_the_call_finish(shared_server: RedisServer,
+                                                              r: redis.Redis) -> None:
+    load(r, SLOW)
+    import threading
+
+    replies: list[object] = []
+    caller = threading.Thread(target=lambda: replies.append(
+        shared_server.client().execute_command("AI.FCALL", "nap", 0, "0.3")))
+    caller.start()
+    time.sleep(0.1)
+    assert r.execute_command("AI.FUNCTION", "DELETE", "slow") == b"OK"
+    caller.join()
+    assert replies == [1]
+    with pytest.raises(redis.ResponseError, match="^Function not found$"):
+        r.execute_command("AI.FCALL", "nap", 0, "0")
+
+
+def test_the_main_thread_never_takes_the_gil_for_functions(server_factory: ServerFactory) -> None:
+    server = server_factory(server_args=["--appendonly", "yes"])
+    client = server.client(protocol=3)
+    load(client, BASICS)
+    load(client, REPLIES)
+    client.execute_command("AI.FCALL", "bump", 1, "n")
+    client.execute_command("AI.FCALL", "later", 0, "x")
+    pipe = client.pipeline(transaction=True)
+    pipe.execute_command("AI.FCALL", "bump", 1, "n")
+    pipe.execute()
+    client.execute_command("DEBUG", "RELOAD")
+    client.execute_command("AI.FUNCTION", "DELETE", "replies")
+    server.restart()
+    client = server.client(protocol=3)
+    assert client.execute_command("AI.FCALL", "bump", 1, "n") == 3
+    client.execute_command("AI.FUNCTION", "FLUSH")
+    assert client.ping() is True
+    assert MAIN_THREAD_GIL not in server.log()
 
 
 def test_fcall_inside_multi_runs_and_its_writes_join_the_transaction(r: redis.Redis) -> None:
@@ -458,7 +542,7 @@ def test_libraries_come_back_from_the_rdb_after_a_restart(server_factory: Server
     assert client.save() is True
     server.restart()
     assert_basics_serve(server.client(protocol=3))
-    assert "Main thread took the GIL" not in server.log()
+    assert MAIN_THREAD_GIL not in server.log()
 
 
 @pytest.mark.parametrize("rewrite", [False, True])
@@ -503,16 +587,6 @@ def test_libraries_reach_replicas_where_fcall_ro_serves(server_factory: ServerFa
 # ----------------------------------------------------------- function threads
 
 
-SLOW = '''#!python name=slow
-import time
-from redisai_py.functions import register_function
-
-def nap(keys, args):
-    time.sleep(float(args[0]))
-    return 1
-
-register_function("nap", nap, flags=["no-writes"])
-'''
 
 
 def test_function_threads_run_calls_side_by_side(server_factory: ServerFactory) -> None:
@@ -538,3 +612,57 @@ def test_a_bad_function_threads_argument_fails_the_load(server_factory: ServerFa
     with pytest.raises(RuntimeError, match="exited"):
         server.start()
     assert f"ERR error processing argument: FUNCTION_THREADS {value}" in server.log()
+
+
+# ------------------------------------------------------------------ cluster
+
+SLOTTED = '''#!python name=slotted
+from redisai_py.functions import execute, hashtag, register_function
+
+def set_key(keys, args):
+    return execute("SET", keys[0], args[0])
+
+def set_other(keys, args):
+    return execute("SET", args[0], "x")
+
+def set_tagged(keys, args):
+    key = "{" + hashtag() + "}:made"
+    execute("SET", key, "made")
+    return key
+
+def local_only(keys, args):
+    return 1
+
+register_function("set_key", set_key)
+register_function("set_other", set_other)
+register_function("set_tagged", set_tagged)
+register_function("local_only", local_only, flags=["no-cluster"])
+'''
+
+
+def test_in_a_cluster_execute_touches_only_the_calls_slot(tmp_path) -> None:
+    from cluster import Cluster
+
+    cluster = Cluster(tmp_path / "cluster", primaries=3, replicas=0).start()
+    try:
+        for node in cluster.primaries():  # each node gets the library, as with Redis Functions
+            assert load(node.client(), SLOTTED) == b"slotted"
+        node = cluster.primary_for("{user1}")
+        client = node.client(protocol=3)
+        assert client.execute_command("AI.FCALL", "set_key", 1, "{user1}:a", "v") == b"OK"
+        assert client.get("{user1}:a") == b"v"
+        far_key = next(f"k{i}" for i in range(1000) if cluster.primary_for(f"k{i}").port != node.port)
+        near_key = "{user1}:b"
+        with pytest.raises(redis.ResponseError, match="only touch keys in the slot of the keys AI.FCALL names"):
+            client.execute_command("AI.FCALL", "set_other", 1, "{user1}:a", far_key)
+        with pytest.raises(redis.ResponseError, match="may touch keys only when AI.FCALL names keys"):
+            client.execute_command("AI.FCALL", "set_other", 0, near_key)
+        made = client.execute_command("AI.FCALL", "set_tagged", 1, "{user1}:a")
+        assert client.get(made) == b"made"
+        with pytest.raises(redis.ResponseError, match="'no-cluster' flag is set"):
+            client.execute_command("AI.FCALL", "local_only", 1, "{user1}:a")
+        with pytest.raises(redis.exceptions.MovedError):  # the key spec routes AI.FCALL itself
+            client.execute_command("AI.FCALL", "set_key", 1, far_key, "v")
+        assert cluster.primary_for(far_key).client().exists(far_key) == 0
+    finally:
+        cluster.stop()

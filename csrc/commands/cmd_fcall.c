@@ -158,8 +158,20 @@ static int RunCall(RedisModuleCtx *ctx, RAI_Job *job) {
     return REDISMODULE_OK;
 }
 
+/* COMMAND GETKEYS and cluster routing: the numkeys keys after argv[2]; none
+ * when the count is bad (the command itself then refuses it). */
+static int ReportKeys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, int read_only) {
+    long long n;
+    if (argc < 3 || RAI_ReadCount(argv[2], 0, argc - 3, &n) != RAI_COUNT_OK) return REDISMODULE_OK;
+    int flags = read_only ? (int)(REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS)
+                          : (int)(REDISMODULE_CMD_KEY_RW | REDISMODULE_CMD_KEY_ACCESS | REDISMODULE_CMD_KEY_UPDATE);
+    for (int i = 0; i < (int)n; i++) RedisModule_KeyAtPosWithFlags(ctx, 3 + i, flags);
+    return REDISMODULE_OK;
+}
+
 /* AI.FCALL[_RO] <function> <numkeys> [key ...] [arg ...] */
 static int FCall(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, int read_only) {
+    if (RedisModule_IsKeysPositionRequest(ctx)) return ReportKeys(ctx, argv, argc, read_only);
     if (argc < 3) return RAI_ReplyWrongArity(ctx, argv[0]);
     int nkeys = KeyCount(ctx, argv, argc);
     if (nkeys < 0) return REDISMODULE_OK;
