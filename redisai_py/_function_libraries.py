@@ -28,6 +28,7 @@ import asyncio
 import contextvars
 import inspect
 import re
+import sys
 import threading
 import types
 from collections.abc import Callable, Mapping
@@ -52,6 +53,12 @@ _ERROR_CODE = re.compile(r"^[A-Z][A-Z_]*[A-Z] ")
 
 class FunctionError(RedisAIError):
     """An error whose text is the client's reply to AI.FUNCTION or AI.FCALL."""
+
+
+class CommandError(Exception):
+    """A command that execute() ran answered with an error; `str()` is the
+    server's text (e.g. `WRONGTYPE Operation against a key ...`). Left
+    uncaught, it is the AI.FCALL client's error reply, unchanged."""
 
 
 @dataclass(frozen=True)
@@ -122,14 +129,36 @@ def current_call() -> CallContext:
     return call
 
 
+def execute_as_caller(command: tuple[Any, ...], raw: bool = False) -> Any:
+    """A Redis command for the running function, on the main thread, as its
+    caller (see functions.execute); raw: bulk strings as bytes."""
+    call = current_call()
+    argv = [part if isinstance(part, (str, bytes)) else str(part) for part in command]
+    import _redisai_shim  # type: ignore[import-not-found]  # built into the shim
+
+    ok, reply = _redisai_shim.function_execute(call.user, call.read_only, call.slot, argv, raw)
+    if not ok:
+        raise CommandError(reply)
+    return reply
+
+
 def _one_line_error(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if _ERROR_CODE.match(text) else f"ERR {text}"
 
 
+def _offer_redis_ai() -> None:
+    """`import redisAI` in a library finds redisai_py.redis_ai (Gears' module name)."""
+    if "redisAI" not in sys.modules:
+        from redisai_py import redis_ai
+
+        sys.modules["redisAI"] = redis_ai
+
+
 def load_library(name: str, code: str) -> tuple[Library, tuple[tuple[str, int], ...]]:
     """Import `code` as library `name` (see the module's doc)."""
     builder = _Builder(name)
+    _offer_redis_ai()
     module = types.ModuleType(f"redisai_function_library_{name}")
     module.__dict__["__file__"] = f"<library {name}>"
     token = _loading.set(builder)
@@ -180,12 +209,12 @@ def reply_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [reply_value(v, depth + 1) for v in value]
     module = type(value).__module__
-    if module == "numpy" or module.startswith("numpy.") or module == "_redisai_shim":
+    if module.startswith("torch"):
+        return reply_value(value.detach().cpu().numpy().tolist(), depth + 1)
+    if hasattr(value, "__array__") or module == "_redisai_shim":  # numpy arrays and scalars, PyTensor, views
         import numpy as np
 
         return reply_value(np.asarray(value).tolist(), depth + 1)
-    if module.startswith("torch"):
-        return reply_value(value.detach().cpu().numpy().tolist(), depth + 1)
     raise FunctionError(f"ERR the function returned a {type(value).__name__}, which has no reply form")
 
 
@@ -201,8 +230,6 @@ def call_function(library: Library, name: str, keys: list[bytes], args: list[byt
         if inspect.isawaitable(result):
             result = _run_coroutine(result)
         return reply_value(result)
-    except FunctionError:
-        raise
     except BaseException as exc:  # noqa: BLE001 -- a callback's SystemExit is its caller's error, not ours
         raise FunctionError(_one_line_error(exc)) from exc
     finally:

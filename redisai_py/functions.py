@@ -37,10 +37,7 @@ FLAGS: frozenset[str] = frozenset(_libraries.FLAG_BITS)
 `allow-stale`, `no-cluster`, `allow-cross-slot-keys`."""
 
 
-class CommandError(Exception):
-    """A command that execute() ran answered with an error; `str()` is the
-    server's text (e.g. `WRONGTYPE Operation against a key ...`). Left
-    uncaught, it is the AI.FCALL client's error reply, unchanged."""
+CommandError = _libraries.CommandError
 
 
 def register_function(name: str, callback: Callable[[list[bytes], list[bytes]], Any],
@@ -60,14 +57,7 @@ def execute(*command: str | bytes | int | float) -> Any:
     AI.FCALL_RO it may not write; in cluster mode it may touch only keys in
     the slot of the keys AI.FCALL named. Replies convert as for scripts'
     redis.execute (bulk strings as str). An error reply raises CommandError."""
-    call = _libraries.current_call()
-    argv = [part if isinstance(part, (str, bytes)) else str(part) for part in command]
-    import _redisai_shim  # type: ignore[import-not-found]  # built into the shim
-
-    ok, reply = _redisai_shim.function_execute(call.user, call.read_only, call.slot, argv)
-    if not ok:
-        raise CommandError(reply)
-    return reply
+    return _libraries.execute_as_caller(command)
 
 
 _tags: dict[int, str] = {}

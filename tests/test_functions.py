@@ -666,3 +666,81 @@ def test_in_a_cluster_execute_touches_only_the_calls_slot(tmp_path) -> None:
         assert cluster.primary_for(far_key).client().exists(far_key) == 0
     finally:
         cluster.stop()
+
+
+# ------------------------------------------------------ the redisAI tensor API
+
+TENSORS = '''#!python name=tensors
+import numpy as np
+import redisAI
+from redisai_py.functions import register_function
+
+def double_it(keys, args):
+    t = redisAI.getTensorFromKey(keys[0])
+    doubled = redisAI.createTensorFromBlob(t.dtype, redisAI.tensorGetDims(t),
+                                           (np.asarray(t) * 2).tobytes())
+    redisAI.setTensorInKey(keys[1], doubled)
+    return [redisAI.tensorToFlatList(doubled), list(redisAI.tensorGetDims(doubled))]
+
+def from_values(keys, args):
+    t = redisAI.createTensorFromValues("DOUBLE", [2, 2], [1.0, 2.0, 3.0, 4.5])
+    redisAI.msetTensorsInKeyspace({keys[0]: t, keys[1]: redisAI.createTensorFromBlob("UINT8", [3], b"abc")})
+    got = redisAI.mgetTensorsFromKeyspace(keys)
+    return [bytes(redisAI.tensorGetDataAsBlob(got[1])), got[0]]
+
+def bad(keys, args):
+    what = args[0].decode()
+    if what == "ints":
+        return redisAI.createTensorFromValues("FLOAT", [2], [1, 2])
+    if what == "length":
+        return redisAI.createTensorFromBlob("FLOAT", [3], b"12345678")
+    if what == "type":
+        return redisAI.createTensorFromValues("COMPLEX", [1], [1.0])
+    if what == "empty":
+        return redisAI.getTensorFromKey(keys[0])
+    if what == "notatensor":
+        return redisAI.getTensorFromKey(keys[0])
+    if what == "overwrite":
+        return redisAI.setTensorInKey(keys[0], redisAI.createTensorFromValues("FLOAT", [1], [1.0]))
+
+register_function("double_it", double_it)
+register_function("from_values", from_values)
+register_function("bad", bad)
+'''
+
+
+def test_redisai_tensor_functions_read_and_write_tensor_keys(shared_server: RedisServer, r: redis.Redis) -> None:
+    load(r, TENSORS)
+    r.execute_command("AI.TENSORSET", "in", "INT32", 2, 2, "VALUES", 1, 2, 3, 4)
+    assert r.execute_command("AI.FCALL", "double_it", 2, "in", "out") == [[2, 4, 6, 8], [2, 2]]
+    assert r.execute_command("AI.TENSORGET", "out", "VALUES") == [2, 4, 6, 8]
+    assert r.execute_command("AI.FCALL", "from_values", 2, "d", "u") == [b"abc", [[1.0, 2.0], [3.0, 4.5]]]
+    assert resp2(shared_server).execute_command("AI.TENSORGET", "d", "META") == [b"dtype", b"DOUBLE",
+                                                                                  b"shape", [2, 2]]
+
+
+@pytest.mark.parametrize("what, error", [
+    ("ints", "^values arguments must be double$"),
+    ("length", "^data length does not match tensor shape and type$"),
+    ("type", "^unsupported data type 'COMPLEX'$"),
+    ("empty", "^tensor key is empty$"),
+    ("notatensor", "^key is not a tensor$"),
+    ("overwrite", "^Key is already set with non tensor values.$"),
+])
+def test_redisai_tensor_functions_raise_gears_errors(r: redis.Redis, what: str, error: str) -> None:
+    load(r, TENSORS)
+    r.set("plain", "x")
+    before = snapshot(r)
+    key = "nothing" if what == "empty" else "plain"
+    with pytest.raises(redis.ResponseError, match=error):
+        r.execute_command("AI.FCALL", "bad", 1, key, what)
+    assert_intact(r, before)
+
+
+def test_redisai_tensor_writes_obey_fcall_ro_and_acl(shared_server: RedisServer, r: redis.Redis) -> None:
+    load(r, TENSORS.replace('register_function("double_it", double_it)',
+                            'register_function("double_it", double_it, flags=["no-writes"])'))
+    r.execute_command("AI.TENSORSET", "tenantA:in", "FLOAT", 1, "VALUES", 1)
+    with pytest.raises(redis.ResponseError, match="[Ww]rite"):
+        r.execute_command("AI.FCALL_RO", "double_it", 2, "tenantA:in", "tenantA:out")
+    assert r.exists("tenantA:out") == 0

@@ -233,15 +233,18 @@ PyObject *RAI_PyScriptWrap(RAI_Script *s) {
 
 /* ------------------------------------------------------- calls into Redis */
 
-static PyObject *ReplyToPython(const RAI_CallReply *r) {
+/* raw: bulk strings as bytes (a function's tensor reads), else as str. */
+static PyObject *ReplyToPythonAs(const RAI_CallReply *r, int raw) {
     switch (r->type) {
-    case RAI_REPLY_STRING: return PyUnicode_DecodeUTF8(r->str, (Py_ssize_t)r->len, "replace");
+    case RAI_REPLY_STRING:
+        return raw ? PyBytes_FromStringAndSize(r->str, (Py_ssize_t)r->len)
+                   : PyUnicode_DecodeUTF8(r->str, (Py_ssize_t)r->len, "replace");
     case RAI_REPLY_INTEGER: return PyLong_FromLongLong(r->integer);
     case RAI_REPLY_ARRAY: {
         /* A tuple: TorchScript's Any takes mixed element types in a tuple only. */
         PyObject *tuple = PyTuple_New((Py_ssize_t)r->n);
         for (size_t i = 0; i < r->n; i++) {
-            PyObject *item = ReplyToPython(&r->elements[i]);
+            PyObject *item = ReplyToPythonAs(&r->elements[i], raw);
             if (item == NULL) {
                 Py_DECREF(tuple);
                 return NULL;
@@ -255,6 +258,8 @@ static PyObject *ReplyToPython(const RAI_CallReply *r) {
     default: Py_RETURN_NONE;
     }
 }
+
+static PyObject *ReplyToPython(const RAI_CallReply *r) { return ReplyToPythonAs(r, 0); }
 
 /* call(command, args): runs a Redis command for a script's redis.execute().
  * The GIL is released before the Redis lock is taken: a thread holding the
@@ -291,17 +296,17 @@ static PyObject *ShimCall(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* function_execute(user, read_only, slot, argv): a function's execute(), run
- * on the main thread as `user` (RAI_RedisCallAs). (True, reply) with the
- * reply converted as for scripts, or (False, error text) so that Python
- * raises it with the server's own wording. The GIL is dropped first, as for
- * call(). */
+/* function_execute(user, read_only, slot, argv[, raw]): a function's
+ * execute(), run on the main thread as `user` (RAI_RedisCallAs). (True,
+ * reply) with the reply converted as for scripts (raw: bulk strings as
+ * bytes), or (False, error text) so that Python raises it with the server's
+ * own wording. The GIL is dropped first, as for call(). */
 static PyObject *ShimFunctionExecute(PyObject *self, PyObject *args) {
     (void)self;
     const char *user;
-    int read_only, slot;
+    int read_only, slot, raw = 0;
     PyObject *list;
-    if (!PyArg_ParseTuple(args, "ypiO", &user, &read_only, &slot, &list)) return NULL;
+    if (!PyArg_ParseTuple(args, "ypiO|p", &user, &read_only, &slot, &list, &raw)) return NULL;
     PyObject *seq = PySequence_Fast(list, "the command must be a sequence of str or bytes");
     if (seq == NULL) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -331,7 +336,7 @@ static PyObject *ShimFunctionExecute(PyObject *self, PyObject *args) {
         if (reply->type == RAI_REPLY_ERROR) {
             result = Py_BuildValue("(Os#)", Py_False, reply->str, (Py_ssize_t)reply->len);
         } else {
-            PyObject *value = ReplyToPython(reply);
+            PyObject *value = ReplyToPythonAs(reply, raw);
             result = value ? Py_BuildValue("(ON)", Py_True, value) : NULL;
         }
         RAI_CallReplyFree(reply);

@@ -62,7 +62,8 @@ def get_model(key: str) -> Model:
     """The model stored under `key`, for redisAI.model_execute inside a script."""
 
 def function_execute(user: bytes, read_only: bool, slot: int,
-                     command: list[str | bytes] | tuple[str | bytes, ...]) -> tuple[bool, object]:
+                     command: list[str | bytes] | tuple[str | bytes, ...], raw: bool = False) -> tuple[bool, object]:
     """Run a Redis command for a function's execute() as ACL user `user`
     (no writes if read_only; in cluster mode only keys of `slot`, -1: none):
-    (True, reply) or (False, the server's error text)."""
+    (True, reply) or (False, the server's error text). raw: bulk strings as
+    bytes, not str."""
