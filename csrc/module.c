@@ -227,7 +227,8 @@ static void LogConfig(const char *module_path) {
                    RAI_Cfg.inter_op_parallelism, RAI_Cfg.model_chunk_size,
                    RAI_Cfg.model_execution_timeout, RAI_Cfg.backend_memory_limit,
                    RAI_Cfg.backends_path);
-    RAI_LOG_NOTICE("config: FUNCTION_THREADS=%lld", RAI_Cfg.function_threads);
+    RAI_LOG_NOTICE("config: FUNCTION_THREADS=%lld FUNCTION_TIMEOUT=%lld", RAI_Cfg.function_threads,
+                   RAI_Cfg.function_timeout);
 }
 
 __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ctx,

@@ -143,6 +143,8 @@ def execute_as_caller(command: tuple[Any, ...], raw: bool = False) -> Any:
 
 
 def _one_line_error(exc: BaseException) -> str:
+    if type(exc).__name__ == "FunctionKilled":  # _redisai_shim's, raised by AI.FUNCTION KILL
+        return "ERR the function was killed by AI.FUNCTION KILL"
     text = str(exc) or type(exc).__name__
     return text if _ERROR_CODE.match(text) else f"ERR {text}"
 

@@ -72,7 +72,7 @@ SYNTAX = {
                  "|GET BACKENDSPATH|MODEL_CHUNK_SIZE",
     "ai.metrics": "",
     "ai.function": "LOAD [REPLACE] function-code|DELETE library-name"
-                   "|LIST [LIBRARYNAME library-name-pattern] [WITHCODE]|FLUSH [ASYNC|SYNC]",
+                   "|LIST [LIBRARYNAME library-name-pattern] [WITHCODE]|FLUSH [ASYNC|SYNC]|KILL",
     "ai.fcall": "function numkeys [key [key ...]] [arg [arg ...]]",
     "ai.fcall_ro": "function numkeys [key [key ...]] [arg [arg ...]]",
 }

@@ -22,6 +22,7 @@ User stories:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -398,8 +399,6 @@ register_function("nest", nest)
 def test_a_library_deleted_during_a_call_lets_the_call_finish(shared_server: RedisServer,
                                                               r: redis.Redis) -> None:
     load(r, SLOW)
-    import threading
-
     replies: list[object] = []
     caller = threading.Thread(target=lambda: replies.append(
         shared_server.client().execute_command("AI.FCALL", "nap", 0, "0.3")))
@@ -505,7 +504,7 @@ MORE = "#!python name=more\nfrom redisai_py.functions import register_function\n
 
 
 @pytest.mark.parametrize("command", [("LOAD", MORE),
-                                     ("DELETE", "basics"), ("FLUSH",)])
+                                     ("DELETE", "basics"), ("FLUSH",), ("KILL",)])
 def test_only_users_who_may_load_modules_change_libraries(shared_server: RedisServer, r: redis.Redis,
                                                           command: tuple[str, ...]) -> None:
     load(r, BASICS)
@@ -518,7 +517,11 @@ def test_only_users_who_may_load_modules_change_libraries(shared_server: RedisSe
     assert r.execute_command("AI.FUNCTION", "LIST", "WITHCODE") == listed
     assert dev.execute_command("AI.FCALL", "echo", 0) == [[], []]
     ops = shared_server.client(username="ops", password="pw")
-    assert ops.execute_command("AI.FUNCTION", *command) in (b"OK", b"more")
+    if command == ("KILL",):
+        with pytest.raises(redis.ResponseError, match="No scripts in execution right now"):
+            ops.execute_command("AI.FUNCTION", *command)
+    else:
+        assert ops.execute_command("AI.FUNCTION", *command) in (b"OK", b"more")
 
 
 # --------------------------------------------------------------- durability
@@ -593,8 +596,6 @@ def test_function_threads_run_calls_side_by_side(server_factory: ServerFactory) 
     server = server_factory(module_args=["FUNCTION_THREADS", "2"])
     client = server.client()
     load(client, SLOW)
-    import threading
-
     started = time.monotonic()
     callers = [threading.Thread(target=lambda: server.client().execute_command("AI.FCALL", "nap", 0, "0.5"))
                for _ in range(2)]
@@ -744,3 +745,69 @@ def test_redisai_tensor_writes_obey_fcall_ro_and_acl(shared_server: RedisServer,
     with pytest.raises(redis.ResponseError, match="[Ww]rite"):
         r.execute_command("AI.FCALL_RO", "double_it", 2, "tenantA:in", "tenantA:out")
     assert r.exists("tenantA:out") == 0
+
+
+# ---------------------------------------------------------------------- kill
+
+SPIN = '''#!python name=spin
+from redisai_py.functions import register_function
+
+def spin(keys, args):
+    while True:
+        pass
+
+def stubborn(keys, args):
+    while True:
+        try:
+            while True:
+                pass
+        except Exception:
+            pass
+
+register_function("spin", spin, flags=["no-writes"])
+register_function("stubborn", stubborn, flags=["no-writes"])
+'''
+
+
+def call_in_background(server: RedisServer, *command: object) -> tuple[threading.Thread, list[str]]:
+    outcome: list[str] = []
+
+    def call() -> None:
+        try:
+            outcome.append(repr(server.client().execute_command(*command)))
+        except redis.ResponseError as exc:
+            outcome.append(str(exc))
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.parametrize("function", ["spin", "stubborn"])
+def test_function_kill_stops_a_call_past_function_timeout(server_factory: ServerFactory, function: str) -> None:
+    server = server_factory(module_args=["FUNCTION_TIMEOUT", "1000"])
+    r = server.client()
+    load(r, SPIN)
+    load(r, BASICS)
+    with pytest.raises(redis.ResponseError, match="^NOTBUSY No scripts in execution right now.$"):
+        r.execute_command("AI.FUNCTION", "KILL")
+    started = time.monotonic()
+    thread, outcome = call_in_background(server, "AI.FCALL", function, 0)
+    time.sleep(0.3)
+    with pytest.raises(redis.ResponseError, match="^no function has run for FUNCTION_TIMEOUT \\(1000 ms\\) yet$"):
+        r.execute_command("AI.FUNCTION", "KILL")
+    assert r.ping() is True  # the main thread serves while the function spins
+    time.sleep(max(0.0, 1.05 - (time.monotonic() - started)))
+    assert r.execute_command("AI.FUNCTION", "KILL") == b"OK"
+    thread.join(10)
+    assert outcome == ["the function was killed by AI.FUNCTION KILL"]
+    assert r.execute_command("AI.FCALL", "bump", 1, "n") == 1  # the freed thread serves the next call
+    assert r.execute_command("AI.FCALL", "bump", 1, "n") == 2
+
+
+@pytest.mark.parametrize("value", ["-1", "x", str(2 ** 64)])
+def test_a_bad_function_timeout_argument_fails_the_load(server_factory: ServerFactory, value: str) -> None:
+    server = server_factory(module_args=["FUNCTION_TIMEOUT", value], start=False)
+    with pytest.raises(RuntimeError, match="exited"):
+        server.start()
+    assert f"ERR error processing argument: FUNCTION_TIMEOUT {value}" in server.log()

@@ -10,7 +10,9 @@
  * whose functions clash with no other library is installed and replicated
  * (as the LOAD command itself); a failure leaves the registry as it was.
  *
- * Loading code is as powerful as MODULE LOAD, so LOAD, DELETE and FLUSH are
+ * AI.FUNCTION KILL stops calls running past FUNCTION_TIMEOUT.
+ *
+ * Loading code is as powerful as MODULE LOAD, so LOAD, DELETE, FLUSH and KILL are
  * refused to users who may not run MODULE LOAD (Redis 7.0 cannot put module
  * commands in ACL categories; on 7.2+ AI.FUNCTION is also in @admin). */
 #include "commands/cmd_function.h"
@@ -26,11 +28,13 @@
 #include "exec/run_queue.h"
 #include "exec/sync_run.h"
 #include "python/job_kinds.h"
+#include "python/py_functions.h"
+#include "types/config.h"
 #include "types/function_lib.h"
 
 #define ERR_NO_ADMIN                                                                                  \
-    "NOPERM this user has no permissions to run AI.FUNCTION LOAD, DELETE or FLUSH (they need the right " \
-    "to run MODULE LOAD)"
+    "NOPERM this user has no permissions to run AI.FUNCTION LOAD, DELETE, FLUSH or KILL (they need the " \
+    "right to run MODULE LOAD)"
 #define ERR_READONLY "READONLY You can't write against a read only replica."
 #define ERR_CANNOT_WAIT "ERR AI.FUNCTION LOAD cannot run inside a function's execute() or a script"
 #define ERR_BAD_NAME                                                                                   \
@@ -216,6 +220,26 @@ static int FunctionFlush(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     return RedisModule_ReplyWithSimpleString(ctx, "OK");
 }
 
+/* ================================================================= KILL */
+
+/* AI.FUNCTION KILL: stops every call that has run FUNCTION_TIMEOUT ms or
+ * more (NOTBUSY when none runs, as Redis's FUNCTION KILL). The main thread
+ * only marks them; a short-lived thread raises the exception in Python. */
+static int FunctionKill(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 2) return RAI_ReplyWrongArity(ctx, argv[0]);
+    if (!CallerIsAdmin(ctx)) return RedisModule_ReplyWithError(ctx, ERR_NO_ADMIN);
+    int nrunning;
+    int asked = RAI_PyFunctionKill(RAI_Cfg.function_timeout, &nrunning);
+    if (nrunning == 0) return RedisModule_ReplyWithError(ctx, "NOTBUSY No scripts in execution right now.");
+    if (asked == 0) {
+        char err[160];
+        snprintf(err, sizeof(err), "ERR no function has run for FUNCTION_TIMEOUT (%lld ms) yet",
+                 RAI_Cfg.function_timeout);
+        return RedisModule_ReplyWithError(ctx, err);
+    }
+    return RedisModule_ReplyWithSimpleString(ctx, "OK");
+}
+
 /* ================================================================= LIST */
 
 static void ReplyCString(RedisModuleCtx *ctx, const char *s) { RedisModule_ReplyWithStringBuffer(ctx, s, strlen(s)); }
@@ -287,8 +311,9 @@ int RAI_Function_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int
     if (RAI_ArgIs(argv[1], "DELETE")) return FunctionDelete(ctx, argv, argc);
     if (RAI_ArgIs(argv[1], "LIST")) return FunctionList(ctx, argv, argc);
     if (RAI_ArgIs(argv[1], "FLUSH")) return FunctionFlush(ctx, argv, argc);
-    char err[128];
-    snprintf(err, sizeof(err), "ERR unknown subcommand '%.64s'. Try LOAD, DELETE, LIST or FLUSH.",
+    if (RAI_ArgIs(argv[1], "KILL")) return FunctionKill(ctx, argv, argc);
+    char err[192];
+    snprintf(err, sizeof(err), "ERR unknown subcommand '%.64s'. Try LOAD, DELETE, LIST, FLUSH or KILL.",
              RedisModule_StringPtrLen(argv[1], NULL));
     return RedisModule_ReplyWithError(ctx, err);
 }

@@ -484,6 +484,7 @@ static const RedisModuleCommandArg FUNCTION_ACTIONS[] = {
     ARG("library-name", STRING, .token = "DELETE"),
     ARG("list", BLOCK, .token = "LIST", .subargs = FUNCTION_LIST),
     ARG("flush", BLOCK, .token = "FLUSH", .subargs = FUNCTION_FLUSH),
+    TOKEN("kill", "KILL"),
     END,
 };
 static const RedisModuleCommandArg FUNCTION_ARGS[] = {
@@ -491,7 +492,8 @@ static const RedisModuleCommandArg FUNCTION_ARGS[] = {
     END,
 };
 static const RAI_CommandDoc FUNCTION = {
-    .summary = "Loads, deletes, lists or flushes in-server Python function libraries (redisai_py only)",
+    .summary = "Loads, deletes, lists or flushes in-server Python function libraries, or kills a long call "
+               "(redisai_py only)",
     .complexity = "LOAD imports the library on the loader thread; LIST is O(N) in libraries and functions",
     .since = RAI_VERSION_STRING,
     .args = FUNCTION_ARGS,

@@ -405,6 +405,11 @@ static PyObject *DTypesTuple(void) {
     return dtypes;
 }
 
+/* A BaseException, so a function's `except Exception` cannot swallow it. */
+static PyObject *FunctionKilled;
+
+PyObject *RAI_PyFunctionKilledType(void) { return FunctionKilled; }
+
 PyObject *RAI_PyInitShimModule(void) {
     if (PyType_Ready(&TensorType) < 0 || PyType_Ready(&ModelType) < 0 || PyType_Ready(&ScriptType) < 0)
         return NULL;
@@ -415,6 +420,13 @@ PyObject *RAI_PyInitShimModule(void) {
         Py_XDECREF(module);
         return NULL;
     }
+    FunctionKilled = PyErr_NewException("_redisai_shim.FunctionKilled", PyExc_BaseException, NULL);
+    if (FunctionKilled == NULL) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(FunctionKilled); /* one reference for the module, one kept here */
+    PyModule_AddObject(module, "FunctionKilled", FunctionKilled);
     Py_INCREF(&TensorType);
     Py_INCREF(&ModelType);
     Py_INCREF(&ScriptType);

@@ -12,8 +12,11 @@
 #include "python/py_functions.h"
 
 #include <Python.h>
+#include <pthread.h>
 #include <string.h>
 
+#include "base/log.h"
+#include "python/py_bridge.h"
 #include "python/py_gil.h"
 #include "python/py_runtime.h"
 #include "types/function_lib.h"
@@ -182,14 +185,99 @@ static PyObject *CallArgs(const RAI_FunctionCall *call) {
     return packed;
 }
 
+/* ---------------------------------------------------------- running calls */
+
+/* The calls inside Python now, for AI.FUNCTION KILL. An entry lives on its
+ * worker's stack. Lock order: the GIL (if held), then this mutex; nobody
+ * takes the GIL while holding it. */
+typedef struct Running {
+    unsigned long ident; /* the worker's Python thread id */
+    uint64_t started_us;
+    int kill; /* asked to stop, not yet raised */
+    struct Running *next;
+} Running;
+
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+static Running *running;
+
+static void Enter(Running *r) {
+    pthread_mutex_lock(&running_lock);
+    r->next = running;
+    running = r;
+    pthread_mutex_unlock(&running_lock);
+}
+
+/* GIL held, as at Enter: a kill delivered from here on cannot find the
+ * entry, and one delivered before but not yet raised is withdrawn, so it
+ * never reaches the worker's next call. */
+static void Leave(Running *r) {
+    pthread_mutex_lock(&running_lock);
+    for (Running **p = &running; *p; p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&running_lock);
+    PyThreadState_SetAsyncExc(r->ident, NULL);
+}
+
+/* The short-lived thread that raises FunctionKilled in the calls asked to
+ * stop: it holds the GIL and the mutex together, so each call it finds is
+ * still inside Python on its thread. */
+static void *Killer(void *unused) {
+    (void)unused;
+    int gil = RAI_GilEnsure();
+    pthread_mutex_lock(&running_lock);
+    for (Running *r = running; r; r = r->next) {
+        if (!r->kill) continue;
+        PyThreadState_SetAsyncExc(r->ident, RAI_PyFunctionKilledType());
+        r->kill = 0;
+    }
+    pthread_mutex_unlock(&running_lock);
+    RAI_GilRelease(gil);
+    return NULL;
+}
+
+int RAI_PyFunctionKill(long long min_ms, int *nrunning) {
+    uint64_t now = RedisModule_MonotonicMicroseconds();
+    int asked = 0;
+    *nrunning = 0;
+    pthread_mutex_lock(&running_lock);
+    for (Running *r = running; r; r = r->next) {
+        (*nrunning)++;
+        if (now >= RAI_DeadlineAfterMs(r->started_us, min_ms)) {
+            r->kill = 1;
+            asked++;
+        }
+    }
+    pthread_mutex_unlock(&running_lock);
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (asked > 0 && pthread_create(&thread, &attr, Killer, NULL) != 0) {
+        RAI_LOG_WARNING("AI.FUNCTION KILL could not start its thread");
+        asked = 0;
+    }
+    pthread_attr_destroy(&attr);
+    return asked;
+}
+
 void RAI_PyFunctionCall(RAI_Job *job) {
     RAI_FunctionCall *call = job->payload;
     RAI_GilTake();
     PyObject *packed = CallArgs(call);
     uint64_t start = RedisModule_MonotonicMicroseconds();
+    Running self = {PyThread_get_thread_ident(), start, 0, NULL};
+    Enter(&self);
     PyObject *result = packed ? PyObject_Call(RAI_PyEntryPoint(RAI_PY_CALL_FUNCTION), packed, NULL) : NULL;
+    Leave(&self);
     job->duration_us = RedisModule_MonotonicMicroseconds() - start;
-    if (result == NULL) {
+    if (result == NULL && PyErr_ExceptionMatches(RAI_PyFunctionKilledType())) {
+        PyErr_Clear(); /* raised after the callback, where Python could not word it */
+        RAI_JobSetError(job, "ERR the function was killed by AI.FUNCTION KILL");
+    } else if (result == NULL) {
         FailWithException(job);
     } else {
         const char *err = NULL;

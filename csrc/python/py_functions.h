@@ -15,4 +15,11 @@ void RAI_PyFunctionLoad(RAI_Job *job);
  * args): fills the payload's reply, or the job's error. */
 void RAI_PyFunctionCall(RAI_Job *job);
 
+/* AI.FUNCTION KILL (main thread, never takes the GIL): asks every call that
+ * has run for at least min_ms to stop, by raising FunctionKilled in it from
+ * a short-lived thread. Sets *running to the calls running now; returns how
+ * many were asked. A call inside C code (a sleep, a framework op, waiting
+ * for execute()) stops when it is back in Python. */
+int RAI_PyFunctionKill(long long min_ms, int *running);
+
 #endif

@@ -52,6 +52,10 @@ class Script:
     @property
     def entry_points(self) -> tuple[str, ...]: ...
 
+FunctionKilled: type[BaseException]
+"""Raised inside a running function by AI.FUNCTION KILL (a BaseException,
+so `except Exception` does not catch it)."""
+
 def log(level: str, message: str) -> None:
     """Write a line to the Redis log at `level` ("warning", "notice", "verbose", "debug")."""
 
