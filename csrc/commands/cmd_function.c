@@ -1,4 +1,4 @@
-/* cmd_function.c -- AI.FUNCTION LOAD / DELETE / LIST / FLUSH and the
+/* cmd_function.c -- AI.FUNCTION LOAD / DELETE / LIST / FLUSH / KILL and the
  * libraries' RDB persistence.
  *
  * A library's source is checked here (its `#!python name=<lib>` line), then

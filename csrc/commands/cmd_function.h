@@ -1,5 +1,6 @@
 /* cmd_function.h -- in-server Python functions: AI.FUNCTION (LOAD, DELETE,
- * LIST, FLUSH), AI.FCALL / AI.FCALL_RO, and the libraries' persistence. */
+ * LIST, FLUSH, KILL), AI.FCALL / AI.FCALL_RO (cmd_fcall.c), and the
+ * libraries' persistence. */
 #ifndef RAI_CMD_FUNCTION_H
 #define RAI_CMD_FUNCTION_H
 

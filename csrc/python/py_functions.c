@@ -7,7 +7,9 @@
  * A call hands the handle, the function's name and copies of keys and args
  * to call_function, whose result is already reduced to None, bool, int,
  * float, bytes, str, list and dict; it is converted here into a reply tree
- * the main thread replies from without Python. */
+ * the main thread replies from without Python. Calls inside Python are
+ * listed, so that AI.FUNCTION KILL can stop them without the main thread
+ * ever taking the GIL. */
 #define PY_SSIZE_T_CLEAN
 #include "python/py_functions.h"
 
