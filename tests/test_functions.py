@@ -816,3 +816,29 @@ def test_a_bad_function_timeout_argument_fails_the_load(server_factory: ServerFa
     with pytest.raises(RuntimeError, match="exited"):
         server.start()
     assert f"ERR error processing argument: FUNCTION_TIMEOUT {value}" in server.log()
+
+
+def test_a_library_that_no_longer_imports_at_load_keeps_its_source(tmp_path, r: redis.Redis,
+                                                                    shared_server: RedisServer) -> None:
+    """A package gone from the venv (here: a flag file the library refuses) must not lose the
+    library at the next save: it comes back without functions, and whole once it imports."""
+    flag = tmp_path / "broken"
+    code = f'''#!python name=fragile
+import os
+from redisai_py.functions import register_function
+if os.path.exists({str(flag)!r}):
+    raise ImportError("the package is gone")
+register_function("fragile", lambda keys, args: "fine")
+'''
+    load(r, code)
+    flag.touch()
+    assert r.execute_command("DEBUG", "RELOAD") == b"OK"
+    assert libraries(r) == {b"fragile": {}}
+    with pytest.raises(redis.ResponseError, match="^Function not found$"):
+        r.execute_command("AI.FCALL", "fragile", 0)
+    wait_until(lambda: "function library fragile from the RDB did not load" in shared_server.log(),
+               what="the warning")
+    flag.unlink()
+    assert r.execute_command("DEBUG", "RELOAD") == b"OK"
+    assert r.execute_command("AI.FCALL", "fragile", 0) == b"fine"
+    assert r.execute_command("AI.FUNCTION", "LIST", "WITHCODE")[0][b"library_code"] == code.encode()
