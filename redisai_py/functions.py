@@ -18,7 +18,8 @@ Its return value is the reply (None, bool, int, float, str, bytes, lists,
 dicts, numpy arrays); an exception it raises is an error reply.
 
 Loading code into the server is as powerful as loading a module: only users
-allowed to run MODULE LOAD may run AI.FUNCTION LOAD, DELETE and FLUSH.
+allowed to run MODULE LOAD may run AI.FUNCTION LOAD, DELETE, FLUSH and KILL.
+Tensors: the `redisAI` module (redisai_py.redis_ai), with RedisGears' names.
 """
 
 from __future__ import annotations
