@@ -842,3 +842,40 @@ register_function("fragile", lambda keys, args: "fine")
     assert r.execute_command("DEBUG", "RELOAD") == b"OK"
     assert r.execute_command("AI.FCALL", "fragile", 0) == b"fine"
     assert r.execute_command("AI.FUNCTION", "LIST", "WITHCODE")[0][b"library_code"] == code.encode()
+
+
+def test_writes_from_functions_wait_out_a_reload(server_factory: ServerFactory) -> None:
+    """DEBUG RELOAD imports the libraries while the main thread waits; a function writing
+    meanwhile is told LOADING (a write into the half-loaded keyspace would meet the RDB's
+    copy of its key), and every write it was told succeeded is there afterwards."""
+    server = server_factory()
+    r = server.client(protocol=3)
+    load(r, "#!python name=slowimport\nimport time\nfrom redisai_py.functions import register_function\n"
+            "time.sleep(0.5)\nregister_function('noop', lambda keys, args: None)\n")
+    load(r, '''#!python name=hammer
+import time
+from redisai_py.functions import CommandError, execute, register_function
+
+def hammer(keys, args):
+    end = time.monotonic() + float(args[0])
+    done = refused = 0
+    while time.monotonic() < end:
+        try:
+            execute("INCR", keys[0])
+            done += 1
+        except CommandError as exc:
+            if not str(exc).startswith("LOADING"):
+                raise
+            refused += 1
+    return [done, refused]
+
+register_function("hammer", hammer)
+''')
+    thread, outcome = call_in_background(server, "AI.FCALL", "hammer", 1, "n", "2.5")
+    time.sleep(0.5)
+    assert r.execute_command("DEBUG", "RELOAD") == b"OK"
+    thread.join(30)
+    done, refused = eval(outcome[0])  # repr of [done, refused]
+    assert refused > 0
+    assert int(r.get("n")) == done
+    assert MAIN_THREAD_GIL not in server.log()

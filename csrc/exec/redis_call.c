@@ -12,6 +12,7 @@
 #include "types/type_model.h"
 
 #define ERR_SHUTDOWN "ERR the server is shutting down"
+#define ERR_LOADING "LOADING Redis is loading the dataset in memory"
 
 static void CopyReply(RedisModuleCallReply *from, RAI_CallReply *to) {
     memset(to, 0, sizeof(*to));
@@ -61,6 +62,11 @@ typedef struct {
 static void DoCall(RedisModuleCtx *ctx, void *arg) {
     Call *call = arg;
     int argc = call->argc;
+    /* As for functions (DoCallAs): not into a keyspace an RDB is loading. */
+    if (RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_LOADING) {
+        call->reply = ErrorReply(ERR_LOADING);
+        return;
+    }
     RedisModuleString **args = RedisModule_Alloc(sizeof(*args) * (argc > 1 ? (size_t)argc - 1 : 1));
     for (int i = 1; i < argc; i++) args[i - 1] = RedisModule_CreateString(ctx, call->argv[i], call->lens[i]);
     errno = 0;
@@ -167,8 +173,13 @@ static void DoCallAs(RedisModuleCtx *ctx, void *arg) {
     RedisModuleString **args = MakeArgs(ctx, &c->call);
     RedisModuleString *username = RedisModule_CreateString(ctx, c->as->user, strlen(c->as->user));
     RedisModuleUser *user = RedisModule_GetModuleUserFromUserName(username);
+    /* The main thread may be inside an RDB load (DEBUG RELOAD, a replica's
+     * sync) waiting for a library's import: a write now would meet the
+     * RDB's copy of its key, which Redis treats as a corrupt file. */
     const char *refusal = user == NULL ? "ERR the user that called the function no longer exists"
-                                       : OutsideTheSlot(ctx, args, c->call.argc, c->as->slot);
+                          : (RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_LOADING)
+                              ? ERR_LOADING
+                              : OutsideTheSlot(ctx, args, c->call.argc, c->as->slot);
     RedisModuleCallReply *reply = refusal ? NULL : CallChecked(ctx, user, args, c->call.argc, c->as->read_only, &refusal);
     if (reply) {
         c->call.reply = RedisModule_Calloc(1, sizeof(RAI_CallReply));
