@@ -11,6 +11,7 @@
 #include "types/backends.h"
 #include "commands/cmd_admin.h"
 #include "commands/cmd_dag.h"
+#include "commands/cmd_function.h"
 #include "commands/cmd_metrics.h"
 #include "commands/cmd_model.h"
 #include "commands/cmd_script.h"
@@ -62,6 +63,13 @@ typedef struct {
 static const RedisModuleCommandKeySpec READ_KEY[] = {KEY_AT(1, READS), {0}};
 static const RedisModuleCommandKeySpec WRITE_KEY[] = {KEY_AT(1, OVERWRITES), {0}};
 static const RedisModuleCommandKeySpec DELETE_KEY[] = {KEY_AT(1, DELETES), {0}};
+/* AI.FCALL fn numkeys key ...: Redis FCALL's key spec (a count at 2, then that many keys). */
+#define KEYS_COUNTED_AT(at, key_flags)                                                      \
+    {.flags = (key_flags), .begin_search_type = REDISMODULE_KSPEC_BS_INDEX, .bs.index.pos = (at), \
+     .find_keys_type = REDISMODULE_KSPEC_FK_KEYNUM, .fk.keynum = {0, 1, 1}}
+static const RedisModuleCommandKeySpec FCALL_KEYS[] = {
+    KEYS_COUNTED_AT(2, REDISMODULE_CMD_KEY_RW | REDISMODULE_CMD_KEY_ACCESS | REDISMODULE_CMD_KEY_UPDATE), {0}};
+static const RedisModuleCommandKeySpec FCALL_RO_KEYS[] = {KEYS_COUNTED_AT(2, READS), {0}};
 /* Commands marked getkeys-api declare no key spec of their own: their keys
  * follow keywords a key spec cannot pin down (a keyword search would also
  * match an ARGS value, or a key named OUTPUTS). Redis then asks the command
@@ -94,6 +102,19 @@ static const CommandSpec COMMANDS[] = {
     {"ai.config", RAI_Config_RedisCommand, "write", 0, 0, 0, NULL, "admin"},
     /* Lists every model's and script's key: with INFO in @dangerous, not @read. */
     {"ai.metrics", RAI_Metrics_RedisCommand, "readonly", 0, 0, 0, NULL, "dangerous"},
+    /* In-server functions. AI.FUNCTION changes code the server runs: on 7.2+
+     * @admin as well as the module's own MODULE LOAD check (cmd_function.c).
+     * AI.FCALL is refused under OOM per function (allow-oom, no-writes), not
+     * by deny-oom; neither runs from Lua (its main thread would wait). Their
+     * key spec is Redis FCALL's (for COMMAND INFO and ACL key patterns);
+     * getkeys-api as well, because Redis 7.0's cluster routing finds a module
+     * command's keys only through it or first/last/step. */
+    {"ai.function", RAI_Function_RedisCommand, "may-replicate deny-script", 0, 0, 0, NULL,
+     "admin dangerous scripting"},
+    {"ai.fcall", RAI_FCall_RedisCommand, "write deny-script no-mandatory-keys getkeys-api", 0, 0, 0, FCALL_KEYS,
+     "write scripting"},
+    {"ai.fcall_ro", RAI_FCallRO_RedisCommand, "readonly deny-script no-mandatory-keys getkeys-api", 0, 0, 0,
+     FCALL_RO_KEYS, "read scripting"},
 };
 
 /* Declares, in the one SetCommandInfo call a command may get, where its keys
@@ -217,6 +238,8 @@ static void LogConfig(const char *module_path) {
                    RAI_Cfg.inter_op_parallelism, RAI_Cfg.model_chunk_size,
                    RAI_Cfg.model_execution_timeout, RAI_Cfg.backend_memory_limit,
                    RAI_Cfg.cache_memory, RAI_Cfg.backends_path);
+    RAI_LOG_NOTICE("config: FUNCTION_THREADS=%lld FUNCTION_TIMEOUT=%lld", RAI_Cfg.function_threads,
+                   RAI_Cfg.function_timeout);
 }
 
 __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ctx,
@@ -254,7 +277,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
 
     if (LoadRequestedBackends() != REDISMODULE_OK) return REDISMODULE_ERR;
     if (RAI_TensorTypeRegister(ctx) != REDISMODULE_OK || RAI_ModelTypeRegister(ctx) != REDISMODULE_OK ||
-        RAI_ScriptTypeRegister(ctx) != REDISMODULE_OK) {
+        RAI_ScriptTypeRegister(ctx) != REDISMODULE_OK || RAI_FunctionPersistenceRegister(ctx) != REDISMODULE_OK) {
         RAI_LOG_WARNING("could not create the AI data types");
         return REDISMODULE_ERR;
     }

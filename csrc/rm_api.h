@@ -31,6 +31,10 @@
 
 #define REDISMODULE_CTX_FLAGS_LUA (1 << 0)
 #define REDISMODULE_CTX_FLAGS_MULTI (1 << 1)
+#define REDISMODULE_CTX_FLAGS_SLAVE (1 << 3)
+#define REDISMODULE_CTX_FLAGS_READONLY (1 << 4)
+#define REDISMODULE_CTX_FLAGS_CLUSTER (1 << 5)
+#define REDISMODULE_CTX_FLAGS_OOM (1 << 10)
 #define REDISMODULE_CTX_FLAGS_REPLICATED (1 << 12)
 #define REDISMODULE_CTX_FLAGS_LOADING (1 << 13)
 #define REDISMODULE_CTX_FLAGS_DENY_BLOCKING (1 << 21)
@@ -39,6 +43,8 @@
 #define REDISMODULE_OPTIONS_HANDLE_IO_ERRORS (1 << 0)
 
 #define REDISMODULE_TYPE_METHOD_VERSION_COPY 3
+
+#define REDISMODULE_AUX_BEFORE_RDB (1 << 0)
 
 #define REDISMODULE_ERRORMSG_WRONGTYPE \
     "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -85,6 +91,7 @@ typedef struct RedisModuleCommand RedisModuleCommand;
 typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
 typedef struct RedisModuleDefragCtx RedisModuleDefragCtx;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
+typedef struct RedisModuleUser RedisModuleUser;
 
 typedef struct RedisModuleScanCursor RedisModuleScanCursor;
 typedef void (*RedisModuleScanCB)(RedisModuleCtx *ctx, RedisModuleString *keyname,
@@ -304,7 +311,17 @@ typedef struct {
     X(RedisModuleCallReply *, CallReplyArrayElement, (RedisModuleCallReply * reply, size_t idx))  \
     X(void, FreeCallReply, (RedisModuleCallReply * reply))                                        \
     X(int, SubscribeToServerEvent,                                                                \
-      (RedisModuleCtx * ctx, RedisModuleEvent event, RedisModuleEventCallback callback))
+      (RedisModuleCtx * ctx, RedisModuleEvent event, RedisModuleEventCallback callback))           \
+    /* In-server functions (7.0): replies, the caller's ACL user, keys of a command. */            \
+    X(int, ReplyWithDouble, (RedisModuleCtx * ctx, double d))                                     \
+    X(int, ReplyWithBool, (RedisModuleCtx * ctx, int b))                                          \
+    X(int, ReplyWithMap, (RedisModuleCtx * ctx, long len))                                        \
+    X(RedisModuleString *, GetCurrentUserName, (RedisModuleCtx * ctx))                            \
+    X(RedisModuleUser *, GetModuleUserFromUserName, (RedisModuleString * name))                   \
+    X(void, FreeModuleUser, (RedisModuleUser * user))                                             \
+    X(int, ACLCheckCommandPermissions, (RedisModuleUser * user, RedisModuleString * *argv, int argc)) \
+    X(int *, GetCommandKeys, (RedisModuleCtx * ctx, RedisModuleString * *argv, int argc, int *num_keys)) \
+    X(RedisModuleCtx *, GetContextFromIO, (RedisModuleIO * rdb))
 
 /* Optional APIs: NULL when the server is older than the API. */
 #define RAI_OPTIONAL_APIS(X)                                                                      \

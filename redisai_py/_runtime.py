@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from redisai_py import backends, script_runtime
+from redisai_py import _function_libraries, backends, script_runtime
 from redisai_py._errors import BackendError, RedisAIError
 from redisai_py._log import RedisLogHandler
 from redisai_py.sessions import SessionCache, StoredModel
@@ -44,6 +44,8 @@ ENTRY_POINTS: tuple[str, ...] = (
     "load_script",
     "run_script",
     "drop_sessions",
+    "load_library",
+    "call_function",
 )
 
 _log = logging.getLogger("redisai_py")
@@ -265,3 +267,8 @@ def run_script(script: Any, fn: str, inputs: Sequence[Any], keys: list[str], arg
         return [_as_output(o) for o in outputs]
     except Exception as exc:
         raise _client_error(exc) from exc
+
+
+# In-server functions (AI.FUNCTION LOAD, AI.FCALL): see redisai_py/_function_libraries.py.
+load_library = _function_libraries.load_library
+call_function = _function_libraries.call_function

@@ -71,6 +71,10 @@ SYNTAX = {
     "ai.config": "BACKENDSPATH path|LOADBACKEND TF|TFLITE|TORCH|ONNX path|MODEL_CHUNK_SIZE chunk_size"
                  "|CACHE_MEMORY cache_memory|CACHE_FLUSH|GET BACKENDSPATH|MODEL_CHUNK_SIZE|CACHE_MEMORY",
     "ai.metrics": "",
+    "ai.function": "LOAD [REPLACE] function-code|DELETE library-name"
+                   "|LIST [LIBRARYNAME library-name-pattern] [WITHCODE]|FLUSH [ASYNC|SYNC]|KILL",
+    "ai.fcall": "function numkeys [key [key ...]] [arg [arg ...]]",
+    "ai.fcall_ro": "function numkeys [key [key ...]] [arg [arg ...]]",
 }
 
 # The first RedisAI release whose command table had each command.
@@ -83,6 +87,7 @@ SINCE = {
     "ai.dagexecute": "1.2.3", "ai.dagexecute_ro": "1.2.3", "ai.scriptstore": "1.2.4",
     # redisai_py's own command (RedisAI never had it): the project release that added it.
     "ai.metrics": "0.1.0",
+    "ai.function": "0.1.0", "ai.fcall": "0.1.0", "ai.fcall_ro": "0.1.0",
 }
 
 # Deprecated command: (RedisAI release that deprecated it, its replacement).
@@ -100,6 +105,8 @@ DEPRECATED = {
 SPEC_KEYED = {"ai.tensorset", "ai.tensorget", "ai.modelstore", "ai.modelset", "ai.modelget",
               "ai.modeldel", "ai.scriptstore", "ai.scriptset", "ai.scriptget", "ai.scriptdel",
               "ai.info"}
+# AI.FCALL's keys follow its key count (argv[2]), as Redis FCALL's do.
+COUNTED_KEYS = {"ai.fcall", "ai.fcall_ro"}
 
 
 @dataclass
@@ -262,6 +269,12 @@ def test_key_arguments_point_at_the_key_specs(server):
             assert spec[b"begin_search"] == {b"type": b"index", b"spec": {b"index": 1}}, name
             assert [(k.name, k.key_spec_index) for k in keys] == [("key", 0)], name
             assert doc.args[0] is keys[0], name
+        elif name in COUNTED_KEYS:
+            (spec,) = infos[name][8]
+            assert spec[b"begin_search"] == {b"type": b"index", b"spec": {b"index": 2}}, name
+            assert spec[b"find_keys"] == {b"type": b"keynum", b"spec": {b"keynumidx": 0, b"firstkey": 1,
+                                                                          b"keystep": 1}}, name
+            assert [(k.name, k.key_spec_index) for k in keys] == [("key", 0)], name
         else:
             assert keys == [], name
     execute = docs["ai.scriptexecute"].args

@@ -233,7 +233,7 @@ def test_write_only_pattern_writes_but_cannot_read(tenants, r):
 # ACL categories (servers whose module API has them: Valkey, Redis 7.2+)
 
 READ_COMMANDS = {"ai.tensorget", "ai.modelget", "ai._modelscan", "ai.scriptget", "ai._scriptscan",
-                 "ai.dagexecute_ro", "ai.dagrun_ro", "ai.info"}
+                 "ai.dagexecute_ro", "ai.dagrun_ro", "ai.info", "ai.fcall_ro"}
 
 
 @pytest.mark.skipif(SERVER_KIND == "redis",
@@ -241,6 +241,8 @@ READ_COMMANDS = {"ai.tensorget", "ai.modelget", "ai._modelscan", "ai.scriptget",
 def test_read_and_write_categories_grant_the_ai_commands(tenants, r):
     assert {c for c in r.acl_cat("read") if c.startswith("ai.")} == READ_COMMANDS
     assert "ai.config" in r.acl_cat("admin")
+    assert {"ai.function", "ai.fcall", "ai.fcall_ro"} <= set(r.acl_cat("scripting"))
+    assert "ai.function" in r.acl_cat("admin") and "ai.function" in r.acl_cat("dangerous")
     r.execute_command("ACL", "SETUSER", "cat-reader", "on", ">pw", "~*", "+@read")
     r.execute_command("ACL", "SETUSER", "cat-writer", "on", ">pw", "~*", "+@write")
     reader, writer = as_user(tenants, "cat-reader"), as_user(tenants, "cat-writer")

@@ -474,6 +474,65 @@ static const RAI_CommandDoc METRICS = {
     .tips = "nondeterministic_output_order",
 };
 
+/* ================================================================ functions */
+
+/* In-server Python functions are redisai_py's own: "since" is this project's release. */
+static const RedisModuleCommandArg FUNCTION_LOAD[] = {
+    TOKEN("replace", "REPLACE", .flags = OPTIONAL),
+    ARG("function-code", STRING, .summary = "Python source starting with `#!python name=<library>`"),
+    END,
+};
+static const RedisModuleCommandArg FUNCTION_FLUSH_MODE[] = {
+    TOKEN("async", "ASYNC"), TOKEN("sync", "SYNC"), END,
+};
+static const RedisModuleCommandArg FUNCTION_FLUSH[] = {
+    ARG("flush-type", ONEOF, .flags = OPTIONAL, .subargs = FUNCTION_FLUSH_MODE),
+    END,
+};
+static const RedisModuleCommandArg FUNCTION_LIST[] = {
+    ARG("library-name-pattern", PATTERN, .token = "LIBRARYNAME", .flags = OPTIONAL),
+    TOKEN("withcode", "WITHCODE", .flags = OPTIONAL),
+    END,
+};
+static const RedisModuleCommandArg FUNCTION_ACTIONS[] = {
+    ARG("load", BLOCK, .token = "LOAD", .subargs = FUNCTION_LOAD),
+    ARG("library-name", STRING, .token = "DELETE"),
+    ARG("list", BLOCK, .token = "LIST", .subargs = FUNCTION_LIST),
+    ARG("flush", BLOCK, .token = "FLUSH", .subargs = FUNCTION_FLUSH),
+    TOKEN("kill", "KILL"),
+    END,
+};
+static const RedisModuleCommandArg FUNCTION_ARGS[] = {
+    ARG("subcommand", ONEOF, .subargs = FUNCTION_ACTIONS),
+    END,
+};
+static const RAI_CommandDoc FUNCTION = {
+    .summary = "Loads, deletes, lists or flushes in-server Python function libraries, or kills a long call "
+               "(redisai_py only)",
+    .complexity = "LOAD imports the library on the loader thread; LIST is O(N) in libraries and functions",
+    .since = RAI_VERSION_STRING,
+    .args = FUNCTION_ARGS,
+};
+static const RedisModuleCommandArg FCALL_ARGS[] = {
+    ARG("function", STRING),
+    ARG("numkeys", INTEGER),
+    {.name = "key", .type = REDISMODULE_ARG_TYPE_KEY, .key_spec_index = 0, .flags = OPTIONAL | MULTIPLE},
+    ARG("arg", STRING, .flags = OPTIONAL | MULTIPLE),
+    END,
+};
+static const RAI_CommandDoc FCALL = {
+    .summary = "Runs an in-server Python function on a function thread (redisai_py only)",
+    .complexity = "Depends on the function that is executed",
+    .since = RAI_VERSION_STRING,
+    .args = FCALL_ARGS,
+};
+static const RAI_CommandDoc FCALL_RO = {
+    .summary = "Runs an in-server Python function flagged no-writes (redisai_py only)",
+    .complexity = "Depends on the function that is executed",
+    .since = RAI_VERSION_STRING,
+    .args = FCALL_ARGS,
+};
+
 /* ================================================================ lookup */
 
 static const struct {
@@ -492,6 +551,8 @@ static const struct {
     {"ai.dagrun", &DAGRUN},         {"ai.dagrun_ro", &DAGRUN_RO},
     {"ai.info", &INFO},             {"ai.config", &CONFIG},
     {"ai.metrics", &METRICS},
+    {"ai.function", &FUNCTION},     {"ai.fcall", &FCALL},
+    {"ai.fcall_ro", &FCALL_RO},
 };
 
 const RAI_CommandDoc *RAI_CommandDocFor(const char *name) {

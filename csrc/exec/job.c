@@ -136,5 +136,6 @@ void RAI_JobFree(RAI_Job *job) {
     FreeStoreCall(job->store);
     FreeLearnedNames(job->learned);
     RedisModule_Free(job->error);
+    if (job->payload) job->free_payload(job->payload);
     RedisModule_Free(job);
 }

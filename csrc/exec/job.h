@@ -89,6 +89,8 @@ struct RAI_Job {
     RAI_ScriptCall *call;     /* script runs */
     RAI_StoreCall *store;     /* stores and session loads */
     RAI_LearnedNames *learned; /* set by a load or a first run that learned names */
+    void *payload;                  /* a kind of a higher layer's own (function calls) */
+    void (*free_payload)(void *payload); /* frees it with the job */
 };
 
 /* start_us + ms milliseconds, saturating: a TIMEOUT or MINBATCHTIMEOUT of

@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/args.h"
+#include "base/keyslot.h"
 #include "exec/sync_run.h"
 #include "rm_api.h"
 #include "types/type_model.h"
 
 #define ERR_SHUTDOWN "ERR the server is shutting down"
+#define ERR_LOADING "LOADING Redis is loading the dataset in memory"
 
 static void CopyReply(RedisModuleCallReply *from, RAI_CallReply *to) {
     memset(to, 0, sizeof(*to));
@@ -59,6 +62,11 @@ typedef struct {
 static void DoCall(RedisModuleCtx *ctx, void *arg) {
     Call *call = arg;
     int argc = call->argc;
+    /* As for functions (DoCallAs): not into a keyspace an RDB is loading. */
+    if (RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_LOADING) {
+        call->reply = ErrorReply(ERR_LOADING);
+        return;
+    }
     RedisModuleString **args = RedisModule_Alloc(sizeof(*args) * (argc > 1 ? (size_t)argc - 1 : 1));
     for (int i = 1; i < argc; i++) args[i - 1] = RedisModule_CreateString(ctx, call->argv[i], call->lens[i]);
     errno = 0;
@@ -82,6 +90,114 @@ RAI_CallReply *RAI_RedisCall(int argc, const char **argv, const size_t *lens) {
     Call call = {argc, argv, lens, NULL};
     if (!RAI_OnMainThread(DoCall, &call)) return ErrorReply(ERR_SHUTDOWN);
     return call.reply;
+}
+
+/* ------------------------------------------------ a function's execute() */
+
+typedef struct {
+    Call call;
+    const RAI_CallAs *as;
+} CallAs;
+
+static RedisModuleString **MakeArgs(RedisModuleCtx *ctx, const Call *call) {
+    RedisModuleString **args = RedisModule_Alloc(sizeof(*args) * (size_t)call->argc);
+    for (int i = 0; i < call->argc; i++) args[i] = RedisModule_CreateString(ctx, call->argv[i], call->lens[i]);
+    return args;
+}
+
+static void FreeArgs(RedisModuleCtx *ctx, RedisModuleString **args, int argc) {
+    for (int i = 0; i < argc; i++) RedisModule_FreeString(ctx, args[i]);
+    RedisModule_Free(args);
+}
+
+/* Cluster mode: NULL if every key of the command hashes to the call's slot,
+ * else the refusal. A function must name its keys in AI.FCALL (so the client
+ * reached the node that serves them), as Redis Functions require. */
+static const char *OutsideTheSlot(RedisModuleCtx *ctx, RedisModuleString **args, int argc, int slot) {
+    if (!(RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_CLUSTER)) return NULL;
+    int nkeys = 0;
+    int *positions = RedisModule_GetCommandKeys(ctx, args, argc, &nkeys);
+    const char *refusal = NULL;
+    for (int i = 0; positions && i < nkeys && refusal == NULL; i++) {
+        size_t len;
+        const char *key = RedisModule_StringPtrLen(args[positions[i]], &len);
+        if (slot < 0) refusal = "ERR execute() may touch keys only when AI.FCALL names keys (cluster mode)";
+        else if (RAI_KeySlot(key, len) != slot)
+            refusal = "ERR execute() may only touch keys in the slot of the keys AI.FCALL names (cluster mode)";
+    }
+    RedisModule_Free(positions);
+    return refusal;
+}
+
+/* SORT's BY and GET read keys by pattern, which the ACL check of its
+ * arguments cannot see, and Redis checks them against the running client's
+ * user: here the module's own, unrestricted one. */
+static int ReadsKeysByPattern(RedisModuleString **args, int argc) {
+    if (!RAI_ArgIs(args[0], "SORT") && !RAI_ArgIs(args[0], "SORT_RO")) return 0;
+    for (int i = 2; i < argc; i++) {
+        if (RAI_ArgIs(args[i], "BY") || RAI_ArgIs(args[i], "GET")) return 1;
+    }
+    return 0;
+}
+
+/* The caller's ACL rules are checked here (command, keys, channels), then
+ * the command runs: "S" refuses what a script may not run (EVAL, MULTI,
+ * blocking), "W" any write for FCALL_RO, "!" replicates writes. (Redis
+ * 7.0's "C" flag would check the same rules but crashes writing its ACL log
+ * entry from a timer's context, whose client has no user.) */
+static RedisModuleCallReply *CallChecked(RedisModuleCtx *ctx, RedisModuleUser *user, RedisModuleString **args,
+                                         int argc, int read_only, const char **refusal) {
+    errno = 0;
+    if (RedisModule_ACLCheckCommandPermissions(user, args, argc) != REDISMODULE_OK) {
+        *refusal = errno == ENOENT ? "ERR unknown command"
+                                   : "NOPERM this user has no permissions to run this command or to access its keys";
+        return NULL;
+    }
+    if (ReadsKeysByPattern(args, argc)) {
+        *refusal = "ERR execute() does not run SORT with BY or GET: they read keys no ACL check sees";
+        return NULL;
+    }
+    errno = 0;
+    RedisModuleCallReply *reply = RedisModule_Call(ctx, RedisModule_StringPtrLen(args[0], NULL),
+                                                   read_only ? "!SEWv" : "!SEv", args + 1, (size_t)(argc - 1));
+    if (reply == NULL)
+        *refusal = errno == ENOENT ? "ERR unknown command"
+                   : errno == EINVAL ? "ERR wrong number of arguments"
+                   : errno == ESPIPE ? "ERR this command is not allowed from a function"
+                                     : "ERR command could not be called";
+    return reply;
+}
+
+static void DoCallAs(RedisModuleCtx *ctx, void *arg) {
+    CallAs *c = arg;
+    RedisModuleString **args = MakeArgs(ctx, &c->call);
+    RedisModuleString *username = RedisModule_CreateString(ctx, c->as->user, strlen(c->as->user));
+    RedisModuleUser *user = RedisModule_GetModuleUserFromUserName(username);
+    /* The main thread may be inside an RDB load (DEBUG RELOAD, a replica's
+     * sync) waiting for a library's import: a write now would meet the
+     * RDB's copy of its key, which Redis treats as a corrupt file. */
+    const char *refusal = user == NULL ? "ERR the user that called the function no longer exists"
+                          : (RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_LOADING)
+                              ? ERR_LOADING
+                              : OutsideTheSlot(ctx, args, c->call.argc, c->as->slot);
+    RedisModuleCallReply *reply = refusal ? NULL : CallChecked(ctx, user, args, c->call.argc, c->as->read_only, &refusal);
+    if (reply) {
+        c->call.reply = RedisModule_Calloc(1, sizeof(RAI_CallReply));
+        CopyReply(reply, c->call.reply);
+        RedisModule_FreeCallReply(reply);
+    } else {
+        c->call.reply = ErrorReply(refusal);
+    }
+    if (user) RedisModule_FreeModuleUser(user);
+    RedisModule_FreeString(ctx, username);
+    FreeArgs(ctx, args, c->call.argc);
+}
+
+RAI_CallReply *RAI_RedisCallAs(int argc, const char **argv, const size_t *lens, const RAI_CallAs *as) {
+    if (argc < 1) return ErrorReply("ERR execute() needs a command");
+    CallAs c = {{argc, argv, lens, NULL}, as};
+    if (!RAI_OnMainThread(DoCallAs, &c)) return ErrorReply(ERR_SHUTDOWN);
+    return c.call.reply;
 }
 
 static void FreeReplyContents(RAI_CallReply *r) {

@@ -26,6 +26,19 @@ typedef struct RAI_CallReply {
 RAI_CallReply *RAI_RedisCall(int argc, const char **argv, const size_t *lens);
 void RAI_CallReplyFree(RAI_CallReply *reply);
 
+/* How a function's execute() runs its command: as the calling client's ACL
+ * user, without writes for AI.FCALL_RO, and in cluster mode touching only
+ * keys of the call's slot. */
+typedef struct {
+    const char *user; /* ACL user name */
+    int read_only;
+    int slot;    /* cluster mode: the one slot its keys may hash to; -1: the call had no keys */
+} RAI_CallAs;
+
+/* Runs `argv[0] argv[1..]` for a function, checked as `as` says (replicated
+ * like the client's own writes); a refusal is an ERROR reply. */
+RAI_CallReply *RAI_RedisCallAs(int argc, const char **argv, const size_t *lens, const RAI_CallAs *as);
+
 /* The model under `key`, retained; NULL with *err set to the reply text. */
 RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char **err);
 

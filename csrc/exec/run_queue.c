@@ -319,6 +319,14 @@ RAI_RunQueue *RAI_LoaderQueue(void) {
     return loader_queue;
 }
 
+static RAI_RunQueue *function_queue;
+
+RAI_RunQueue *RAI_FunctionQueue(void) {
+    if (function_queue == NULL)
+        __atomic_store_n(&function_queue, QueueNew("functions", (int)RAI_Cfg.function_threads, 0), __ATOMIC_RELEASE);
+    return function_queue;
+}
+
 void RAI_RunQueuePush(RAI_RunQueue *q, RAI_Job *job) {
     job->next = NULL;
     pthread_mutex_lock(&q->lock);
@@ -351,8 +359,10 @@ void RAI_RunQueuesShutdown(uint64_t timeout_ms) {
     __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
     for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) StopTakingJobs(q);
     if (loader_queue) StopTakingJobs(loader_queue);
+    if (function_queue) StopTakingJobs(function_queue);
     for (RAI_RunQueue *q = device_queues; q != NULL; q = q->next) WaitIdle(q, deadline);
     if (loader_queue) WaitIdle(loader_queue, deadline);
+    if (function_queue) WaitIdle(function_queue, deadline);
 }
 
 static void AddThreadCpu(RedisModuleInfoCtx *ctx, const RAI_RunQueue *q, int i) {

@@ -26,6 +26,10 @@ RAI_RunQueue *RAI_RunQueueOf(RAI_RunQueue **slot, const char *device);
 /* The queue that makes backend sessions. */
 RAI_RunQueue *RAI_LoaderQueue(void);
 
+/* The queue of AI.FCALL callbacks (FUNCTION_THREADS workers), made on first
+ * use (main thread). NULL if its threads could not start. */
+RAI_RunQueue *RAI_FunctionQueue(void);
+
 void RAI_RunQueuePush(RAI_RunQueue *q, RAI_Job *job);
 
 

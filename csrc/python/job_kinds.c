@@ -7,6 +7,7 @@
 
 #include "exec/dag.h"
 #include "base/log.h"
+#include "python/py_functions.h"
 #include "python/py_jobs.h"
 #include "exec/run_queue.h"
 #include "exec/sync_run.h"
@@ -94,3 +95,16 @@ const RAI_JobOps RAI_ScriptRunJob = {"script run", 0, RunScript, HandBack};
 const RAI_JobOps RAI_LoadJob = {"session load", 0, RunLoad, LoadDone};
 const RAI_JobOps RAI_DagModelJob = {"DAG model op", 1, RunModels, RAI_DagOpDone};
 const RAI_JobOps RAI_DagScriptJob = {"DAG script op", 0, RunScript, RAI_DagOpDone};
+
+static void RunFunctionLoad(RAI_Job **jobs, int n) {
+    (void)n;
+    RAI_PyFunctionLoad(jobs[0]);
+}
+
+static void RunFunctionCall(RAI_Job **jobs, int n) {
+    (void)n;
+    RAI_PyFunctionCall(jobs[0]);
+}
+
+const RAI_JobOps RAI_FunctionLoadJob = {"function library load", 0, RunFunctionLoad, HandBack};
+const RAI_JobOps RAI_FunctionCallJob = {"function call", 0, RunFunctionCall, HandBack};

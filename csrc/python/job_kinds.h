@@ -16,6 +16,12 @@ extern const RAI_JobOps RAI_LoadJob;
 extern const RAI_JobOps RAI_DagModelJob;
 extern const RAI_JobOps RAI_DagScriptJob;
 
+/* AI.FUNCTION LOAD: imports a library on the loader (its client blocked, or
+ * the main thread waiting: replicated, AOF or RDB loading, MULTI/Lua). */
+extern const RAI_JobOps RAI_FunctionLoadJob;
+/* AI.FCALL / AI.FCALL_RO: runs a function on the function queue. */
+extern const RAI_JobOps RAI_FunctionCallJob;
+
 /* Released models and scripts have their sessions dropped by a job on the
  * loader queue, which is made when the first lands on an empty drop list
  * (model.c calls this waker from any thread; it only queues). Main thread,

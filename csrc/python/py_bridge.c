@@ -233,15 +233,18 @@ PyObject *RAI_PyScriptWrap(RAI_Script *s) {
 
 /* ------------------------------------------------------- calls into Redis */
 
-static PyObject *ReplyToPython(const RAI_CallReply *r) {
+/* raw: bulk strings as bytes (a function's tensor reads), else as str. */
+static PyObject *ReplyToPythonAs(const RAI_CallReply *r, int raw) {
     switch (r->type) {
-    case RAI_REPLY_STRING: return PyUnicode_DecodeUTF8(r->str, (Py_ssize_t)r->len, "replace");
+    case RAI_REPLY_STRING:
+        return raw ? PyBytes_FromStringAndSize(r->str, (Py_ssize_t)r->len)
+                   : PyUnicode_DecodeUTF8(r->str, (Py_ssize_t)r->len, "replace");
     case RAI_REPLY_INTEGER: return PyLong_FromLongLong(r->integer);
     case RAI_REPLY_ARRAY: {
         /* A tuple: TorchScript's Any takes mixed element types in a tuple only. */
         PyObject *tuple = PyTuple_New((Py_ssize_t)r->n);
         for (size_t i = 0; i < r->n; i++) {
-            PyObject *item = ReplyToPython(&r->elements[i]);
+            PyObject *item = ReplyToPythonAs(&r->elements[i], raw);
             if (item == NULL) {
                 Py_DECREF(tuple);
                 return NULL;
@@ -255,6 +258,8 @@ static PyObject *ReplyToPython(const RAI_CallReply *r) {
     default: Py_RETURN_NONE;
     }
 }
+
+static PyObject *ReplyToPython(const RAI_CallReply *r) { return ReplyToPythonAs(r, 0); }
 
 /* call(command, args): runs a Redis command for a script's redis.execute().
  * The GIL is released before the Redis lock is taken: a thread holding the
@@ -289,6 +294,57 @@ static PyObject *ShimCall(PyObject *self, PyObject *args) {
         RAI_CallReply *reply = RAI_RedisCall((int)n + 1, argv, lens);
         RAI_GilResume(gil);
         result = ReplyToPython(reply);
+        RAI_CallReplyFree(reply);
+    }
+    PyMem_Free(argv);
+    PyMem_Free(lens);
+    Py_DECREF(seq);
+    return result;
+}
+
+/* function_execute(user, read_only, slot, argv[, raw]): a function's
+ * execute(), run on the main thread as `user` (RAI_RedisCallAs). (True,
+ * reply) with the reply converted as for scripts (raw: bulk strings as
+ * bytes), or (False, error text) so that Python raises it with the server's
+ * own wording. The GIL is dropped first, as for call(). */
+static PyObject *ShimFunctionExecute(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *user;
+    int read_only, slot, raw = 0;
+    PyObject *list;
+    if (!PyArg_ParseTuple(args, "ypiO|p", &user, &read_only, &slot, &list, &raw)) return NULL;
+    PyObject *seq = PySequence_Fast(list, "the command must be a sequence of str or bytes");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    const char **argv = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+    size_t *lens = PyMem_Calloc((size_t)n + 1, sizeof(size_t));
+    int ok = argv != NULL && lens != NULL;
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        Py_ssize_t len = 0;
+        if (PyBytes_Check(item)) {
+            argv[i] = PyBytes_AS_STRING(item);
+            len = PyBytes_GET_SIZE(item);
+        } else if (PyUnicode_Check(item)) {
+            argv[i] = PyUnicode_AsUTF8AndSize(item, &len);
+        } else {
+            PyErr_Format(PyExc_TypeError, "execute() takes str or bytes arguments, not %s", Py_TYPE(item)->tp_name);
+        }
+        ok = argv[i] != NULL;
+        lens[i] = (size_t)len;
+    }
+    PyObject *result = NULL;
+    if (ok) {
+        RAI_CallAs as = {user, read_only, slot};
+        void *gil = RAI_GilSuspend();
+        RAI_CallReply *reply = RAI_RedisCallAs((int)n, argv, lens, &as);
+        RAI_GilResume(gil);
+        if (reply->type == RAI_REPLY_ERROR) {
+            result = Py_BuildValue("(Os#)", Py_False, reply->str, (Py_ssize_t)reply->len);
+        } else {
+            PyObject *value = ReplyToPythonAs(reply, raw);
+            result = value ? Py_BuildValue("(ON)", Py_True, value) : NULL;
+        }
         RAI_CallReplyFree(reply);
     }
     PyMem_Free(argv);
@@ -332,6 +388,8 @@ static PyMethodDef ShimMethods[] = {
     {"log", ShimLog, METH_VARARGS, "Write a line to the Redis log at the given level."},
     {"call", ShimCall, METH_VARARGS, "Run a Redis command (replicated) and return its reply."},
     {"get_model", ShimGetModel, METH_VARARGS, "The model stored under a key."},
+    {"function_execute", ShimFunctionExecute, METH_VARARGS,
+     "Run a Redis command for a function, as its caller's ACL user: (ok, reply or error text)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -353,6 +411,11 @@ static PyObject *DTypesTuple(void) {
     return dtypes;
 }
 
+/* A BaseException, so a function's `except Exception` cannot swallow it. */
+static PyObject *FunctionKilled;
+
+PyObject *RAI_PyFunctionKilledType(void) { return FunctionKilled; }
+
 PyObject *RAI_PyInitShimModule(void) {
     if (PyType_Ready(&TensorType) < 0 || PyType_Ready(&ModelType) < 0 || PyType_Ready(&ScriptType) < 0)
         return NULL;
@@ -363,6 +426,13 @@ PyObject *RAI_PyInitShimModule(void) {
         Py_XDECREF(module);
         return NULL;
     }
+    FunctionKilled = PyErr_NewException("_redisai_shim.FunctionKilled", PyExc_BaseException, NULL);
+    if (FunctionKilled == NULL) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(FunctionKilled); /* one reference for the module, one kept here */
+    PyModule_AddObject(module, "FunctionKilled", FunctionKilled);
     Py_INCREF(&TensorType);
     Py_INCREF(&ModelType);
     Py_INCREF(&ScriptType);

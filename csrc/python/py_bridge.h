@@ -13,6 +13,10 @@
 
 PyObject *RAI_PyInitShimModule(void);
 
+/* _redisai_shim.FunctionKilled, the exception AI.FUNCTION KILL raises in a
+ * running function (borrowed; after the module was made). */
+PyObject *RAI_PyFunctionKilledType(void);
+
 /* New references to Python objects that hold a reference to t / m. */
 PyObject *RAI_PyTensorWrap(RAI_Tensor *t);
 PyObject *RAI_PyModelWrap(RAI_Model *m);

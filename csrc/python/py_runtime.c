@@ -32,6 +32,8 @@ static const char *const ENTRY_POINT_NAMES[RAI_PY_ENTRY_COUNT] = {
     [RAI_PY_LOAD_SCRIPT] = "load_script",
     [RAI_PY_RUN_SCRIPT] = "run_script",
     [RAI_PY_DROP_SESSIONS] = "drop_sessions",
+    [RAI_PY_LOAD_LIBRARY] = "load_library",
+    [RAI_PY_CALL_FUNCTION] = "call_function",
 };
 
 static PyObject *entry_points[RAI_PY_ENTRY_COUNT];

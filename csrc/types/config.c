@@ -20,6 +20,8 @@ RAI_Config RAI_Cfg = {
     .metrics_bind = NULL, /* 127.0.0.1 unless METRICS_BIND says otherwise */
     .metrics_max_keys = 1000,
     .cache_memory = 64LL * 1024 * 1024,
+    .function_threads = 1,
+    .function_timeout = 5000, /* Redis's busy-reply-threshold */
 };
 
 /* An integer argument with a lower bound; 0 when it parses and fits. */
@@ -69,6 +71,11 @@ static int ApplyPair(RedisModuleString *key, RedisModuleString *value) {
     if (RAI_ArgIs(key, "METRICS_PORT")) return ParsePort(value, &RAI_Cfg.metrics_port);
     if (RAI_ArgIs(key, "METRICS_MAX_KEYS")) return ParseBounded(value, 0, &RAI_Cfg.metrics_max_keys);
     if (RAI_ArgIs(key, "CACHE_MEMORY")) return ParseBounded(value, 0, &RAI_Cfg.cache_memory);
+    /* Threads of their own for AI.FCALL callbacks, so a slow function never
+     * holds up a model's queue; capped like device queues' count. */
+    if (RAI_ArgIs(key, "FUNCTION_THREADS"))
+        return ParseBounded(value, 1, &RAI_Cfg.function_threads) && RAI_Cfg.function_threads <= 64;
+    if (RAI_ArgIs(key, "FUNCTION_TIMEOUT")) return ParseBounded(value, 0, &RAI_Cfg.function_timeout);
     if (RAI_ArgIs(key, "METRICS_BIND")) {
         RedisModule_Free(RAI_Cfg.metrics_bind);
         RAI_Cfg.metrics_bind = RedisModule_Strdup(RedisModule_StringPtrLen(value, NULL));

@@ -18,6 +18,8 @@ typedef struct {
     char *metrics_bind;                /* the address it listens on */
     long long metrics_max_keys;        /* per-key metric series before keys fold into `other` */
     long long cache_memory;            /* inference cache budget in bytes; 0: cache off */
+    long long function_threads;        /* workers of the AI.FCALL queue */
+    long long function_timeout;        /* ms a call runs before AI.FUNCTION KILL may stop it */
 } RAI_Config;
 
 extern RAI_Config RAI_Cfg;

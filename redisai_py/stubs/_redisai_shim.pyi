@@ -52,6 +52,10 @@ class Script:
     @property
     def entry_points(self) -> tuple[str, ...]: ...
 
+FunctionKilled: type[BaseException]
+"""Raised inside a running function by AI.FUNCTION KILL (a BaseException,
+so `except Exception` does not catch it)."""
+
 def log(level: str, message: str) -> None:
     """Write a line to the Redis log at `level` ("warning", "notice", "verbose", "debug")."""
 
@@ -60,3 +64,10 @@ def call(command: str, args: list[str | bytes] | tuple[str | bytes, ...]) -> obj
 
 def get_model(key: str) -> Model:
     """The model stored under `key`, for redisAI.model_execute inside a script."""
+
+def function_execute(user: bytes, read_only: bool, slot: int,
+                     command: list[str | bytes] | tuple[str | bytes, ...], raw: bool = False) -> tuple[bool, object]:
+    """Run a Redis command for a function's execute() as ACL user `user`
+    (no writes if read_only; in cluster mode only keys of `slot`, -1: none):
+    (True, reply) or (False, the server's error text). raw: bulk strings as
+    bytes, not str."""
