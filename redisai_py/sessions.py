@@ -27,6 +27,7 @@ class StoredModel(Protocol):
     device: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    warmup: int
 
 
 class Closable(Protocol):

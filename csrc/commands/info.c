@@ -1,5 +1,6 @@
 /* info.c -- the module's INFO MODULES sections, in RedisAI's order:
- * ai_versions, ai_git, ai_load_time_configs, ai_backends_info, ai_cpu.
+ * ai_versions, ai_git, ai_load_time_configs, ai_backends_info, ai_cpu;
+ * then ours: ai_sessions (the loaded-session budget).
  * Clients split this text on '#', so no value may contain one. */
 #include "commands/info.h"
 
@@ -9,6 +10,7 @@
 #include "types/backends.h"
 #include "types/config.h"
 #include "exec/run_queue.h"
+#include "exec/session_budget.h"
 #include "types/type_tensor.h"
 
 static void AddTimeval(RedisModuleInfoCtx *ctx, const char *field, struct timeval tv) {
@@ -30,6 +32,27 @@ static void AddCpuSection(RedisModuleInfoCtx *ctx) {
     AddTimeval(ctx, "main_thread_used_cpu_sys", main_thread.ru_stime);
     AddTimeval(ctx, "main_thread_used_cpu_user", main_thread.ru_utime);
     RAI_RunQueuesInfo(ctx);
+}
+
+/* ai_sessions: the loaded-session budget (exec/session_budget.h). Bytes are
+ * the sessions' estimates; rss_delta sums the RSS change measured around
+ * each loaded session's load (noisy: other threads allocate meanwhile). */
+static void AddSessionsSection(RedisModuleInfoCtx *ctx) {
+    RAI_SessionFigures f;
+    RAI_SessionReadFigures(&f);
+    RedisModule_InfoAddSection(ctx, "sessions");
+    RedisModule_InfoAddFieldLongLong(ctx, "loaded", (long long)f.loaded);
+    RedisModule_InfoAddFieldLongLong(ctx, "loaded_bytes", (long long)f.loaded_bytes);
+    RedisModule_InfoAddFieldLongLong(ctx, "loaded_rss_delta", f.loaded_rss_delta);
+    RedisModule_InfoAddFieldLongLong(ctx, "budget_bytes", (long long)f.budget_bytes);
+    RedisModule_InfoAddFieldLongLong(ctx, "budget_sessions", (long long)f.max_sessions);
+    RedisModule_InfoAddFieldLongLong(ctx, "loads", (long long)f.loads);
+    RedisModule_InfoAddFieldLongLong(ctx, "cold_loads", (long long)f.cold_loads);
+    RedisModule_InfoAddFieldLongLong(ctx, "load_failures", (long long)f.load_failures);
+    RedisModule_InfoAddFieldLongLong(ctx, "evictions", (long long)f.evictions);
+    RedisModule_InfoAddFieldLongLong(ctx, "runs_waiting_for_load", (long long)f.parked_runs);
+    RedisModule_InfoAddFieldLongLong(ctx, "cold_load_p50_us", (long long)f.cold_p50_us);
+    RedisModule_InfoAddFieldLongLong(ctx, "cold_load_p99_us", (long long)f.cold_p99_us);
 }
 
 void RAI_InfoFunc(RedisModuleInfoCtx *ctx, int for_crash_report) {
@@ -54,4 +77,5 @@ void RAI_InfoFunc(RedisModuleInfoCtx *ctx, int for_crash_report) {
     RAI_BackendsInfo(ctx, RAI_RunQueuesWorkerCount());
 
     AddCpuSection(ctx);
+    AddSessionsSection(ctx);
 }

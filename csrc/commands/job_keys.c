@@ -13,6 +13,7 @@
 #include "base/reaper.h"
 #include "exec/sync_run.h"
 #include "exec/run_queue.h"
+#include "exec/session_budget.h"
 #include "types/op_metrics.h"
 #include "types/type_model.h"
 #include "types/type_script.h"
@@ -114,6 +115,12 @@ int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return FinishRun(ctx, RedisModule_GetBlockedClientPrivateData(ctx));
 }
 
+/* A model run waits for its session when it was evicted (session_budget.h). */
+static void QueueRun(RAI_Job *job, RAI_RunQueue *queue) {
+    if (job->model) RAI_QueueModelRun(job, queue);
+    else RAI_RunQueuePush(queue, job);
+}
+
 int RAI_RunJobAndWait(RedisModuleCtx *ctx, RAI_Job *job) {
     RAI_RunQueue *queue = job->model ? RAI_RunQueueOf(&job->model->queue, job->model->device)
                                      : RAI_RunQueueOf(&job->script->queue, job->script->device);
@@ -124,19 +131,20 @@ int RAI_RunJobAndWait(RedisModuleCtx *ctx, RAI_Job *job) {
     if (!RAI_ClientCannotBlock(ctx)) {
         job->bc = RedisModule_BlockClient(ctx, RAI_RunJob_Reply, NULL, RAI_FreeJobCallback, 0);
         RedisModule_BlockedClientMeasureTimeStart(job->bc);
-        RAI_RunQueuePush(queue, job);
+        QueueRun(job, queue);
         return REDISMODULE_OK;
     }
     /* MULTI or Lua: the client cannot be blocked, so this thread waits
      * (without the GIL) and replies itself; the outputs' replication joins
      * the transaction or the script's effects. */
     job->waiter = RAI_WaiterNew();
-    RAI_RunQueuePush(queue, job);
+    QueueRun(job, queue);
     RAI_WaiterWait(job->waiter, ctx);
     RAI_WaiterFree(job->waiter);
     job->waiter = NULL;
     FinishRun(ctx, job);
     RAI_JobFree(job);
+    RAI_SessionSettle();
     return REDISMODULE_OK;
 }
 
@@ -151,6 +159,7 @@ void RAI_FreeJobCallback(RedisModuleCtx *ctx, void *privdata) {
      * the event loop is over. */
     if (job->argv_bytes >= RAI_REAP_MIN_BYTES) RAI_Reap(FreeJob, job, 1);
     else RAI_JobFree(job);
+    RAI_SessionSettle(); /* its pin is gone: a session it kept over the budget may go */
 }
 
 /* ------------------------------------------------------ MODELSTORE / SCRIPTSTORE */

@@ -65,6 +65,8 @@ static void FreeStrings(int n, char **strings) {
 }
 
 void RAI_JobFree(RAI_Job *job) {
+    /* A run's pin keeps its model's session from eviction until now. */
+    if (job->pinned) __atomic_sub_fetch(&job->model->pins, 1, __ATOMIC_RELEASE);
     RAI_ModelRelease(job->model);
     RAI_ScriptRelease(job->script);
     RedisModule_Free(job->fn);

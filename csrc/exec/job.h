@@ -70,6 +70,12 @@ struct RAI_Job {
     int timed_out;
     char *error; /* the reply error, RedisModule_Alloc'd */
 
+    /* The loaded-session budget (session_budget.h): */
+    int pinned;                  /* holds a pin on model's session; RAI_JobFree unpins */
+    struct RAI_RunQueue *target; /* a parked run's device queue */
+    RAI_Model **victims;         /* an eviction's models, retained */
+    size_t nvictims;
+
     RAI_Job *next; /* run-queue link */
 };
 

@@ -9,15 +9,20 @@
 #include "base/log.h"
 #include "python/py_jobs.h"
 #include "exec/run_queue.h"
+#include "exec/session_budget.h"
 #include "exec/sync_run.h"
 #include "types/op_metrics.h"
 
+static void AfterSessionLoad(RAI_Job *job, size_t rss_before, uint64_t start, int cold);
+
 void RAI_JobLoadNow(RAI_Job *job) {
     uint64_t start = RedisModule_MonotonicMicroseconds();
+    size_t rss_before = RAI_ProcessRssBytes();
     RAI_JobJoinBlob(job, job->argv, job->argc);
     RAI_PyLoadModel(job);
     RAI_OpMetricsCountLoad(job->model ? job->model->backend : RAI_BACKEND_TORCH, job->error != NULL,
                            RedisModule_MonotonicMicroseconds() - start);
+    if (job->model) AfterSessionLoad(job, rss_before, start, 0);
 }
 
 static void RunModels(RAI_Job **jobs, int n) { RAI_PyRunModel(jobs, n); }
@@ -86,9 +91,87 @@ static RAI_RunQueue *drop_queue;
 
 static void WakeSessionDrop(void) { RAI_RunQueuePush(drop_queue, RAI_JobNew(&DropSessionsJob, NULL)); }
 
+/* ------------------------------------------------- cold runs, eviction */
+
+/* Loader: lets go of the victims' sessions, unless a run loaded one again
+ * since it was chosen (session_budget.c re-checks under its lock). */
+static void RunEviction(RAI_Job **jobs, int n) {
+    (void)n;
+    RAI_Job *job = jobs[0];
+    for (size_t i = 0; i < job->nvictims; i++) {
+        if (RAI_SessionStillEvicted(job->victims[i])) RAI_PyReleaseSession(job->victims[i]);
+    }
+    RAI_SessionVictimsFree(job->victims, job->nvictims);
+    job->victims = NULL;
+    job->nvictims = 0;
+}
+
+static const RAI_JobOps EvictionJob = {"session eviction", 0, RunEviction, FreeWhenDone};
+
+/* The parked runs of a model whose load ended: to their device queue, or
+ * failed with the load's error. The first takes the names the load learned
+ * (the reply callback records them on the model). */
+static void DispatchParked(RAI_Job *parked, RAI_Job *load) {
+    int gave_names = 0;
+    while (parked != NULL) {
+        RAI_Job *job = parked;
+        parked = job->next;
+        job->next = NULL;
+        if (load->error) {
+            RAI_JobSetError(job, load->error);
+            job->ops->done(job);
+            continue;
+        }
+        if (!gave_names && load->nloaded_inputs > 0 && job->nloaded_inputs == 0) {
+            job->nloaded_inputs = load->nloaded_inputs;
+            job->loaded_inputs = load->loaded_inputs;
+            job->nloaded_outputs = load->nloaded_outputs;
+            job->loaded_outputs = load->loaded_outputs;
+            load->nloaded_inputs = load->nloaded_outputs = 0;
+            load->loaded_inputs = load->loaded_outputs = NULL;
+            gave_names = 1;
+        }
+        RAI_RunQueuePush(job->target, job);
+    }
+}
+
+/* After any load of a model's session (a store's, a replica's background
+ * one, a cold run's): the budget learns it, the runs parked on the model go
+ * on, and the least recently used sessions over the budget are released. */
+static void AfterSessionLoad(RAI_Job *job, size_t rss_before, uint64_t start, int cold) {
+    RAI_Model *m = job->model;
+    RAI_Job *parked;
+    if (job->error) {
+        parked = RAI_SessionLoadFailed(m);
+    } else {
+        RAI_Model **victims;
+        size_t nvictims;
+        long long rss_delta = (long long)RAI_ProcessRssBytes() - (long long)rss_before;
+        parked = RAI_SessionLoaded(m, RAI_SessionEstimate(m->backend, m->bloblen), rss_delta, cold,
+                                   RedisModule_MonotonicMicroseconds() - start, &victims, &nvictims);
+        RAI_QueueEviction(victims, nvictims);
+    }
+    DispatchParked(parked, job);
+}
+
+/* Loader: the session a parked run needs, made from the model's blob. */
+static void RunColdLoad(RAI_Job **jobs, int n) {
+    (void)n;
+    RAI_Job *job = jobs[0];
+    if (!RAI_SessionNeedsLoad(job->model)) return; /* another load (a replica's background one) won */
+    uint64_t start = RedisModule_MonotonicMicroseconds();
+    size_t rss_before = RAI_ProcessRssBytes();
+    RAI_PyPrepareModel(job);
+    RAI_OpMetricsCountLoad(job->model->backend, job->error != NULL, RedisModule_MonotonicMicroseconds() - start);
+    AfterSessionLoad(job, rss_before, start, 1);
+}
+
+static const RAI_JobOps ColdLoadJob = {"cold session load", 0, RunColdLoad, FreeWhenDone};
+
 void RAI_JobKindsStart(void) {
     drop_queue = RAI_LoaderQueue();
     RAI_SetSessionDropWaker(WakeSessionDrop);
+    RAI_SessionBudgetStart(&ColdLoadJob, &EvictionJob);
 }
 
 const RAI_JobOps RAI_ModelRunJob = {"model run", 1, RunModels, HandBack};

@@ -407,3 +407,19 @@ void RAI_PyDropReleasedSessions(void) {
     RAI_GilDrop();
     RAI_LOG_VERBOSE("dropped the sessions of %zu released models or scripts", total);
 }
+
+/* ------------------------------------------------ loaded-session budget */
+
+void RAI_PyPrepareModel(RAI_Job *job) {
+    RAI_GilTake();
+    Runner(job);
+    RAI_GilDrop();
+}
+
+void RAI_PyReleaseSession(RAI_Model *m) {
+    RAI_GilTake();
+    void *handle = m->py_session;
+    m->py_session = NULL;
+    DropChunk(&m->id, &handle, 1);
+    RAI_GilDrop();
+}

@@ -19,6 +19,8 @@ RAI_Config RAI_Cfg = {
     .metrics_port = 0,
     .metrics_bind = NULL, /* 127.0.0.1 unless METRICS_BIND says otherwise */
     .metrics_max_keys = 1000,
+    .model_sessions_memory = 0,
+    .model_sessions_max = 0,
 };
 
 /* An integer argument with a lower bound; 0 when it parses and fits. */
@@ -67,6 +69,9 @@ static int ApplyPair(RedisModuleString *key, RedisModuleString *value) {
         return ParseBounded(value, 1, &RAI_Cfg.backend_memory_limit);
     if (RAI_ArgIs(key, "METRICS_PORT")) return ParsePort(value, &RAI_Cfg.metrics_port);
     if (RAI_ArgIs(key, "METRICS_MAX_KEYS")) return ParseBounded(value, 0, &RAI_Cfg.metrics_max_keys);
+    if (RAI_ArgIs(key, "MODEL_SESSIONS_MEMORY"))
+        return ParseBounded(value, 0, &RAI_Cfg.model_sessions_memory);
+    if (RAI_ArgIs(key, "MODEL_SESSIONS_MAX")) return ParseBounded(value, 0, &RAI_Cfg.model_sessions_max);
     if (RAI_ArgIs(key, "METRICS_BIND")) {
         RedisModule_Free(RAI_Cfg.metrics_bind);
         RAI_Cfg.metrics_bind = RedisModule_Strdup(RedisModule_StringPtrLen(value, NULL));
@@ -111,5 +116,19 @@ const char *RAI_ConfigSetBackendsPath(RedisModuleString *path) {
 const char *RAI_ConfigSetChunkSize(RedisModuleString *value) {
     if (!ParseBounded(value, 1, &RAI_Cfg.model_chunk_size))
         return "ERR MODEL_CHUNK_SIZE: invalid chunk size";
+    return NULL;
+}
+
+/* ------------------------------------------------- loaded-session budget */
+
+const char *RAI_ConfigSetSessionsMemory(RedisModuleString *value) {
+    if (!ParseBounded(value, 0, &RAI_Cfg.model_sessions_memory))
+        return "ERR MODEL_SESSIONS_MEMORY: expected a number of bytes, 0 (no limit) or more";
+    return NULL;
+}
+
+const char *RAI_ConfigSetSessionsMax(RedisModuleString *value) {
+    if (!ParseBounded(value, 0, &RAI_Cfg.model_sessions_max))
+        return "ERR MODEL_SESSIONS_MAX: expected a number of sessions, 0 (no limit) or more";
     return NULL;
 }

@@ -17,6 +17,9 @@ typedef struct {
     long long metrics_port;            /* the /metrics endpoint's TCP port; 0: none */
     char *metrics_bind;                /* the address it listens on */
     long long metrics_max_keys;        /* per-key metric series before keys fold into `other` */
+    /* The loaded-session budget (exec/session_budget.h); 0: no limit. */
+    long long model_sessions_memory;   /* bytes of loaded sessions (their estimates) */
+    long long model_sessions_max;      /* loaded sessions */
 } RAI_Config;
 
 extern RAI_Config RAI_Cfg;
@@ -29,5 +32,11 @@ int RAI_ConfigFromArgs(RedisModuleString **argv, int argc, const char *module_di
 /* AI.CONFIG setters; NULL on success, else the reply error. */
 const char *RAI_ConfigSetBackendsPath(RedisModuleString *path);
 const char *RAI_ConfigSetChunkSize(RedisModuleString *value);
+
+/* AI.CONFIG MODEL_SESSIONS_MEMORY <bytes> / MODEL_SESSIONS_MAX <count>:
+ * 0 (no limit) up to 2^63-1; NULL on success, else the reply error. The
+ * caller applies the new budget (session_budget.h). */
+const char *RAI_ConfigSetSessionsMemory(RedisModuleString *value);
+const char *RAI_ConfigSetSessionsMax(RedisModuleString *value);
 
 #endif

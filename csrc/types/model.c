@@ -18,6 +18,7 @@ static pthread_mutex_t dropped_lock = PTHREAD_MUTEX_INITIALIZER;
 static DroppedSession *dropped;
 static size_t dropped_len, dropped_cap;
 static RAI_SessionDropWaker drop_waker;
+static RAI_ModelForgetHook forget_hook; /* session_budget.c's, set at start-up */
 
 static char **CopyNames(int n, const char **names) {
     if (n <= 0) return NULL;
@@ -41,6 +42,7 @@ RAI_Model *RAI_ModelNew(const RAI_ModelMeta *meta, char *blob, size_t bloblen) {
     m->batchsize = meta->batchsize;
     m->minbatchsize = meta->minbatchsize;
     m->minbatchtimeout = meta->minbatchtimeout;
+    m->warmup = meta->warmup;
     m->ninputs = m->noutputs = -1;
     RAI_ModelSetNames(m, meta->ninputs, meta->inputs, meta->noutputs, meta->outputs);
     m->blob = blob;
@@ -110,6 +112,7 @@ size_t RAI_TakeDroppedSessions(uint64_t *ids, void **handles, size_t max) {
 void RAI_ModelRelease(RAI_Model *m) {
     if (m == NULL) return;
     if (__atomic_sub_fetch(&m->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
+    if (forget_hook) forget_hook(m);
     RAI_PostDroppedSessionHandle(m->id, m->py_session);
     RAI_KeyLinkDrop(&m->metrics);
     RedisModule_Free(m->device);
@@ -125,6 +128,8 @@ void RAI_ModelRelease(RAI_Model *m) {
 
 size_t RAI_ModelMemUsage(const RAI_Model *m) {
     size_t usage = sizeof(*m) + m->bloblen + strlen(m->device) + strlen(m->tag) + 2;
+    /* A loaded session counts too (its estimate, kept in C: no GIL here). */
+    usage += __atomic_load_n(&m->session_bytes, __ATOMIC_RELAXED);
     for (int i = 0; i < m->ninputs; i++) usage += sizeof(char *) + strlen(m->inputs[i]) + 1;
     for (int i = 0; i < m->noutputs; i++) usage += sizeof(char *) + strlen(m->outputs[i]) + 1;
     return usage;
@@ -154,3 +159,7 @@ void RAI_ModelJoinBlob(RAI_Model *m, RedisModuleString **chunks, int n) {
         pos += clen;
     }
 }
+
+/* ---------------------------------------------------- loaded-session budget */
+
+void RAI_SetModelForgetHook(RAI_ModelForgetHook hook) { forget_hook = hook; }

@@ -19,6 +19,16 @@
 #include "types/stats.h"
 
 struct RAI_RunQueue;
+struct RAI_Job;
+
+/* Whether a model's backend session is loaded (session_budget.h). A model
+ * read from an RDB, the AOF's replay aside, starts evicted: its first run loads it. */
+typedef enum {
+    RAI_SESSION_EVICTED = 0,
+    RAI_SESSION_LOADING,
+    RAI_SESSION_READY,
+    RAI_SESSION_FAILED,
+} RAI_SessionState;
 
 typedef struct RAI_Model {
     int refcount;
@@ -39,6 +49,18 @@ typedef struct RAI_Model {
      * once and read by threads holding the GIL; posted with the id when
      * the model is released. NULL until the first load or run. */
     void *py_session;
+
+    /* The loaded-session budget (session_budget.c), under its lock unless said. */
+    RAI_SessionState session_state;
+    int pins;                   /* queued or running jobs that need the session (atomic) */
+    size_t session_bytes;       /* estimate while loaded, else 0 (atomic: MEMORY USAGE reads it) */
+    long long session_rss_delta; /* RSS change measured around its last load */
+    uint64_t session_loads;     /* times its session was made */
+    int session_releasing;      /* the loader is releasing it as a victim */
+    int in_lru;
+    struct RAI_Model *lru_prev, *lru_next; /* prev: more recently used */
+    struct RAI_Job *parked, *parked_tail;  /* runs waiting for its load */
+    long long warmup;           /* WARMUP n: synthetic runs after each load */
 } RAI_Model;
 
 /* The metadata a client gives at store time (names: TF only). */
@@ -49,6 +71,7 @@ typedef struct {
     long long batchsize, minbatchsize, minbatchtimeout;
     int ninputs, noutputs; /* -1: not given */
     const char **inputs, **outputs;
+    long long warmup; /* WARMUP n (0: none) */
 } RAI_ModelMeta;
 
 /* Takes ownership of blob (RedisModule_Alloc'd). Names are copied. */
@@ -91,5 +114,13 @@ size_t RAI_TakeDroppedSessions(uint64_t *ids, void **handles, size_t max);
  * Registered once at start-up, before any model exists. */
 typedef void (*RAI_SessionDropWaker)(void);
 void RAI_SetSessionDropWaker(RAI_SessionDropWaker wake);
+
+/* ---- loaded-session budget (exec/session_budget.c) ---- */
+
+/* Called from RAI_ModelRelease when a model's last reference went, before
+ * it is freed (any thread, no lock of this file held). Registered once at
+ * start-up. */
+typedef void (*RAI_ModelForgetHook)(RAI_Model *m);
+void RAI_SetModelForgetHook(RAI_ModelForgetHook hook);
 
 #endif

@@ -232,6 +232,7 @@ static void *ModelCopy(RedisModuleString *fromkey, RedisModuleString *tokey, con
         .minbatchtimeout = m->minbatchtimeout,
         .ninputs = m->ninputs, .noutputs = m->noutputs,
         .inputs = (const char **)m->inputs, .outputs = (const char **)m->outputs,
+        .warmup = m->warmup,
     };
     char *blob = RedisModule_Alloc(m->bloblen > 0 ? m->bloblen : 1);
     memcpy(blob, m->blob, m->bloblen);

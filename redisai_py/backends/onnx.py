@@ -115,6 +115,15 @@ def _client_text(exc: BaseException, at_load: bool) -> str:
     return text.replace(_NEW_WORDING, _OLD_WORDING)
 
 
+# ONNX input types a WARMUP run can make zeros of (bytes: empty strings).
+_ONNX_TENSOR_TYPES: dict[str, type] = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(int8)": np.int8, "tensor(int16)": np.int16, "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64, "tensor(uint8)": np.uint8, "tensor(uint16)": np.uint16,
+    "tensor(bool)": np.bool_, "tensor(string)": bytes,
+}
+
+
 class OnnxSession(ModelSession):
     """One onnxruntime InferenceSession; runs may overlap (onnxruntime allows it)."""
 
@@ -170,6 +179,20 @@ class OnnxSession(ModelSession):
             return self._run(self.output_names, feed, run_options)
         finally:
             del running[run_options]
+
+    def synthetic_inputs(self) -> list[np.ndarray] | None:
+        session = self._session
+        if session is None:
+            return None
+        arrays = []
+        for spec in session.get_inputs():
+            dtype = _ONNX_TENSOR_TYPES.get(spec.type)
+            if dtype is None:
+                return None
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in (spec.shape or [])]
+            arrays.append(np.zeros(shape, dtype=dtype) if dtype is not bytes
+                          else np.full(shape, b"", dtype=object))
+        return arrays
 
     def close(self) -> None:
         if self._session is None:
