@@ -219,6 +219,32 @@ def test_cold_runs_give_correct_outputs_for_every_backend(server_factory: Server
     assert all(session(r, k)["session_loads"] == 3 for k in stores)
 
 
+def test_cold_runs_inside_dags_and_transactions(server_factory: ServerFactory) -> None:
+    """A DAG's model op and a MODELEXECUTE inside MULTI or Lua find their model
+    evicted: the DAG's op and the waiting main thread get it loaded (the loader
+    needs nothing from the main thread) and answer as usual."""
+    r = server_factory(module_args=["MODEL_SESSIONS_MAX", "1"]).client()
+    store_add(r, "m1")
+    store_add(r, "m2")  # m1 evicted
+    set_inputs(r, [1, 2], [3, 4])
+    reply = r.execute_command("AI.DAGEXECUTE", "LOAD", 2, "a", "b", "|>",
+                              "AI.MODELEXECUTE", "m1", "INPUTS", 2, "a", "b", "OUTPUTS", 2, "s", "p",
+                              "|>", "AI.TENSORGET", "s", "VALUES")
+    assert reply[-1] == [b"4", b"6"]
+    assert loaded_keys(r, ["m1", "m2"]) == ["m1"]
+
+    pipe = r.pipeline(transaction=True)
+    pipe.execute_command("AI.MODELEXECUTE", "m2", "INPUTS", 2, "a", "b", "OUTPUTS", 2, "s2", "p2")
+    pipe.execute_command("AI.TENSORGET", "p2", "VALUES")
+    assert pipe.execute() == [b"OK", [b"3", b"8"]]
+    assert loaded_keys(r, ["m1", "m2"]) == ["m2"]
+
+    lua = "return redis.call('AI.MODELEXECUTE', 'm1', 'INPUTS', 2, 'a', 'b', 'OUTPUTS', 2, 's3', 'p3')"
+    assert r.eval(lua, 0) == b"OK"
+    assert run_add(r, "m1") == ([4, 6], [3, 8])
+    assert session(r, "m1")["session_loads"] == 3
+
+
 # ---------------------------------------------------------------------------
 # changing the budget, stores and deletes
 

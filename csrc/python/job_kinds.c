@@ -163,7 +163,7 @@ static void RunColdLoad(RAI_Job **jobs, int n) {
     size_t rss_before = RAI_ProcessRssBytes();
     RAI_PyPrepareModel(job);
     RAI_OpMetricsCountLoad(job->model->backend, job->error != NULL, RedisModule_MonotonicMicroseconds() - start);
-    AfterSessionLoad(job, rss_before, start, 1);
+    AfterSessionLoad(job, rss_before, job->queued_us, 1); /* a cold load's time counts its wait on the loader */
 }
 
 static const RAI_JobOps ColdLoadJob = {"cold session load", 0, RunColdLoad, FreeWhenDone};

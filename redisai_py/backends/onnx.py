@@ -24,6 +24,15 @@ allocate (activations, outputs) across all capped sessions, with the text RedisA
 uses when the cap is hit. Weights are not allocated from that arena, so they are
 counted here instead: the blobs of live capped sessions must fit under the cap too.
 The arena is registered once per process with the first limit seen.
+
+Thread pools: every session runs on one pair of process-wide pools (onnxruntime's
+global thread pools, sized by INTRA_OP_PARALLELISM / INTER_OP_PARALLELISM, 0 being
+onnxruntime's default), not on pools of its own. With a pool per session, making a
+session starts threads and closing one joins them while holding the GIL (1.5 ms idle,
+10-20 ms on a busy machine, measured), and 1,000 loaded tenant models would mean
+thousands of threads; the loaded-session budget (docs/model_sessions.md) loads and
+releases sessions all the time. The pools are made before the first session; if
+onnxruntime's environment already exists they cannot be, and sessions keep their own.
 """
 
 from __future__ import annotations
@@ -72,14 +81,37 @@ def version() -> str:
     return str(_framework.__version__)
 
 
+_shared_pools_lock = threading.Lock()
+_shared_pools: bool | None = None  # None: not tried yet
+
+
+def _use_shared_thread_pools(spec: ModelSpec) -> bool:
+    """Whether sessions run on the process-wide pools (made here, once, on first use)."""
+    global _shared_pools
+    with _shared_pools_lock:
+        if _shared_pools is None:
+            try:
+                from onnxruntime.capi import _pybind_state
+                _pybind_state.set_global_thread_pool_sizes(max(spec.intra_op_threads, 0),
+                                                           max(spec.inter_op_threads, 0))
+                _shared_pools = True
+            except Exception as exc:  # an older onnxruntime, or its environment exists already
+                _log.warning("onnxruntime sessions keep thread pools of their own: %s", exc)
+                _shared_pools = False
+        return _shared_pools
+
+
 def load(blob: bytes, spec: ModelSpec) -> OnnxSession:
     """Create an onnxruntime session for the ONNX model in `blob` on `spec.device`."""
     options = _framework.SessionOptions()
     options.log_severity_level = _LOG_ERRORS_ONLY
-    if spec.intra_op_threads > 0:
-        options.intra_op_num_threads = spec.intra_op_threads
-    if spec.inter_op_threads > 0:
-        options.inter_op_num_threads = spec.inter_op_threads
+    if _use_shared_thread_pools(spec):
+        options.use_per_session_threads = False
+    else:
+        if spec.intra_op_threads > 0:
+            options.intra_op_num_threads = spec.intra_op_threads
+        if spec.inter_op_threads > 0:
+            options.inter_op_num_threads = spec.inter_op_threads
     providers = _providers(spec)
     capped = spec.memory_limit_mb > 0 and not spec.on_gpu
     if capped:
