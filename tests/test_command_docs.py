@@ -32,6 +32,7 @@ SYNTAX = {
     "ai.tensorget": "key [META] [BLOB|VALUES]",
     "ai.modelstore": "key TF|TFLITE|TORCH|ONNX device [TAG tag] "
                      "[BATCHSIZE batchsize [MINBATCHSIZE minbatchsize [MINBATCHTIMEOUT minbatchtimeout]]] "
+                     "[WARMUP warmup] "
                      "[INPUTS input_count input [input ...] OUTPUTS output_count output [output ...]] "
                      "BLOB blob [blob ...]",
     "ai.modelset": "key TF|TFLITE|TORCH|ONNX device [TAG tag] "
@@ -67,9 +68,10 @@ SYNTAX = {
     "ai.dagrun_ro": "[LOAD key_count key [key ...]] [TIMEOUT timeout] "
                     "|> AI.TENSORSET|AI.TENSORGET|AI.MODELRUN argument [argument ...] "
                     "[|> AI.TENSORSET|AI.TENSORGET|AI.MODELRUN argument [argument ...] ...]",
-    "ai.info": "key [RESETSTAT]",
+    "ai.info": "key [RESETSTAT|SESSION]",
     "ai.config": "BACKENDSPATH path|LOADBACKEND TF|TFLITE|TORCH|ONNX path|MODEL_CHUNK_SIZE chunk_size"
-                 "|GET BACKENDSPATH|MODEL_CHUNK_SIZE",
+                 "|MODEL_SESSIONS_MEMORY sessions_memory|MODEL_SESSIONS_MAX sessions_max"
+                 "|GET BACKENDSPATH|MODEL_CHUNK_SIZE|MODEL_SESSIONS_MEMORY|MODEL_SESSIONS_MAX",
     "ai.metrics": "",
 }
 
@@ -318,8 +320,8 @@ def test_every_documented_config_name_can_be_read(server):
     c = server.client()
     doc = command_docs(client(server, 3), "AI.CONFIG")["ai.config"]
     names = oneof_tokens(doc, "name")
-    assert names == ["BACKENDSPATH", "MODEL_CHUNK_SIZE"]
-    assert [c.execute_command("AI.CONFIG", "GET", n) is not None for n in names] == [True, True]
+    assert names == ["BACKENDSPATH", "MODEL_CHUNK_SIZE", "MODEL_SESSIONS_MEMORY", "MODEL_SESSIONS_MAX"]
+    assert [c.execute_command("AI.CONFIG", "GET", n) is not None for n in names] == [True] * 4
 
 
 # --------------------------------------------------------------------------

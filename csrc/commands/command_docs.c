@@ -115,6 +115,8 @@ static const RedisModuleCommandArg MODELSTORE_ARGS[] = {
     ARG("device", STRING, .summary = "CPU, GPU, or CPU:<n> / GPU:<n>"),
     ARG("tag", STRING, .token = "TAG", .flags = OPTIONAL),
     ARG("batching", BLOCK, .flags = OPTIONAL, .subargs = BATCHING),
+    ARG("warmup", INTEGER, .token = "WARMUP", .flags = OPTIONAL,
+        .summary = "redisai_py: synthetic runs after each load of the session, 0 to 1000 (ONNX)"),
     ARG("nodes", BLOCK, .flags = OPTIONAL, .subargs = STORE_NODES,
         .summary = "the graph's input and output node names; TF only, and required there"),
     ARG("blob", STRING, .token = "BLOB", .flags = MULTIPLE,
@@ -413,9 +415,14 @@ static const RAI_CommandDoc DAGRUN_RO = {
 
 /* ================================================================ admin */
 
+static const RedisModuleCommandArg INFO_OPTIONS[] = {
+    TOKEN("resetstat", "RESETSTAT"),
+    TOKEN("session", "SESSION", .summary = "redisai_py: add the model's loaded-session state"),
+    END,
+};
 static const RedisModuleCommandArg INFO_ARGS[] = {
     SPEC_KEY,
-    TOKEN("resetstat", "RESETSTAT", .flags = OPTIONAL),
+    ARG("option", ONEOF, .flags = OPTIONAL, .subargs = INFO_OPTIONS),
     END,
 };
 static const RAI_CommandDoc INFO = {
@@ -431,12 +438,18 @@ static const RedisModuleCommandArg CONFIG_LOADBACKEND[] = {
     END,
 };
 static const RedisModuleCommandArg CONFIG_NAMES[] = {
-    TOKEN("backendspath", "BACKENDSPATH"), TOKEN("model_chunk_size", "MODEL_CHUNK_SIZE"), END,
+    TOKEN("backendspath", "BACKENDSPATH"), TOKEN("model_chunk_size", "MODEL_CHUNK_SIZE"),
+    TOKEN("model_sessions_memory", "MODEL_SESSIONS_MEMORY"), TOKEN("model_sessions_max", "MODEL_SESSIONS_MAX"),
+    END,
 };
 static const RedisModuleCommandArg CONFIG_ACTIONS[] = {
     ARG("path", STRING, .token = "BACKENDSPATH"),
     ARG("loadbackend", BLOCK, .token = "LOADBACKEND", .subargs = CONFIG_LOADBACKEND),
     ARG("chunk_size", INTEGER, .token = "MODEL_CHUNK_SIZE", .summary = "bytes"),
+    ARG("sessions_memory", INTEGER, .token = "MODEL_SESSIONS_MEMORY",
+        .summary = "redisai_py: bytes of loaded model sessions, 0 for no limit"),
+    ARG("sessions_max", INTEGER, .token = "MODEL_SESSIONS_MAX",
+        .summary = "redisai_py: loaded model sessions, 0 for no limit"),
     ARG("name", ONEOF, .token = "GET", .subargs = CONFIG_NAMES),
     END,
 };
@@ -445,7 +458,7 @@ static const RedisModuleCommandArg CONFIG_ARGS[] = {
     END,
 };
 static const RAI_CommandDoc CONFIG = {
-    .summary = "Sets or reads BACKENDSPATH and MODEL_CHUNK_SIZE, or loads a backend",
+    .summary = "Sets or reads BACKENDSPATH, MODEL_CHUNK_SIZE and the model session budget, or loads a backend",
     .complexity = "O(1); LOADBACKEND loads the backend on a thread of its own",
     .since = "0.4.0",
     .args = CONFIG_ARGS,
