@@ -18,9 +18,11 @@ churn. It is not a leak: 3,600 load/release cycles from one client leave RSS and
 (checked while writing this script).
 
 Limits: the clients are Python threads on the same machine (2 cores here), so throughput and
-latency include the client's own cost and the server's share of 2 cores; RSS after releasing
-sessions may stay high (glibc keeps freed memory), which makes "memory per session" a lower
-bound. The 3-master cluster run of the issue is not part of this script yet.
+latency include the client's own cost and the server's share of 2 cores; "memory per loaded
+session" is RSS after MEMORY PURGE with the sessions loaded minus the same with all released,
+divided by their count, so allocator slack makes it noisy. The cluster run (3 primaries, no replicas, 3 x the models, the same budget per node)
+starts its nodes with tests/cluster.py; its clients are RedisCluster objects, and the per-node
+bound uses the single server's idle RSS.
 """
 
 from __future__ import annotations
@@ -87,9 +89,9 @@ def store_all(client: redis.Redis, blobs: list[bytes]) -> float:
     return time.monotonic() - start
 
 
-def client_loop(server: bench.Server, n_models: int, seed: int, stop_at: float,
+def client_loop(make_client: Any, n_models: int, seed: int, stop_at: float,
                 out: dict[str, list[int]]) -> None:
-    c = server.client()
+    c = make_client()
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((1, DIM), dtype=np.float32).tobytes()
     warm, cold = out["warm"], out["cold"]
@@ -103,6 +105,69 @@ def client_loop(server: bench.Server, n_models: int, seed: int, stop_at: float,
         t0 = time.perf_counter_ns()
         c.execute_command("AI.MODELEXECUTE", key, "INPUTS", 1, inp, "OUTPUTS", 1, outp)
         (warm if loaded else cold).append(time.perf_counter_ns() - t0)
+
+
+def zipf_load(make_client: Any, n_models: int, seconds: float, samples: dict[str, list[int]]) -> float:
+    """CLIENTS threads for `seconds`; fills samples["warm"/"cold"]; returns the elapsed time."""
+    per_client: list[dict[str, list[int]]] = [{"warm": [], "cold": []} for _ in range(CLIENTS)]
+    stop_at = time.monotonic() + seconds
+    threads = [threading.Thread(target=client_loop, args=(make_client, n_models, seed, stop_at, per_client[seed]))
+               for seed in range(CLIENTS)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for part in per_client:
+        samples["warm"] += part["warm"]
+        samples["cold"] += part["cold"]
+    return time.monotonic() - start
+
+
+def run_cluster(n_per_node: int, seconds: float, idle_rss: int) -> dict[str, Any]:
+    """The same on a 3-primary cluster (no replicas): 3 x the models, the same budget per node,
+    tenants' keys hash-tagged so each model lives on one shard."""
+    import tempfile
+
+    from redis.cluster import RedisCluster
+
+    from cluster import Cluster  # tests/cluster.py
+
+    n_models = 3 * n_per_node
+    blobs = model_blobs(n_models, seed=12)
+    budget = int(BUDGET_SHARE * n_per_node * estimate(len(blobs[0])))
+    with tempfile.TemporaryDirectory(prefix="redisai_py_bench_cluster_") as tmp:
+        cluster = Cluster(Path(tmp), module_args=["MODEL_SESSIONS_MEMORY", str(budget), "THREADS_PER_QUEUE", "2"],
+                          replicas=0).start()
+        try:
+            def make_client() -> RedisCluster:
+                return RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port, socket_timeout=30)
+
+            rc = make_client()
+            for i, blob in enumerate(blobs):
+                rc.execute_command("AI.MODELSTORE", f"m{{t{i}}}", "ONNX", "CPU", "BLOB", blob)
+            samples: dict[str, list[int]] = {"warm": [], "cold": []}
+            elapsed = zipf_load(make_client, n_models, seconds, samples)
+            nodes = []
+            for node in cluster.nodes:
+                c = node.client()
+                info = sessions(c)
+                models = len(c.execute_command("AI._MODELSCAN"))
+                nodes.append({"port": node.port, "models": models, "loaded": info["loaded"],
+                              "loaded_bytes": info["loaded_bytes"], "evictions": info["evictions"],
+                              "rss": rss_bytes(node.proc.pid),
+                              "bound": int(1.3 * models * len(blobs[0]) + budget + idle_rss)})
+            # Pins may hold a node over its budget while runs are in flight; settled now.
+            over = [n["port"] for n in nodes if n["loaded_bytes"] > budget]
+        finally:
+            cluster.stop()
+    runs = len(samples["warm"]) + len(samples["cold"])
+    return {"models": n_models, "budget_bytes_per_node": budget, "seconds": round(elapsed, 2),
+            "runs": runs, "runs_per_s": round(runs / elapsed, 1),
+            "hit_ratio": round(len(samples["warm"]) / runs, 4) if runs else 0.0,
+            "warm_us": bench.percentiles_us(samples["warm"]) if samples["warm"] else {},
+            "cold_us": bench.percentiles_us(samples["cold"]) if samples["cold"] else {},
+            "nodes": nodes, "nodes_over_budget": over}
 
 
 def run(n_models: int, seconds: float) -> dict[str, Any]:
@@ -126,19 +191,7 @@ def run(n_models: int, seconds: float) -> dict[str, Any]:
         rss_stored = rss_bytes(server.proc.pid)
 
         samples: dict[str, list[int]] = {"warm": [], "cold": []}
-        per_client = [{"warm": [], "cold": []} for _ in range(CLIENTS)]
-        stop_at = time.monotonic() + seconds
-        threads = [threading.Thread(target=client_loop, args=(server, n_models, seed, stop_at, per_client[seed]))
-                   for seed in range(CLIENTS)]
-        start = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.monotonic() - start
-        for part in per_client:
-            samples["warm"] += part["warm"]
-            samples["cold"] += part["cold"]
+        elapsed = zipf_load(server.client, n_models, seconds, samples)
         after_run = sessions(client)
         rss_loaded = rss_bytes(server.proc.pid)
         memory = client.info("memory")
@@ -210,6 +263,19 @@ def report(result: dict[str, Any]) -> None:
         f"measured (purged RSS drop when all are released / sessions), {result['memory_per_loaded_session']['estimate'] / 1024:.0f} "
         "KiB estimated |",
     ]
+    if "cluster" in result:
+        cl = result["cluster"]
+        body += ["", f"3-primary cluster, {cl['models']} models, the same budget per node "
+                     f"({cl['budget_bytes_per_node'] / mib:.1f} MiB):", "",
+                 "| figure | value |", "| --- | --- |",
+                 f"| runs, throughput | {cl['runs']:,} in {cl['seconds']} s, {cl['runs_per_s']:,} runs/s |",
+                 f"| loaded-hit ratio | {cl['hit_ratio']:.1%} |",
+                 f"| warm run p50 / p99 | {pct(cl['warm_us'], 'p50')} / {pct(cl['warm_us'], 'p99')} |",
+                 f"| cold run p50 / p99 | {pct(cl['cold_us'], 'p50')} / {pct(cl['cold_us'], 'p99')} |",
+                 f"| nodes over their budget after the run | {len(cl['nodes_over_budget'])} |"]
+        body += [f"| node {n['port']}: models, loaded (bytes), evictions, RSS / bound | {n['models']}, "
+                 f"{n['loaded']} ({n['loaded_bytes'] / mib:.1f} MiB), {n['evictions']:,}, "
+                 f"{n['rss'] / mib:.0f} / {n['bound'] / mib:.0f} MiB |" for n in cl["nodes"]]
     bench.show(body)
 
     def draw(plt: Any) -> Any:
@@ -238,9 +304,17 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    args = bench.parse_args(__doc__, quick="200 models, 3 seconds of load")
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-cluster", action="store_true", help="skip the 3-primary cluster run")
+    args = bench.parse_args(__doc__, quick="200 models (600 on the cluster), 3 seconds of load", parser=parser)
     n_models, seconds = (200, 3.0) if args.quick else (10_000, 60.0)
-    report(run(n_models, seconds))
+    result = run(n_models, seconds)
+    if not args.no_cluster:
+        print(f"cluster: {3 * n_models} models on 3 primaries ...", flush=True)
+        result["cluster"] = run_cluster(n_models, seconds, result["rss"]["idle"])
+    report(result)
 
 
 if __name__ == "__main__":
