@@ -254,8 +254,16 @@ def _model_for_script(key: str, inputs: list[Any], n_outputs: int) -> list[Any]:
     import _redisai_shim  # type: ignore[import-not-found]
 
     model = _redisai_shim.get_model(key)
+    arrays = [t.detach().contiguous().cpu().numpy() for t in inputs]
     session = _sessions.get(model)
-    outputs = session.run([t.detach().contiguous().cpu().numpy() for t in inputs])
+    try:
+        outputs = session.run(arrays)
+    except BackendError:
+        # The loaded-session budget may have released this session between the
+        # lookup and the run (a script's run does not pin it): run on a new one.
+        if _sessions.holds(model.id, session):
+            raise
+        outputs = _sessions.get(model).run(arrays)
     if len(outputs) != n_outputs:
         raise BackendError("ERR Model did not generate the expected number of outputs")
     return [torch.from_numpy(np.array(o, copy=True)) for o in outputs]

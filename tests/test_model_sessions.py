@@ -380,11 +380,21 @@ def test_info_ai_info_and_memory_usage_show_the_sessions(server_factory: ServerF
     assert s["cold_loads"] == 1 and 0 < s["cold_load_p50_us"] <= s["cold_load_p99_us"]
     # Without SESSION, AI.INFO is RedisAI's reply exactly.
     assert len(r.execute_command("AI.INFO", "m1")) == 18
+    # AI.METRICS says the same as INFO.
+    from prometheus_client.parser import text_string_to_metric_families
+    metrics = {sample.name: sample.value for family in text_string_to_metric_families(
+        r.execute_command("AI.METRICS").decode()) for sample in family.samples if not sample.labels}
+    assert metrics["redisai_sessions_loaded"] == 1
+    assert metrics["redisai_sessions_loaded_bytes"] == ADD_SESSION_BYTES
+    assert metrics["redisai_sessions_budget_sessions"] == 1
+    assert metrics["redisai_session_evictions_total"] == sessions_info(r)["evictions"] == 2
+    assert metrics["redisai_session_cold_loads_total"] == 1
+    assert metrics["redisai_session_cold_load_seconds_count"] == 1
 
 
 def test_warmup_runs_synthetic_requests_at_each_load(server_factory: ServerFactory) -> None:
     """WARMUP n runs the model n times on zeros shaped by its declared inputs
-    (ONNX) at the store and at every cold load; a backend that declares no
+    (ONNX, TFLITE) at the store and at every cold load; a backend that declares no
     input shapes (TorchScript) loads without it and says so in the log."""
     server = server_factory(module_args=["MODEL_SESSIONS_MAX", "1"])
     r = server.client()
@@ -394,11 +404,26 @@ def test_warmup_runs_synthetic_requests_at_each_load(server_factory: ServerFacto
     assert r.execute_command("AI.MODELSTORE", "torch", "TORCH", "CPU", "WARMUP", 2,
                              "BLOB", mb.torch_add()) == b"OK"
     assert "WARMUP skipped: the TORCH backend declares no input shapes" in server.log()
+    assert r.execute_command("AI.MODELSTORE", "lite", "TFLITE", "CPU", "WARMUP", 2,
+                             "BLOB", mb.tflite_add_mul()) == b"OK"
+    assert "WARMUP skipped: the TFLITE" not in server.log()
     set_inputs(r, [1, 2], [3, 4])
     assert run_add(r, "warm") == ([4, 6], [3, 8])  # cold, warmed up again
     assert session(r, "warm")["session_loads"] == 2
     # The replicated command carries WARMUP as given; the model keeps it for reloads.
     assert r.execute_command("AI.MODELGET", "warm", "META")[5] == b"v1"
+
+
+def test_a_failing_warmup_run_fails_the_store(server_factory: ServerFactory) -> None:
+    """The warmup really runs the model: one that never ends is stopped by
+    MODEL_EXECUTION_TIMEOUT, and the store reports it and stores nothing."""
+    r = server_factory(module_args=["MODEL_EXECUTION_TIMEOUT", "1000"]).client()
+    store_add(r, "other")
+    with pytest.raises(redis.ResponseError, match="^WARMUP run failed: "):
+        r.execute_command("AI.MODELSTORE", "slow", "ONNX", "CPU", "WARMUP", 1, "BLOB", mb.onnx_slow(16))
+    assert r.exists("slow") == 0
+    assert r.execute_command("AI.MODELSTORE", "slow", "ONNX", "CPU", "BLOB", mb.onnx_slow(16)) == b"OK"
+    assert sessions_info(r)["load_failures"] == 1
 
 
 def test_a_model_whose_session_cannot_load_is_failed_and_retried(server_factory: ServerFactory) -> None:

@@ -26,6 +26,7 @@ static long long budget_bytes, max_sessions; /* 0: no limit */
 static uint64_t loads, cold_loads, load_failures, evictions, parked_runs;
 static int over_budget; /* left over by pins: settled when runs end (atomic reads) */
 static uint64_t cold_us[COLD_SAMPLES];
+static RAI_Histogram cold_histogram;
 static size_t cold_next, cold_count;
 
 /* ------------------------------------------------------------- the list */
@@ -165,6 +166,7 @@ RAI_Job *RAI_SessionLoaded(RAI_Model *m, size_t bytes, long long rss_delta, int 
         cold_us[cold_next] = load_us;
         cold_next = (cold_next + 1) % COLD_SAMPLES;
         if (cold_count < COLD_SAMPLES) cold_count++;
+        RAI_HistogramObserve(&cold_histogram, &RAI_LatencyBounds, load_us);
     }
     RAI_Job *parked = TakeParked(m);
     ChooseVictims(m, &v);
@@ -302,8 +304,11 @@ static uint64_t Percentile(const uint64_t *sorted, size_t n, unsigned pct) {
     return sorted[rank > 0 ? rank - 1 : 0];
 }
 
+const RAI_Histogram *RAI_SessionColdLoadHistogram(void) { return &cold_histogram; }
+
 void RAI_SessionReadFigures(RAI_SessionFigures *f) {
-    static uint64_t samples[COLD_SAMPLES];
+    /* On the heap: INFO (main thread) and AI.METRICS (its own thread) may read at once. */
+    uint64_t *samples = RedisModule_Alloc(sizeof(uint64_t) * COLD_SAMPLES);
     pthread_mutex_lock(&lock);
     f->loaded = loaded;
     f->loaded_bytes = loaded_bytes;
@@ -318,11 +323,10 @@ void RAI_SessionReadFigures(RAI_SessionFigures *f) {
     size_t n = cold_count;
     memcpy(samples, cold_us, sizeof(uint64_t) * n);
     pthread_mutex_unlock(&lock);
-    /* samples is static (8 KB off the stack): readers are INFO and the
-     * metrics endpoint's callers, which run on the main thread. */
     qsort(samples, n, sizeof(uint64_t), CompareU64);
     f->cold_p50_us = Percentile(samples, n, 50);
     f->cold_p99_us = Percentile(samples, n, 99);
+    RedisModule_Free(samples);
 }
 
 const char *RAI_SessionStateName(const RAI_Model *m) {

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/histogram.h"
 #include "exec/job.h"
 #include "types/model.h"
 
@@ -111,6 +112,10 @@ typedef struct {
 
 /* Any thread (the lock is taken briefly; INFO and AI.METRICS). */
 void RAI_SessionReadFigures(RAI_SessionFigures *f);
+
+/* Cold-load times (the wait on the loader included) as a histogram, for
+ * AI.METRICS; any thread reads it without a lock (base/histogram.h). */
+const RAI_Histogram *RAI_SessionColdLoadHistogram(void);
 
 /* A model's state as AI.INFO names it. */
 const char *RAI_SessionStateName(const RAI_Model *m);

@@ -117,9 +117,8 @@ class ModelSession(ABC):
     def synthetic_inputs(self) -> list[np.ndarray] | None:
         """Inputs for a WARMUP run, made from the model's declared input
         signature (dynamic dimensions as 1, zeros of each input's type), or
-        None when the framework does not declare one fully. Only ONNX does;
-        TorchScript and frozen TF graphs carry no input shapes, and TFLite's
-        are left for later."""
+        None when the framework does not declare one fully. ONNX and TFLite
+        do; TorchScript and frozen TF graphs carry no input shapes."""
         return None
 
     @abstractmethod
