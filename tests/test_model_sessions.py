@@ -414,6 +414,54 @@ def test_warmup_runs_synthetic_requests_at_each_load(server_factory: ServerFacto
     assert r.execute_command("AI.MODELGET", "warm", "META")[5] == b"v1"
 
 
+def _big_onnx(side: int = 4096) -> bytes:
+    """x [1, side] @ W [side, side]: 64 MiB of weights, a load the loader takes a while over."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.ones((side, side), dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "big",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, side])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, side])],
+        [numpy_helper.from_array(weights, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", mb.ONNX_OPSET)])
+    model.ir_version = mb.ONNX_IR_VERSION
+    return model.SerializeToString()
+
+
+def test_a_cold_run_waits_in_the_loading_state_while_warm_runs_flow(server_factory: ServerFactory) -> None:
+    """The loader is busy with a big store; a run of an evicted model waits
+    (`loading`, counted in runs_waiting_for_load) while runs of a loaded model
+    keep answering on the device worker; then it answers too."""
+    server = server_factory(module_args=["MODEL_SESSIONS_MAX", "2"])
+    r = server.client()
+    for key in ("cold", "warm", "other"):
+        store_add(r, key)  # cold is evicted
+    set_inputs(r, [1, 2], [3, 4])
+    big = _big_onnx()
+    store = threading.Thread(target=lambda: server.client().execute_command(
+        "AI.MODELSTORE", "big", "ONNX", "CPU", "BLOB", big))
+    store.start()
+    # The store's client blocks once its job is on the loader.
+    wait_until(lambda: r.info("clients")["blocked_clients"] == 1, what="the big store on the loader")
+    cold_reply: list[object] = []
+    cold = threading.Thread(target=lambda: cold_reply.append(run_add(server.client(), "cold", "c")))
+    cold.start()
+    seen_loading = False
+    while cold.is_alive():
+        if session(r, "cold")["session_state"] == "loading":
+            seen_loading = True
+            waiting = sessions_info(r)["runs_waiting_for_load"]
+            assert waiting == 1 or session(r, "cold")["session_state"] == "ready"  # unless it just loaded
+            assert run_add(r, "warm") == ([4, 6], [3, 8])  # answered while the load waits
+        time.sleep(0.001)
+    cold.join()
+    store.join()
+    assert seen_loading
+    assert cold_reply == [([4, 6], [3, 8])]
+    assert session(r, "cold")["session_state"] == "ready"
+
+
 def test_a_failing_warmup_run_fails_the_store(server_factory: ServerFactory) -> None:
     """The warmup really runs the model: one that never ends is stopped by
     MODEL_EXECUTION_TIMEOUT, and the store reports it and stores nothing."""
