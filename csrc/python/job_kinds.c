@@ -2,7 +2,10 @@
  *
  * Runs go to Python (py_jobs.c) on the worker; hand-backs unblock the
  * client, whose reply callback then finishes on the main thread, or wake the
- * DAG the job belongs to (dag.c). */
+ * DAG the job belongs to (dag.c). The loaded-session budget's two kinds run
+ * on the loader: a cold load (the session of an evicted model, for the runs
+ * parked on it) and an eviction (victims' sessions released); after every
+ * load the budget learns it and the parked runs go on (exec/session_budget.h). */
 #include "python/job_kinds.h"
 
 #include "exec/dag.h"

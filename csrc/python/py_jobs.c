@@ -1,5 +1,5 @@
 /* py_jobs.c -- runs jobs in Python on a worker thread, and drops released
- * sessions.
+ * and evicted sessions.
  *
  * Called by workers without the GIL and without any queue lock; takes the
  * GIL for the Python call only. A model run is one call: the runner that

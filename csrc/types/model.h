@@ -6,7 +6,9 @@
  * goes, the id and the handle are posted for the loader to drop (a free may
  * happen on the main thread, which must not take the GIL). Refcounted: a job
  * keeps the model it runs even if the key is overwritten or deleted
- * meanwhile. */
+ * meanwhile. Under a loaded-session budget the session may be released
+ * while the model stays (its state, pins and estimated bytes are below,
+ * kept by exec/session_budget.c). */
 #ifndef RAI_MODEL_H
 #define RAI_MODEL_H
 
