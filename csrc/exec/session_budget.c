@@ -6,10 +6,9 @@
 #include "exec/session_budget.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <stdio.h>
 #include <unistd.h>
 
 #include "exec/job.h"
@@ -104,7 +103,7 @@ static int OverBudget(void) {
 }
 
 /* A reference for the loader, unless the model is already on its way out
- * (its last reference went and RAI_SessionForget waits for this lock). */
+ * (its last reference went, and its release hook, Forget, waits for this lock). */
 static int TryRetain(RAI_Model *m) {
     int n = __atomic_load_n(&m->refcount, __ATOMIC_RELAXED);
     while (n > 0) {
