@@ -29,6 +29,7 @@
 #include "base/reaper.h"
 #include "rm_api.h"
 #include "exec/run_queue.h"
+#include "exec/session_budget.h"
 #include "types/type_model.h"
 #include "types/type_script.h"
 #include "types/type_tensor.h"
@@ -240,6 +241,8 @@ static void LogConfig(const char *module_path) {
                    RAI_Cfg.cache_memory, RAI_Cfg.backends_path);
     RAI_LOG_NOTICE("config: FUNCTION_THREADS=%lld FUNCTION_TIMEOUT=%lld", RAI_Cfg.function_threads,
                    RAI_Cfg.function_timeout);
+    RAI_LOG_NOTICE("config: MODEL_SESSIONS_MEMORY=%lld MODEL_SESSIONS_MAX=%lld (0: no limit)",
+                   RAI_Cfg.model_sessions_memory, RAI_Cfg.model_sessions_max);
 }
 
 __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ctx,
@@ -291,6 +294,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     }
     RAI_SyncRunStart(RAI_LogCtx);
     RAI_JobKindsStart();
+    RAI_SessionSetBudget(RAI_Cfg.model_sessions_memory, RAI_Cfg.model_sessions_max);
     if (RegisterCommands(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
     RedisModuleEvent shutdown = {REDISMODULE_EVENT_SHUTDOWN, 1};
     RedisModule_SubscribeToServerEvent(ctx, shutdown, OnShutdown);

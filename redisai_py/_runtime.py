@@ -130,6 +130,7 @@ def load_model(model: StoredModel) -> tuple[tuple[str, ...], tuple[str, ...], st
     try:
         version = backends.load(model.backend)
         session = _sessions.get(model)
+        _warm_up(session, model)
     except backends.BackendLoadError as exc:
         _log.warning("%s", exc)
         raise RedisAIError("ERR Could not load backend") from exc
@@ -144,9 +145,30 @@ def prepare_model(model: StoredModel) -> tuple[tuple[str, ...], tuple[str, ...],
     session if there is none."""
     try:
         session = _sessions.get(model)
+        _warm_up(session, model)
     except Exception as exc:
         raise _client_error(exc) from exc
     return tuple(session.input_names), tuple(session.output_names), _runner(session)
+
+
+def _warm_up(session: backends.ModelSession, model: StoredModel) -> None:
+    """WARMUP n: n runs on synthetic inputs after every load of the session
+    (store, cold run), so the first client request does not pay the
+    framework's lazy set-up. A model whose backend declares no full input
+    signature is loaded without them (logged once per load)."""
+    runs = model.warmup
+    if runs <= 0:
+        return
+    inputs = session.synthetic_inputs()
+    if inputs is None:
+        _log.warning("WARMUP skipped: the %s backend declares no input shapes for this model", model.backend)
+        return
+    for _ in range(runs):
+        try:
+            session.run(inputs)
+        except Exception as exc:
+            reason = str(_client_error(exc)).removeprefix("ERR ")
+            raise RedisAIError(f"ERR WARMUP run failed: {reason}") from exc
 
 
 def drop_sessions(ids: list[int]) -> None:
@@ -234,8 +256,16 @@ def _model_for_script(key: str, inputs: list[Any], n_outputs: int) -> list[Any]:
     import _redisai_shim  # type: ignore[import-not-found]
 
     model = _redisai_shim.get_model(key)
+    arrays = [t.detach().contiguous().cpu().numpy() for t in inputs]
     session = _sessions.get(model)
-    outputs = session.run([t.detach().contiguous().cpu().numpy() for t in inputs])
+    try:
+        outputs = session.run(arrays)
+    except BackendError:
+        # The loaded-session budget may have released this session between the
+        # lookup and the run (a script's run does not pin it): run on a new one.
+        if _sessions.holds(model.id, session):
+            raise
+        outputs = _sessions.get(model).run(arrays)
     if len(outputs) != n_outputs:
         raise BackendError("ERR Model did not generate the expected number of outputs")
     return [torch.from_numpy(np.array(o, copy=True)) for o in outputs]

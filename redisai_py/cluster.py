@@ -1,4 +1,5 @@
-"""One model on every shard of a Redis Cluster, and the copy next to your data.
+"""Placing models on a Redis Cluster: one model on every shard (and the copy
+next to your data), or one model per tenant on the tenant's shard.
 
 In Redis Cluster every key of one command must hash to the same slot, so a
 model can only run on tensors in its own slot. To serve one model to data
@@ -34,6 +35,18 @@ computes it) that shard owns; it follows the slots, so after a failover the
 promoted replica answers to the same names. After resharding, call
 `store_model_on_every_shard` (and `store_script_on_every_shard`) again:
 shards that gained a new tag get a copy. Needs redis-py (`pip install redis`).
+
+Many tenants, one small model each (docs/model_sessions.md): a tenant's
+model and its tensors share the `{tenant}` hash tag, so they live on one
+shard and the cluster holds every shard's models under each shard's own
+loaded-session budget. No copies: each model exists once.
+
+    from redisai_py.cluster import store_tenant_model, tenant_key
+
+    model = store_tenant_model(rc, "acme", "churn", "ONNX", "CPU", blob)   # churn{acme}
+    inp, out = tenant_key("acme", "in"), tenant_key("acme", "out")         # in{acme}, out{acme}
+    rc.execute_command("AI.TENSORSET", inp, "FLOAT", 1, 4, "VALUES", 1, 2, 3, 4)
+    rc.execute_command("AI.MODELEXECUTE", model, "INPUTS", 1, inp, "OUTPUTS", 1, out)
 """
 
 from __future__ import annotations
@@ -45,7 +58,8 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 __all__ = ["shard_tags", "shard_tag_for", "model_key_for", "colocated_key", "model_keys",
            "routing_tag_for", "store_model_on_every_shard", "delete_model_on_every_shard",
-           "store_script_on_every_shard", "delete_script_on_every_shard"]
+           "store_script_on_every_shard", "delete_script_on_every_shard",
+           "tenant_key", "store_tenant_model", "delete_tenant_model"]
 
 Key = str | bytes
 
@@ -117,6 +131,29 @@ def model_keys(cluster: RedisCluster, name: str) -> list[str]:
     return [f"{name}{{{tag}}}" for tag in shard_tags(cluster).values()]
 
 
+def _modelstore_args(backend: str, device: str, blob: bytes | Sequence[bytes], *, tag: str | None,
+                     batchsize: int | None, minbatchsize: int | None, minbatchtimeout: int | None,
+                     inputs: Sequence[str] | None, outputs: Sequence[str] | None,
+                     warmup: int | None = None) -> list[object]:
+    """AI.MODELSTORE's arguments after the key."""
+    args: list[object] = [backend, device]
+    if tag is not None:
+        args += ["TAG", tag]
+    if batchsize is not None:
+        args += ["BATCHSIZE", batchsize]
+        if minbatchsize is not None:
+            args += ["MINBATCHSIZE", minbatchsize]
+            if minbatchtimeout is not None:
+                args += ["MINBATCHTIMEOUT", minbatchtimeout]
+    if warmup is not None:
+        args += ["WARMUP", warmup]
+    if inputs is not None or outputs is not None:
+        args += ["INPUTS", len(inputs or []), *(inputs or []),
+                 "OUTPUTS", len(outputs or []), *(outputs or [])]
+    chunks = [blob] if isinstance(blob, (bytes, bytearray, memoryview)) else list(blob)
+    return [*args, "BLOB", *chunks]
+
+
 def store_model_on_every_shard(cluster: RedisCluster, name: str, backend: str, device: str,
                                blob: bytes | Sequence[bytes], *, tag: str | None = None,
                                batchsize: int | None = None, minbatchsize: int | None = None,
@@ -127,20 +164,8 @@ def store_model_on_every_shard(cluster: RedisCluster, name: str, backend: str, d
 
     `blob` may be bytes or a sequence of chunks (each sent as one argument).
     The options are those of AI.MODELSTORE; INPUTS/OUTPUTS are for TF."""
-    args: list[object] = [backend, device]
-    if tag is not None:
-        args += ["TAG", tag]
-    if batchsize is not None:
-        args += ["BATCHSIZE", batchsize]
-        if minbatchsize is not None:
-            args += ["MINBATCHSIZE", minbatchsize]
-            if minbatchtimeout is not None:
-                args += ["MINBATCHTIMEOUT", minbatchtimeout]
-    if inputs is not None or outputs is not None:
-        args += ["INPUTS", len(inputs or []), *(inputs or []),
-                 "OUTPUTS", len(outputs or []), *(outputs or [])]
-    chunks = [blob] if isinstance(blob, (bytes, bytearray, memoryview)) else list(blob)
-    args += ["BLOB", *chunks]
+    args = _modelstore_args(backend, device, blob, tag=tag, batchsize=batchsize, minbatchsize=minbatchsize,
+                            minbatchtimeout=minbatchtimeout, inputs=inputs, outputs=outputs)
     keys = model_keys(cluster, name)
     for key in keys:
         cluster.execute_command("AI.MODELSTORE", key, *args)
@@ -178,3 +203,38 @@ def store_script_on_every_shard(cluster: RedisCluster, name: str, device: str, s
 def delete_script_on_every_shard(cluster: RedisCluster, name: str) -> int:
     """AI.SCRIPTDEL of every shard's copy that exists; returns how many were deleted."""
     return _delete_on_every_shard(cluster, name, "AI.SCRIPTDEL")
+
+
+# ---- one model per tenant, on the tenant's shard -------------------------------
+
+
+def tenant_key(tenant: str, name: str) -> str:
+    """`name{tenant}`: a key in the tenant's slot (its model, its tensors)."""
+    _check_name(name)
+    if not tenant or "{" in tenant or "}" in tenant:
+        raise ValueError(f"{tenant!r}: a tenant is a non-empty hash tag without braces")
+    return f"{name}{{{tenant}}}"
+
+
+def store_tenant_model(cluster: RedisCluster, tenant: str, name: str, backend: str, device: str,
+                       blob: bytes | Sequence[bytes], *, tag: str | None = None,
+                       batchsize: int | None = None, minbatchsize: int | None = None,
+                       minbatchtimeout: int | None = None, inputs: Sequence[str] | None = None,
+                       outputs: Sequence[str] | None = None, warmup: int | None = None) -> str:
+    """AI.MODELSTORE of `tenant`'s model `name` on the one shard that owns the
+    tenant's slot; returns its key (`tenant_key(tenant, name)`). Options as
+    `store_model_on_every_shard`, plus WARMUP."""
+    key = tenant_key(tenant, name)
+    cluster.execute_command("AI.MODELSTORE", key, *_modelstore_args(
+        backend, device, blob, tag=tag, batchsize=batchsize, minbatchsize=minbatchsize,
+        minbatchtimeout=minbatchtimeout, inputs=inputs, outputs=outputs, warmup=warmup))
+    return key
+
+
+def delete_tenant_model(cluster: RedisCluster, tenant: str, name: str) -> bool:
+    """AI.MODELDEL of the tenant's model if it exists; whether it did."""
+    key = tenant_key(tenant, name)
+    if not cluster.exists(key):
+        return False
+    cluster.execute_command("AI.MODELDEL", key)
+    return True

@@ -6,7 +6,10 @@ here under the model's id. A session is made by the loader when a client
 stores a model, or lazily by the first run of a model that came from RDB,
 AOF or a replica's stream. When the model's last reference goes away the
 shim posts its id and its session dropper thread (the loader, once it takes
-such work) drops the session at once, busy server or idle.
+such work) drops the session at once, busy server or idle. Under a
+loaded-session budget (docs/model_sessions.md) the loader also drops the
+sessions of evicted models here; the model stays, and its next run makes
+the session again from the blob.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class StoredModel(Protocol):
     device: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    warmup: int
 
 
 class Closable(Protocol):
@@ -78,6 +82,10 @@ class SessionCache:
         with self._lock:
             self._making.pop(key, None)
         return found
+
+    def holds(self, key: int, found: object) -> bool:
+        """Whether `found` is still the object cached under `key` (not dropped since)."""
+        return self._sessions.get(key) is found
 
     def drop(self, ids: list[int]) -> None:
         for model_id in ids:

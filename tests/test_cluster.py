@@ -43,7 +43,8 @@ from conftest import server_says
 from redisai_py.cluster import (colocated_key, delete_model_on_every_shard,
                                 delete_script_on_every_shard, model_key_for, model_keys,
                                 routing_tag_for, shard_tag_for, store_model_on_every_shard,
-                                store_script_on_every_shard)
+                                store_script_on_every_shard, store_tenant_model, tenant_key,
+                                delete_tenant_model)
 
 CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
 NOPERM_KEY = server_says("no permissions to access one of the keys", "No permissions to access a key")
@@ -807,6 +808,44 @@ def test_helper_stores_a_model_on_every_shard_next_to_the_data(cluster, rc):
         model_key_for(rc, "bad{name}", "doc:1")
     assert delete_model_on_every_shard(rc, "adder") == 3
     assert sum(rc.exists(k) for k in keys) == 0
+
+
+# --------------------------------------------------------------------------
+# one model per tenant, on the tenant's shard (docs/model_sessions.md)
+
+
+def test_helper_stores_each_tenants_model_on_its_shard_under_that_shards_budget(cluster, rc):
+    """Nine tenants, one model each, keyed `churn{tenant}`: each model exists
+    once, on the primary that owns the tenant's slot, next to the tenant's
+    tensors; with room for one loaded session per node, every tenant's run
+    answers and no shard holds more than its budget once the runs end."""
+    tenants = [f"tenant{i}" for i in range(9)]
+    for node in cluster.primaries():
+        node.client().execute_command("AI.CONFIG", "MODEL_SESSIONS_MAX", 1)
+    try:
+        keys = {t: store_tenant_model(rc, t, "churn", "ONNX", "CPU", onnx_add(), tag=t) for t in tenants}
+        assert keys["tenant0"] == tenant_key("tenant0", "churn") == "churn{tenant0}"
+        scans = {n.port: {k.decode() for k, _ in n.client().execute_command("AI._MODELSCAN")}
+                 for n in cluster.primaries()}
+        for tenant, key in keys.items():
+            holders = [port for port, found in scans.items() if key in found]
+            assert holders == [cluster.primary_for(key).port], tenant
+        for tenant in tenants:
+            a, s, p = (tenant_key(tenant, n) for n in ("a", "s", "p"))
+            rc.execute_command("AI.TENSORSET", a, "FLOAT", 2, "VALUES", 2, 3)
+            assert rc.execute_command("AI.MODELEXECUTE", keys[tenant], "INPUTS", 2, a, a,
+                                      "OUTPUTS", 2, s, p) == b"OK"
+            assert rc.execute_command("AI.TENSORGET", s, "VALUES") == [b"4", b"6"]
+        for node in cluster.primaries():
+            wait_for(lambda n=node: n.client().info("ai_sessions")["ai_loaded"] <= 1, 10, "within budget")
+        assert sum(n.client().info("ai_sessions")["ai_evictions"] for n in cluster.primaries()) >= 6
+        assert all(delete_tenant_model(rc, t, "churn") for t in tenants)
+        assert not delete_tenant_model(rc, "tenant0", "churn")
+        with pytest.raises(ValueError):
+            tenant_key("a{b", "churn")
+    finally:
+        for node in cluster.primaries():
+            node.client().execute_command("AI.CONFIG", "MODEL_SESSIONS_MAX", 0)
 
 
 # --------------------------------------------------------------------------

@@ -32,7 +32,8 @@ SYNTAX = {
     "ai.tensorget": "key [META] [BLOB|VALUES]",
     "ai.modelstore": "key TF|TFLITE|TORCH|ONNX device [TAG tag] "
                      "[BATCHSIZE batchsize [MINBATCHSIZE minbatchsize [MINBATCHTIMEOUT minbatchtimeout]]] "
-                     "[CACHE [TTL ttl]] [INPUTS input_count input [input ...] OUTPUTS output_count output [output ...]] "
+                     "[CACHE [TTL ttl]] [WARMUP warmup] "
+                     "[INPUTS input_count input [input ...] OUTPUTS output_count output [output ...]] "
                      "BLOB blob [blob ...]",
     "ai.modelset": "key TF|TFLITE|TORCH|ONNX device [TAG tag] "
                    "[BATCHSIZE batchsize [MINBATCHSIZE minbatchsize [MINBATCHTIMEOUT minbatchtimeout]]] "
@@ -67,9 +68,11 @@ SYNTAX = {
     "ai.dagrun_ro": "[LOAD key_count key [key ...]] [TIMEOUT timeout] "
                     "|> AI.TENSORSET|AI.TENSORGET|AI.MODELRUN argument [argument ...] "
                     "[|> AI.TENSORSET|AI.TENSORGET|AI.MODELRUN argument [argument ...] ...]",
-    "ai.info": "key [RESETSTAT]",
+    "ai.info": "key [RESETSTAT|SESSION]",
     "ai.config": "BACKENDSPATH path|LOADBACKEND TF|TFLITE|TORCH|ONNX path|MODEL_CHUNK_SIZE chunk_size"
-                 "|CACHE_MEMORY cache_memory|CACHE_FLUSH|GET BACKENDSPATH|MODEL_CHUNK_SIZE|CACHE_MEMORY",
+                 "|CACHE_MEMORY cache_memory|CACHE_FLUSH"
+                 "|MODEL_SESSIONS_MEMORY sessions_memory|MODEL_SESSIONS_MAX sessions_max"
+                 "|GET BACKENDSPATH|MODEL_CHUNK_SIZE|CACHE_MEMORY|MODEL_SESSIONS_MEMORY|MODEL_SESSIONS_MAX",
     "ai.metrics": "",
     "ai.function": "LOAD [REPLACE] function-code|DELETE library-name"
                    "|LIST [LIBRARYNAME library-name-pattern] [WITHCODE]|FLUSH [ASYNC|SYNC]|KILL",
@@ -331,8 +334,9 @@ def test_every_documented_config_name_can_be_read(server):
     c = server.client()
     doc = command_docs(client(server, 3), "AI.CONFIG")["ai.config"]
     names = oneof_tokens(doc, "name")
-    assert names == ["BACKENDSPATH", "MODEL_CHUNK_SIZE", "CACHE_MEMORY"]
-    assert [c.execute_command("AI.CONFIG", "GET", n) is not None for n in names] == [True, True, True]
+    assert names == ["BACKENDSPATH", "MODEL_CHUNK_SIZE", "CACHE_MEMORY", "MODEL_SESSIONS_MEMORY",
+                     "MODEL_SESSIONS_MAX"]
+    assert [c.execute_command("AI.CONFIG", "GET", n) is not None for n in names] == [True] * 5
 
 
 # --------------------------------------------------------------------------

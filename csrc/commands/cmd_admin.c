@@ -15,6 +15,7 @@
 #include "commands/parse.h"
 #include "python/py_runtime.h"
 #include "exec/infer_cache.h"
+#include "exec/session_budget.h"
 #include "exec/sync_run.h"
 #include "types/type_model.h"
 #include "types/type_script.h"
@@ -111,6 +112,10 @@ static int ConfigGet(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (RAI_ArgIs(argv[2], "MODEL_CHUNK_SIZE"))
         return RedisModule_ReplyWithLongLong(ctx, RAI_Cfg.model_chunk_size);
     if (RAI_ArgIs(argv[2], "CACHE_MEMORY")) return RedisModule_ReplyWithLongLong(ctx, RAI_Cfg.cache_memory);
+    if (RAI_ArgIs(argv[2], "MODEL_SESSIONS_MEMORY"))
+        return RedisModule_ReplyWithLongLong(ctx, RAI_Cfg.model_sessions_memory);
+    if (RAI_ArgIs(argv[2], "MODEL_SESSIONS_MAX"))
+        return RedisModule_ReplyWithLongLong(ctx, RAI_Cfg.model_sessions_max);
     return RedisModule_ReplyWithNull(ctx);
 }
 
@@ -124,9 +129,24 @@ static int ConfigCacheMemory(RedisModuleCtx *ctx, RedisModuleString **argv, int 
     return RedisModule_ReplyWithSimpleString(ctx, "OK");
 }
 
+/* AI.CONFIG MODEL_SESSIONS_MEMORY <bytes> | MODEL_SESSIONS_MAX <count>: a
+ * smaller budget releases the least recently used sessions at once (on the
+ * loader); a larger one lets more stay loaded from the next load on. */
+static int ConfigSessionBudget(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    int memory = RAI_ArgIs(argv[1], "MODEL_SESSIONS_MEMORY");
+    if (argc != 3)
+        return RedisModule_ReplyWithError(ctx, memory ? "ERR MODEL_SESSIONS_MEMORY: missing value"
+                                                      : "ERR MODEL_SESSIONS_MAX: missing value");
+    const char *err = memory ? RAI_ConfigSetSessionsMemory(argv[2]) : RAI_ConfigSetSessionsMax(argv[2]);
+    if (err) return RedisModule_ReplyWithError(ctx, err);
+    RAI_SessionSetBudget(RAI_Cfg.model_sessions_memory, RAI_Cfg.model_sessions_max);
+    RAI_SessionBudgetChanged();
+    return RedisModule_ReplyWithSimpleString(ctx, "OK");
+}
+
 /* AI.CONFIG BACKENDSPATH <path> | LOADBACKEND <backend> <path> |
  *           MODEL_CHUNK_SIZE <bytes> | CACHE_MEMORY <bytes> | CACHE_FLUSH |
- *           GET <name> */
+ *           MODEL_SESSIONS_MEMORY <bytes> | MODEL_SESSIONS_MAX <count> | GET <name> */
 int RAI_Config_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc < 2) return RAI_ReplyWrongArity(ctx, argv[0]);
     RedisModuleString *sub = argv[1];
@@ -148,6 +168,8 @@ int RAI_Config_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int a
         RAI_CacheFlush();
         return RedisModule_ReplyWithSimpleString(ctx, "OK");
     }
+    if (RAI_ArgIs(sub, "MODEL_SESSIONS_MEMORY") || RAI_ArgIs(sub, "MODEL_SESSIONS_MAX"))
+        return ConfigSessionBudget(ctx, argv, argc);
     return RedisModule_ReplyWithError(ctx, "ERR unsupported subcommand");
 }
 
@@ -213,11 +235,26 @@ int RAI_ScriptScan_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, i
 }
 
 /* `cached`: the key's model was stored with CACHE, and its cache counters
- * follow RedisAI's fields (other keys get RedisAI's reply unchanged). */
+ * follow RedisAI's fields; `m`: AI.INFO key SESSION, and the model's loaded
+ * session follows (other keys get RedisAI's reply unchanged). */
+/* A model's loaded session (exec/session_budget.h): 4 pairs after RedisAI's 9. */
+static void ReplyWithSessionInfo(RedisModuleCtx *ctx, const RAI_Model *m) {
+    size_t bytes = __atomic_load_n(&m->session_bytes, __ATOMIC_RELAXED);
+    RedisModule_ReplyWithSimpleString(ctx, "session_state");
+    RedisModule_ReplyWithSimpleString(ctx, RAI_SessionStateName(m));
+    RedisModule_ReplyWithSimpleString(ctx, "session_loaded");
+    RedisModule_ReplyWithLongLong(ctx, m->session_state == RAI_SESSION_READY);
+    RedisModule_ReplyWithSimpleString(ctx, "session_loads");
+    RedisModule_ReplyWithLongLong(ctx, (long long)m->session_loads);
+    RedisModule_ReplyWithSimpleString(ctx, "session_bytes");
+    RedisModule_ReplyWithLongLong(ctx, (long long)bytes);
+}
+
 static void ReplyWithRunInfo(RedisModuleCtx *ctx, RedisModuleString *keyname, const char *type,
                              const char *backend, const char *device, const char *tag,
-                             const RAI_RunStats *stats, long long samples, int cached) {
-    RedisModule_ReplyWithArray(ctx, cached ? 22 : 18);
+                             const RAI_RunStats *stats, long long samples, int cached,
+                             const RAI_Model *m) {
+    RedisModule_ReplyWithArray(ctx, 18 + (cached ? 4 : 0) + (m ? 8 : 0));
     RedisModule_ReplyWithSimpleString(ctx, "key");
     RedisModule_ReplyWithString(ctx, keyname);
     RedisModule_ReplyWithSimpleString(ctx, "type");
@@ -236,14 +273,16 @@ static void ReplyWithRunInfo(RedisModuleCtx *ctx, RedisModuleString *keyname, co
     RedisModule_ReplyWithLongLong(ctx, stats->calls);
     RedisModule_ReplyWithSimpleString(ctx, "errors");
     RedisModule_ReplyWithLongLong(ctx, stats->errors);
-    if (!cached) return;
-    RedisModule_ReplyWithSimpleString(ctx, "cache_hits");
-    RedisModule_ReplyWithLongLong(ctx, stats->cache_hits);
-    RedisModule_ReplyWithSimpleString(ctx, "cache_misses");
-    RedisModule_ReplyWithLongLong(ctx, stats->cache_misses);
+    if (cached) {
+        RedisModule_ReplyWithSimpleString(ctx, "cache_hits");
+        RedisModule_ReplyWithLongLong(ctx, stats->cache_hits);
+        RedisModule_ReplyWithSimpleString(ctx, "cache_misses");
+        RedisModule_ReplyWithLongLong(ctx, stats->cache_misses);
+    }
+    if (m) ReplyWithSessionInfo(ctx, m);
 }
 
-/* AI.INFO key [RESETSTAT] */
+/* AI.INFO key [RESETSTAT | SESSION] */
 int RAI_Info_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc < 2 || argc > 3) return RAI_ReplyWrongArity(ctx, argv[0]);
     RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_READ);
@@ -261,10 +300,13 @@ int RAI_Info_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int arg
         memset(stats, 0, sizeof(*stats));
         return RedisModule_ReplyWithSimpleString(ctx, "OK");
     }
+    /* SESSION (ours) adds the loaded-session pairs; without it the reply is
+     * RedisAI's 9 pairs exactly, which clients and tests count on. */
+    int with_session = argc == 3 && RAI_ArgIs(argv[2], "SESSION");
     if (m)
         ReplyWithRunInfo(ctx, argv[1], "MODEL", RAI_BackendName(m->backend), m->device, m->tag, stats,
-                         stats->samples, m->cache);
+                         stats->samples, m->cache, with_session ? m : NULL);
     else /* scripts report no sample count */
-        ReplyWithRunInfo(ctx, argv[1], "SCRIPT", "TORCH", s->device, s->tag, stats, -1, 0);
+        ReplyWithRunInfo(ctx, argv[1], "SCRIPT", "TORCH", s->device, s->tag, stats, -1, 0, NULL);
     return REDISMODULE_OK;
 }

@@ -125,6 +125,8 @@ static const RedisModuleCommandArg MODELSTORE_ARGS[] = {
     ARG("batching", BLOCK, .flags = OPTIONAL, .subargs = BATCHING),
     ARG("caching", BLOCK, .flags = OPTIONAL, .subargs = CACHING,
         .summary = "answer repeated requests from the inference cache (not in RedisAI)"),
+    ARG("warmup", INTEGER, .token = "WARMUP", .flags = OPTIONAL,
+        .summary = "redisai_py: synthetic runs after each load of the session, 0 to 1000 (ONNX)"),
     ARG("nodes", BLOCK, .flags = OPTIONAL, .subargs = STORE_NODES,
         .summary = "the graph's input and output node names; TF only, and required there"),
     ARG("blob", STRING, .token = "BLOB", .flags = MULTIPLE,
@@ -423,9 +425,14 @@ static const RAI_CommandDoc DAGRUN_RO = {
 
 /* ================================================================ admin */
 
+static const RedisModuleCommandArg INFO_OPTIONS[] = {
+    TOKEN("resetstat", "RESETSTAT"),
+    TOKEN("session", "SESSION", .summary = "redisai_py: add the model's loaded-session state"),
+    END,
+};
 static const RedisModuleCommandArg INFO_ARGS[] = {
     SPEC_KEY,
-    TOKEN("resetstat", "RESETSTAT", .flags = OPTIONAL),
+    ARG("option", ONEOF, .flags = OPTIONAL, .subargs = INFO_OPTIONS),
     END,
 };
 static const RAI_CommandDoc INFO = {
@@ -442,7 +449,9 @@ static const RedisModuleCommandArg CONFIG_LOADBACKEND[] = {
 };
 static const RedisModuleCommandArg CONFIG_NAMES[] = {
     TOKEN("backendspath", "BACKENDSPATH"), TOKEN("model_chunk_size", "MODEL_CHUNK_SIZE"),
-    TOKEN("cache_memory", "CACHE_MEMORY"), END,
+    TOKEN("cache_memory", "CACHE_MEMORY"),
+    TOKEN("model_sessions_memory", "MODEL_SESSIONS_MEMORY"), TOKEN("model_sessions_max", "MODEL_SESSIONS_MAX"),
+    END,
 };
 static const RedisModuleCommandArg CONFIG_ACTIONS[] = {
     ARG("path", STRING, .token = "BACKENDSPATH"),
@@ -451,6 +460,10 @@ static const RedisModuleCommandArg CONFIG_ACTIONS[] = {
     ARG("cache_memory", INTEGER, .token = "CACHE_MEMORY",
         .summary = "the inference cache's budget in bytes; 0 turns it off (not in RedisAI)"),
     TOKEN("cache_flush", "CACHE_FLUSH", .summary = "empties the inference cache (not in RedisAI)"),
+    ARG("sessions_memory", INTEGER, .token = "MODEL_SESSIONS_MEMORY",
+        .summary = "redisai_py: bytes of loaded model sessions, 0 for no limit"),
+    ARG("sessions_max", INTEGER, .token = "MODEL_SESSIONS_MAX",
+        .summary = "redisai_py: loaded model sessions, 0 for no limit"),
     ARG("name", ONEOF, .token = "GET", .subargs = CONFIG_NAMES),
     END,
 };
@@ -459,8 +472,8 @@ static const RedisModuleCommandArg CONFIG_ARGS[] = {
     END,
 };
 static const RAI_CommandDoc CONFIG = {
-    .summary = "Sets or reads BACKENDSPATH, MODEL_CHUNK_SIZE and CACHE_MEMORY, loads a backend, or "
-               "empties the inference cache",
+    .summary = "Sets or reads BACKENDSPATH, MODEL_CHUNK_SIZE, CACHE_MEMORY and the model session budget, "
+               "loads a backend, or empties the inference cache",
     .complexity = "O(1); LOADBACKEND loads the backend on a thread of its own",
     .since = "0.4.0",
     .args = CONFIG_ARGS,

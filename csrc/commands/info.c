@@ -1,6 +1,6 @@
 /* info.c -- the module's INFO MODULES sections, in RedisAI's order:
  * ai_versions, ai_git, ai_load_time_configs, ai_backends_info, ai_cpu; then
- * ours: ai_cache.
+ * ours: ai_cache, ai_sessions (the loaded-session budget).
  * Clients split this text on '#', so no value may contain one. */
 #include "commands/info.h"
 
@@ -11,6 +11,7 @@
 #include "types/config.h"
 #include "exec/infer_cache.h"
 #include "exec/run_queue.h"
+#include "exec/session_budget.h"
 #include "types/type_tensor.h"
 
 static void AddTimeval(RedisModuleInfoCtx *ctx, const char *field, struct timeval tv) {
@@ -49,6 +50,27 @@ static void AddCacheSection(RedisModuleInfoCtx *ctx) {
     RedisModule_InfoAddFieldLongLong(ctx, "cache_expired", (long long)f.expired);
 }
 
+/* ai_sessions: the loaded-session budget (exec/session_budget.h). Bytes are
+ * the sessions' estimates; rss_delta sums the RSS change measured around
+ * each loaded session's load (noisy: other threads allocate meanwhile). */
+static void AddSessionsSection(RedisModuleInfoCtx *ctx) {
+    RAI_SessionFigures f;
+    RAI_SessionReadFigures(&f);
+    RedisModule_InfoAddSection(ctx, "sessions");
+    RedisModule_InfoAddFieldLongLong(ctx, "loaded", (long long)f.loaded);
+    RedisModule_InfoAddFieldLongLong(ctx, "loaded_bytes", (long long)f.loaded_bytes);
+    RedisModule_InfoAddFieldLongLong(ctx, "loaded_rss_delta", f.loaded_rss_delta);
+    RedisModule_InfoAddFieldLongLong(ctx, "budget_bytes", (long long)f.budget_bytes);
+    RedisModule_InfoAddFieldLongLong(ctx, "budget_sessions", (long long)f.max_sessions);
+    RedisModule_InfoAddFieldLongLong(ctx, "loads", (long long)f.loads);
+    RedisModule_InfoAddFieldLongLong(ctx, "cold_loads", (long long)f.cold_loads);
+    RedisModule_InfoAddFieldLongLong(ctx, "load_failures", (long long)f.load_failures);
+    RedisModule_InfoAddFieldLongLong(ctx, "evictions", (long long)f.evictions);
+    RedisModule_InfoAddFieldLongLong(ctx, "runs_waiting_for_load", (long long)f.parked_runs);
+    RedisModule_InfoAddFieldLongLong(ctx, "cold_load_p50_us", (long long)f.cold_p50_us);
+    RedisModule_InfoAddFieldLongLong(ctx, "cold_load_p99_us", (long long)f.cold_p99_us);
+}
+
 void RAI_InfoFunc(RedisModuleInfoCtx *ctx, int for_crash_report) {
     (void)for_crash_report;
     RedisModule_InfoAddSection(ctx, "versions");
@@ -72,4 +94,5 @@ void RAI_InfoFunc(RedisModuleInfoCtx *ctx, int for_crash_report) {
 
     AddCpuSection(ctx);
     AddCacheSection(ctx);
+    AddSessionsSection(ctx);
 }

@@ -16,6 +16,7 @@
 #include "exec/infer_cache.h"
 #include "exec/sync_run.h"
 #include "exec/run_queue.h"
+#include "exec/session_budget.h"
 #include "types/op_metrics.h"
 #include "types/type_model.h"
 #include "types/type_script.h"
@@ -124,12 +125,21 @@ int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return FinishRun(ctx, RedisModule_GetBlockedClientPrivateData(ctx));
 }
 
+/* A model run waits for its session when it was evicted (session_budget.h). */
+static void QueueRun(RAI_Job *job, RAI_RunQueue *queue) {
+    if (job->model) RAI_QueueModelRun(job, queue);
+    else RAI_RunQueuePush(queue, job);
+}
+
+static void QueueLoad(RAI_Job *job, RAI_RunQueue *queue) { RAI_RunQueuePush(queue, job); }
+
 /* Main thread, where the client cannot be blocked (MULTI, Lua, AOF load):
- * queues job and waits for it without the GIL, serving meanwhile the Redis
- * work that workers hand over (sync_run.h). */
-static void PushAndWait(RedisModuleCtx *ctx, RAI_RunQueue *queue, RAI_Job *job) {
+ * queues job with `queue_it` and waits for it without the GIL, serving
+ * meanwhile the Redis work that workers hand over (sync_run.h). */
+static void QueueAndWait(RedisModuleCtx *ctx, RAI_Job *job, RAI_RunQueue *queue,
+                         void (*queue_it)(RAI_Job *, RAI_RunQueue *)) {
     job->waiter = RAI_WaiterNew();
-    RAI_RunQueuePush(queue, job);
+    queue_it(job, queue);
     RAI_WaiterWait(job->waiter, ctx);
     RAI_WaiterFree(job->waiter);
     job->waiter = NULL;
@@ -145,15 +155,16 @@ int RAI_RunJobAndWait(RedisModuleCtx *ctx, RAI_Job *job) {
     if (!RAI_ClientCannotBlock(ctx)) {
         job->bc = RedisModule_BlockClient(ctx, RAI_RunJob_Reply, NULL, RAI_FreeJobCallback, 0);
         RedisModule_BlockedClientMeasureTimeStart(job->bc);
-        RAI_RunQueuePush(queue, job);
+        QueueRun(job, queue);
         return REDISMODULE_OK;
     }
     /* MULTI or Lua: the client cannot be blocked, so this thread waits
      * (without the GIL) and replies itself; the outputs' replication joins
      * the transaction or the script's effects. */
-    PushAndWait(ctx, queue, job);
+    QueueAndWait(ctx, job, queue, QueueRun);
     FinishRun(ctx, job);
     RAI_JobFree(job);
+    RAI_SessionSettle();
     return REDISMODULE_OK;
 }
 
@@ -168,6 +179,7 @@ void RAI_FreeJobCallback(RedisModuleCtx *ctx, void *privdata) {
      * the event loop is over. */
     if (job->store && job->store->argv_bytes >= RAI_REAP_MIN_BYTES) RAI_Reap(FreeJob, job, 1);
     else RAI_JobFree(job);
+    RAI_SessionSettle(); /* its pin is gone: a session it kept over the budget may go */
 }
 
 /* ------------------------------------------------------ MODELSTORE / SCRIPTSTORE */
@@ -240,7 +252,7 @@ static void LoadAndWait(RedisModuleCtx *ctx, RAI_Job *job) {
         RAI_JobLoadNow(job);
         return;
     }
-    PushAndWait(ctx, RAI_LoaderQueue(), job);
+    QueueAndWait(ctx, job, RAI_LoaderQueue(), QueueLoad);
 }
 
 int RAI_StoreWithSession(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **argv, int argc) {

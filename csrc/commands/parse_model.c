@@ -115,6 +115,22 @@ static void MetaInit(RAI_ModelMeta *meta, const char **inputs, const char **outp
     meta->outputs = outputs;
 }
 
+/* [WARMUP n], ours (after RedisAI's options, before INPUTS): n synthetic
+ * runs after each load of the session. Bounded: each run costs a model's
+ * inference on the loader, and a store must not occupy it for hours. */
+#define RAI_WARMUP_MAX 1000
+
+static const char *ParseWarmup(RedisModuleString **argv, int argc, int *pos, RAI_ModelMeta *meta) {
+    if (*pos >= argc || !RAI_ArgIs(argv[*pos], "WARMUP")) return NULL;
+    long long n;
+    if (*pos + 1 >= argc || RedisModule_StringToLongLong(argv[*pos + 1], &n) != REDISMODULE_OK || n < 0 ||
+        n > RAI_WARMUP_MAX)
+        return "ERR Invalid argument for WARMUP: expected a number of runs from 0 to 1000";
+    meta->warmup = n;
+    *pos += 2;
+    return NULL;
+}
+
 const char *RAI_ParseModelStore(RedisModuleString **argv, int argc, RAI_ModelMeta *meta,
                                 const char **inputs, const char **outputs, int *blob_at) {
     MetaInit(meta, inputs, outputs);
@@ -126,6 +142,7 @@ const char *RAI_ParseModelStore(RedisModuleString **argv, int argc, RAI_ModelMet
     int pos = 4;
     if ((err = ParseStoreOptions(argv, argc, &pos, meta))) return err;
     if ((err = ParseCacheOption(argv, argc, &pos, meta))) return err;
+    if ((err = ParseWarmup(argv, argc, &pos, meta))) return err;
     if (pos >= argc) return "ERR Insufficient arguments, missing model BLOB";
     if (meta->backend == RAI_BACKEND_TF) {
         err = ParseCountedNames(argv, argc, &pos, "INPUTS", "ERR INPUTS not specified for TF",

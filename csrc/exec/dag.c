@@ -6,6 +6,7 @@
 
 #include "exec/infer_cache.h"
 #include "exec/run_queue.h"
+#include "exec/session_budget.h"
 #include "exec/sync_run.h"
 
 RAI_Dag *RAI_DagNew(void) {
@@ -111,7 +112,8 @@ static void Queue(RAI_Dag *dag, RAI_DagOp *op) {
     job->waiter = dag->waiter;
     job->queued_us = RedisModule_MonotonicMicroseconds();
     dag->in_flight++;
-    RAI_RunQueuePush(op->queue, job);
+    if (op->kind == RAI_DAG_MODEL) RAI_QueueModelRun(job, op->queue); /* may wait for its session */
+    else RAI_RunQueuePush(op->queue, job);
 }
 
 int RAI_DagStart(RAI_Dag *dag) {

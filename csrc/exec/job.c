@@ -122,6 +122,8 @@ static void FreeLearnedNames(RAI_LearnedNames *names) {
 }
 
 void RAI_JobFree(RAI_Job *job) {
+    /* A run's pin keeps its model's session from eviction until now. */
+    if (job->pinned) __atomic_sub_fetch(&job->model->pins, 1, __ATOMIC_RELEASE);
     RAI_ModelRelease(job->model);
     RAI_ScriptRelease(job->script);
     for (int i = 0; i < job->ninputs; i++) RAI_TensorRelease(job->inputs[i]);

@@ -91,6 +91,12 @@ struct RAI_Job {
     RAI_LearnedNames *learned; /* set by a load or a first run that learned names */
     void *payload;                  /* a kind of a higher layer's own (function calls) */
     void (*free_payload)(void *payload); /* frees it with the job */
+
+    /* The loaded-session budget (exec/session_budget.h): */
+    int pinned;                  /* holds a pin on model's session; RAI_JobFree unpins */
+    struct RAI_RunQueue *target; /* a parked run's device queue */
+    RAI_Model **victims;         /* an eviction's models, retained */
+    size_t nvictims;
 };
 
 /* start_us + ms milliseconds, saturating: a TIMEOUT or MINBATCHTIMEOUT of

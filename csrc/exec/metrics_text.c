@@ -1,7 +1,7 @@
 /* metrics_text.c -- renders the exposition, family by family: the per-key
  * series of models and scripts, the device queues and their batches, stores
- * and session loads, DAG commands, the inference cache, and the registry's
- * own figures.
+ * and session loads, DAG commands, the inference cache, the loaded-session
+ * budget, and the registry's own figures.
  *
  * Every family gets its # HELP and # TYPE lines even when it has no sample
  * yet, so dashboards and alerts see the same names on every server. Names
@@ -15,6 +15,7 @@
 #include "base/histogram.h"
 #include "exec/infer_cache.h"
 #include "exec/run_queue.h"
+#include "exec/session_budget.h"
 #include "types/backends.h"
 #include "types/config.h"
 #include "types/key_metrics.h"
@@ -227,7 +228,7 @@ static const OpFamilies STORES = {
 
 static const OpFamilies LOADS = {
     "redisai_session_loads_total", "redisai_session_load_errors_total", "redisai_session_load_seconds",
-    "Backend sessions made for stored models and scripts (stores, replicated and AOF stores).",
+    "Backend sessions made for stored models and scripts (stores, replicated and AOF stores, cold runs).",
     "Session loads that failed.",
     "Time to make a backend session (the blob joined and handed to the framework).",
 };
@@ -290,6 +291,32 @@ static void RenderCache(RAI_TextBuf *b) {
     Sample(b, "redisai_cache_entries", "", 0, f.entries);
 }
 
+/* ------------------------------------------------ loaded-session budget */
+
+static void OneSample(RAI_TextBuf *b, const char *name, const char *type, const char *help, uint64_t value) {
+    Family(b, name, type, help);
+    Sample(b, name, "", 0, value);
+}
+
+/* docs/model_sessions.md; evictions rising with cold loads is thrashing. */
+static void RenderSessions(RAI_TextBuf *b) {
+    RAI_SessionFigures f;
+    RAI_SessionReadFigures(&f);
+    OneSample(b, "redisai_sessions_loaded", "gauge", "Model sessions loaded now.", f.loaded);
+    OneSample(b, "redisai_sessions_loaded_bytes", "gauge", "Loaded sessions' estimated bytes (what the budget counts).",
+          f.loaded_bytes);
+    OneSample(b, "redisai_sessions_budget_bytes", "gauge", "MODEL_SESSIONS_MEMORY (0: no limit).", f.budget_bytes);
+    OneSample(b, "redisai_sessions_budget_sessions", "gauge", "MODEL_SESSIONS_MAX (0: no limit).", f.max_sessions);
+    OneSample(b, "redisai_sessions_runs_waiting", "gauge", "Runs parked until their model's session loads.",
+          f.parked_runs);
+    OneSample(b, "redisai_session_cold_loads_total", "counter", "Sessions loaded again for a run of an evicted model.",
+          f.cold_loads);
+    OneSample(b, "redisai_session_evictions_total", "counter", "Sessions released to keep the budget.", f.evictions);
+    Family(b, "redisai_session_cold_load_seconds", "histogram",
+           "Time from a cold run's arrival to its session being loaded (the wait on the loader included).");
+    Histogram(b, "redisai_session_cold_load_seconds", "", 0, RAI_SessionColdLoadHistogram(), &RAI_LatencyBounds);
+}
+
 /* ------------------------------------------------------------- registry */
 
 static void RenderRegistry(RAI_TextBuf *b) {
@@ -312,7 +339,8 @@ static void RenderRegistry(RAI_TextBuf *b) {
  * adds its own between the cache and the registry: sessions loaded, their
  * bytes, evictions and the budget. */
 static void (*const SECTIONS[])(RAI_TextBuf *b) = {
-    RenderKeys, RenderQueues, RenderStoresAndLoads, RenderDags, RenderCache, RenderRegistry,
+    RenderKeys, RenderQueues, RenderStoresAndLoads, RenderDags, RenderCache, RenderSessions,
+    RenderRegistry,
 };
 
 void RAI_MetricsRender(RAI_TextBuf *buf) {

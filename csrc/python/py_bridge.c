@@ -155,6 +155,7 @@ static PyObject *Model_getattr(ModelObject *self, void *closure) {
     case 2: return Text(m->device);
     case 3: return m->backend == RAI_BACKEND_TF ? NamesTuple(m->ninputs, m->inputs) : PyTuple_New(0);
     case 4: return m->backend == RAI_BACKEND_TF ? NamesTuple(m->noutputs, m->outputs) : PyTuple_New(0);
+    case 5: return PyLong_FromLongLong(m->warmup);
     default: Py_RETURN_NONE;
     }
 }
@@ -165,6 +166,7 @@ static PyGetSetDef ModelGetSet[] = {
     {"device", (getter)Model_getattr, NULL, "device as stored", (void *)2},
     {"inputs", (getter)Model_getattr, NULL, "input names given at store time (TF)", (void *)3},
     {"outputs", (getter)Model_getattr, NULL, "output names given at store time (TF)", (void *)4},
+    {"warmup", (getter)Model_getattr, NULL, "synthetic runs after each load (WARMUP n)", (void *)5},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -1,5 +1,5 @@
 /* py_jobs.c -- runs jobs in Python on a worker thread, and drops released
- * sessions.
+ * and evicted sessions.
  *
  * Called by workers without the GIL and without any queue lock; takes the
  * GIL for the Python call only. A model run is one call: the runner that
@@ -416,4 +416,20 @@ void RAI_PyDropReleasedSessions(void) {
     }
     RAI_GilDrop();
     RAI_LOG_VERBOSE("dropped the sessions of %zu released models or scripts", total);
+}
+
+/* ------------------------------------------------ loaded-session budget */
+
+void RAI_PyPrepareModel(RAI_Job *job) {
+    RAI_GilTake();
+    Runner(job);
+    RAI_GilDrop();
+}
+
+void RAI_PyReleaseSession(RAI_Model *m) {
+    RAI_GilTake();
+    void *handle = m->py_session;
+    m->py_session = NULL;
+    DropChunk(&m->id, &handle, 1);
+    RAI_GilDrop();
 }

@@ -23,4 +23,12 @@ void RAI_PyRunScript(RAI_Job *job);
  * loader, which also makes sessions. */
 void RAI_PyDropReleasedSessions(void);
 
+/* Loader: makes job->model's session and runner for the runs parked on
+ * it (a cold run), unless it has one; sets job's error on failure. */
+void RAI_PyPrepareModel(RAI_Job *job);
+
+/* Loader: lets go of an evicted model's runner and its session in Python's
+ * cache. The model itself (key, blob, settings, stats) stays. */
+void RAI_PyReleaseSession(RAI_Model *m);
+
 #endif

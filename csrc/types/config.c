@@ -22,6 +22,8 @@ RAI_Config RAI_Cfg = {
     .cache_memory = 64LL * 1024 * 1024,
     .function_threads = 1,
     .function_timeout = 5000, /* Redis's busy-reply-threshold */
+    .model_sessions_memory = 0,
+    .model_sessions_max = 0,
 };
 
 /* An integer argument with a lower bound; 0 when it parses and fits. */
@@ -76,6 +78,9 @@ static int ApplyPair(RedisModuleString *key, RedisModuleString *value) {
     if (RAI_ArgIs(key, "FUNCTION_THREADS"))
         return ParseBounded(value, 1, &RAI_Cfg.function_threads) && RAI_Cfg.function_threads <= 64;
     if (RAI_ArgIs(key, "FUNCTION_TIMEOUT")) return ParseBounded(value, 0, &RAI_Cfg.function_timeout);
+    if (RAI_ArgIs(key, "MODEL_SESSIONS_MEMORY"))
+        return ParseBounded(value, 0, &RAI_Cfg.model_sessions_memory);
+    if (RAI_ArgIs(key, "MODEL_SESSIONS_MAX")) return ParseBounded(value, 0, &RAI_Cfg.model_sessions_max);
     if (RAI_ArgIs(key, "METRICS_BIND")) {
         RedisModule_Free(RAI_Cfg.metrics_bind);
         RAI_Cfg.metrics_bind = RedisModule_Strdup(RedisModule_StringPtrLen(value, NULL));
@@ -127,5 +132,19 @@ const char *RAI_ConfigSetChunkSize(RedisModuleString *value) {
 const char *RAI_ConfigSetCacheMemory(RedisModuleString *value) {
     if (!ParseBounded(value, 0, &RAI_Cfg.cache_memory))
         return "ERR CACHE_MEMORY: a number of bytes, 0 or more";
+    return NULL;
+}
+
+/* ------------------------------------------------- loaded-session budget */
+
+const char *RAI_ConfigSetSessionsMemory(RedisModuleString *value) {
+    if (!ParseBounded(value, 0, &RAI_Cfg.model_sessions_memory))
+        return "ERR MODEL_SESSIONS_MEMORY: expected a number of bytes, 0 (no limit) or more";
+    return NULL;
+}
+
+const char *RAI_ConfigSetSessionsMax(RedisModuleString *value) {
+    if (!ParseBounded(value, 0, &RAI_Cfg.model_sessions_max))
+        return "ERR MODEL_SESSIONS_MAX: expected a number of sessions, 0 (no limit) or more";
     return NULL;
 }

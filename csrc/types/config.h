@@ -20,6 +20,9 @@ typedef struct {
     long long cache_memory;            /* inference cache budget in bytes; 0: cache off */
     long long function_threads;        /* workers of the AI.FCALL queue */
     long long function_timeout;        /* ms a call runs before AI.FUNCTION KILL may stop it */
+    /* The loaded-session budget (exec/session_budget.h); 0: no limit. */
+    long long model_sessions_memory;   /* bytes of loaded sessions (their estimates) */
+    long long model_sessions_max;      /* loaded sessions */
 } RAI_Config;
 
 extern RAI_Config RAI_Cfg;
@@ -33,5 +36,11 @@ int RAI_ConfigFromArgs(RedisModuleString **argv, int argc, const char *module_di
 const char *RAI_ConfigSetBackendsPath(RedisModuleString *path);
 const char *RAI_ConfigSetChunkSize(RedisModuleString *value);
 const char *RAI_ConfigSetCacheMemory(RedisModuleString *value);
+
+/* AI.CONFIG MODEL_SESSIONS_MEMORY <bytes> / MODEL_SESSIONS_MAX <count>:
+ * 0 (no limit) up to 2^63-1; NULL on success, else the reply error. The
+ * caller applies the new budget (session_budget.h). */
+const char *RAI_ConfigSetSessionsMemory(RedisModuleString *value);
+const char *RAI_ConfigSetSessionsMax(RedisModuleString *value);
 
 #endif

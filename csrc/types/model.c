@@ -19,6 +19,7 @@ static DroppedSession *dropped;
 static size_t dropped_len, dropped_cap;
 static RAI_SessionDropWaker drop_waker;
 static RAI_ModelUnkeyedHook unkeyed_hook;
+static RAI_ModelForgetHook forget_hook; /* session_budget.c's, set at start-up */
 
 static char **CopyNames(int n, const char **names) {
     if (n <= 0) return NULL;
@@ -44,6 +45,7 @@ RAI_Model *RAI_ModelNew(const RAI_ModelMeta *meta, char *blob, size_t bloblen) {
     m->minbatchtimeout = meta->minbatchtimeout;
     m->cache = meta->cache;
     m->cache_ttl_ms = meta->cache ? meta->cache_ttl_ms : 0;
+    m->warmup = meta->warmup;
     m->ninputs = m->noutputs = -1;
     RAI_ModelSetNames(m, meta->ninputs, meta->inputs, meta->noutputs, meta->outputs);
     m->blob = blob;
@@ -121,6 +123,7 @@ size_t RAI_TakeDroppedSessions(uint64_t *ids, void **handles, size_t max) {
 void RAI_ModelRelease(RAI_Model *m) {
     if (m == NULL) return;
     if (__atomic_sub_fetch(&m->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
+    if (forget_hook) forget_hook(m);
     RAI_PostDroppedSessionHandle(m->id, m->py_session);
     RAI_KeyLinkDrop(&m->metrics);
     RedisModule_Free(m->device);
@@ -136,6 +139,8 @@ void RAI_ModelRelease(RAI_Model *m) {
 
 size_t RAI_ModelMemUsage(const RAI_Model *m) {
     size_t usage = sizeof(*m) + m->bloblen + strlen(m->device) + strlen(m->tag) + 2;
+    /* A loaded session counts too (its estimate, kept in C: no GIL here). */
+    usage += __atomic_load_n(&m->session_bytes, __ATOMIC_RELAXED);
     for (int i = 0; i < m->ninputs; i++) usage += sizeof(char *) + strlen(m->inputs[i]) + 1;
     for (int i = 0; i < m->noutputs; i++) usage += sizeof(char *) + strlen(m->outputs[i]) + 1;
     return usage;
@@ -165,3 +170,7 @@ void RAI_ModelJoinBlob(RAI_Model *m, RedisModuleString **chunks, int n) {
         pos += clen;
     }
 }
+
+/* ---------------------------------------------------- loaded-session budget */
+
+void RAI_SetModelForgetHook(RAI_ModelForgetHook hook) { forget_hook = hook; }

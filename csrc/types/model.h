@@ -6,7 +6,9 @@
  * goes, the id and the handle are posted for the loader to drop (a free may
  * happen on the main thread, which must not take the GIL). Refcounted: a job
  * keeps the model it runs even if the key is overwritten or deleted
- * meanwhile. */
+ * meanwhile. Under a loaded-session budget the session may be released
+ * while the model stays (its state, pins and estimated bytes are below,
+ * kept by exec/session_budget.c). */
 #ifndef RAI_MODEL_H
 #define RAI_MODEL_H
 
@@ -19,6 +21,16 @@
 #include "types/stats.h"
 
 struct RAI_RunQueue;
+struct RAI_Job;
+
+/* Whether a model's backend session is loaded (session_budget.h). A model
+ * read from an RDB, the AOF's replay aside, starts evicted: its first run loads it. */
+typedef enum {
+    RAI_SESSION_EVICTED = 0,
+    RAI_SESSION_LOADING,
+    RAI_SESSION_READY,
+    RAI_SESSION_FAILED,
+} RAI_SessionState;
 
 typedef struct RAI_Model {
     int refcount;
@@ -42,6 +54,18 @@ typedef struct RAI_Model {
      * once and read by threads holding the GIL; posted with the id when
      * the model is released. NULL until the first load or run. */
     void *py_session;
+
+    /* The loaded-session budget (session_budget.c), under its lock unless said. */
+    RAI_SessionState session_state;
+    int pins;                   /* queued or running jobs that need the session (atomic) */
+    size_t session_bytes;       /* estimate while loaded, else 0 (atomic: MEMORY USAGE reads it) */
+    long long session_rss_delta; /* RSS change measured around its last load */
+    uint64_t session_loads;     /* times its session was made */
+    int session_releasing;      /* the loader is releasing it as a victim */
+    int in_lru;
+    struct RAI_Model *lru_prev, *lru_next; /* prev: more recently used */
+    struct RAI_Job *parked, *parked_tail;  /* runs waiting for its load */
+    long long warmup;           /* WARMUP n: synthetic runs after each load */
 } RAI_Model;
 
 /* The metadata a client gives at store time (names: TF only). */
@@ -54,6 +78,7 @@ typedef struct {
     const char **inputs, **outputs;
     int cache;             /* CACHE given */
     long long cache_ttl_ms; /* its TTL; 0: none */
+    long long warmup; /* WARMUP n (0: none) */
 } RAI_ModelMeta;
 
 /* Takes ownership of blob (RedisModule_Alloc'd). Names are copied. */
@@ -105,5 +130,12 @@ void RAI_SetSessionDropWaker(RAI_SessionDropWaker wake);
 typedef void (*RAI_ModelUnkeyedHook)(RAI_Model *m);
 void RAI_SetModelUnkeyedHook(RAI_ModelUnkeyedHook hook);
 void RAI_ModelUnkeyed(RAI_Model *m);
+/* ---- loaded-session budget (exec/session_budget.c) ---- */
+
+/* Called from RAI_ModelRelease when a model's last reference went, before
+ * it is freed (any thread, no lock of this file held). Registered once at
+ * start-up. */
+typedef void (*RAI_ModelForgetHook)(RAI_Model *m);
+void RAI_SetModelForgetHook(RAI_ModelForgetHook hook);
 
 #endif

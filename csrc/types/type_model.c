@@ -311,6 +311,7 @@ static void *ModelCopy(RedisModuleString *fromkey, RedisModuleString *tokey, con
         .ninputs = m->ninputs, .noutputs = m->noutputs,
         .inputs = (const char **)m->inputs, .outputs = (const char **)m->outputs,
         .cache = m->cache, .cache_ttl_ms = m->cache_ttl_ms,
+        .warmup = m->warmup,
     };
     char *blob = RedisModule_Alloc(m->bloblen > 0 ? m->bloblen : 1);
     memcpy(blob, m->blob, m->bloblen);

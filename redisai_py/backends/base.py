@@ -114,6 +114,13 @@ class ModelSession(ABC):
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Run the model once on `inputs` (in `input_names` order); all its outputs, in order."""
 
+    def synthetic_inputs(self) -> list[np.ndarray] | None:
+        """Inputs for a WARMUP run, made from the model's declared input
+        signature (dynamic dimensions as 1, zeros of each input's type), or
+        None when the framework does not declare one fully. ONNX and TFLite
+        do; TorchScript and frozen TF graphs carry no input shapes."""
+        return None
+
     @abstractmethod
     def close(self) -> None:
         """Release the framework's session. A later `run` raises `BackendError`.

@@ -24,6 +24,15 @@ allocate (activations, outputs) across all capped sessions, with the text RedisA
 uses when the cap is hit. Weights are not allocated from that arena, so they are
 counted here instead: the blobs of live capped sessions must fit under the cap too.
 The arena is registered once per process with the first limit seen.
+
+Thread pools: every session runs on one pair of process-wide pools (onnxruntime's
+global thread pools, sized by INTRA_OP_PARALLELISM / INTER_OP_PARALLELISM, 0 being
+onnxruntime's default), not on pools of its own. With a pool per session, making a
+session starts threads and closing one joins them while holding the GIL (1.5 ms idle,
+10-20 ms on a busy machine, measured), and 1,000 loaded tenant models would mean
+thousands of threads; the loaded-session budget (docs/model_sessions.md) loads and
+releases sessions all the time. The pools are made before the first session; if
+onnxruntime's environment already exists they cannot be, and sessions keep their own.
 """
 
 from __future__ import annotations
@@ -72,14 +81,37 @@ def version() -> str:
     return str(_framework.__version__)
 
 
+_shared_pools_lock = threading.Lock()
+_shared_pools: bool | None = None  # None: not tried yet
+
+
+def _use_shared_thread_pools(spec: ModelSpec) -> bool:
+    """Whether sessions run on the process-wide pools (made here, once, on first use)."""
+    global _shared_pools
+    with _shared_pools_lock:
+        if _shared_pools is None:
+            try:
+                from onnxruntime.capi import _pybind_state
+                _pybind_state.set_global_thread_pool_sizes(max(spec.intra_op_threads, 0),
+                                                           max(spec.inter_op_threads, 0))
+                _shared_pools = True
+            except Exception as exc:  # an older onnxruntime, or its environment exists already
+                _log.warning("onnxruntime sessions keep thread pools of their own: %s", exc)
+                _shared_pools = False
+        return _shared_pools
+
+
 def load(blob: bytes, spec: ModelSpec) -> OnnxSession:
     """Create an onnxruntime session for the ONNX model in `blob` on `spec.device`."""
     options = _framework.SessionOptions()
     options.log_severity_level = _LOG_ERRORS_ONLY
-    if spec.intra_op_threads > 0:
-        options.intra_op_num_threads = spec.intra_op_threads
-    if spec.inter_op_threads > 0:
-        options.inter_op_num_threads = spec.inter_op_threads
+    if _use_shared_thread_pools(spec):
+        options.use_per_session_threads = False
+    else:
+        if spec.intra_op_threads > 0:
+            options.intra_op_num_threads = spec.intra_op_threads
+        if spec.inter_op_threads > 0:
+            options.inter_op_num_threads = spec.inter_op_threads
     providers = _providers(spec)
     capped = spec.memory_limit_mb > 0 and not spec.on_gpu
     if capped:
@@ -118,6 +150,15 @@ def _client_text(exc: BaseException, at_load: bool) -> str:
     if "External data" in text or "external data" in text:
         return EXTERNAL_DATA
     return text.replace(_NEW_WORDING, _OLD_WORDING)
+
+
+# ONNX input types a WARMUP run can make zeros of (bytes: empty strings).
+_ONNX_TENSOR_TYPES: dict[str, type] = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(int8)": np.int8, "tensor(int16)": np.int16, "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64, "tensor(uint8)": np.uint8, "tensor(uint16)": np.uint16,
+    "tensor(bool)": np.bool_, "tensor(string)": bytes,
+}
 
 
 class OnnxSession(ModelSession):
@@ -175,6 +216,20 @@ class OnnxSession(ModelSession):
             return self._run(self.output_names, feed, run_options)
         finally:
             del running[run_options]
+
+    def synthetic_inputs(self) -> list[np.ndarray] | None:
+        session = self._session
+        if session is None:
+            return None
+        arrays = []
+        for spec in session.get_inputs():
+            dtype = _ONNX_TENSOR_TYPES.get(spec.type)
+            if dtype is None:
+                return None
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in (spec.shape or [])]
+            arrays.append(np.zeros(shape, dtype=dtype) if dtype is not bytes
+                          else np.full(shape, b"", dtype=object))
+        return arrays
 
     def close(self) -> None:
         if self._session is None:

@@ -85,7 +85,18 @@ class TFLiteSession(ModelSession):
             tuple(int(n) for n in d["shape"]) for d in input_details
         ]
         self._output_indices = [d["index"] for d in output_details]
+        # What a WARMUP run feeds: each input's declared shape (-1 in the signature
+        # as 1) and element type.
+        self._synthetic = [
+            (tuple(max(int(n), 1) for n in d.get("shape_signature", d["shape"])), np.dtype(d["dtype"]))
+            for d in input_details
+        ]
         self._lock = threading.Lock()
+
+    def synthetic_inputs(self) -> list[np.ndarray] | None:
+        if any(dtype.kind in "OSU" for _, dtype in self._synthetic):
+            return None
+        return [np.zeros(shape, dtype=dtype) for shape, dtype in self._synthetic]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._input_indices):
