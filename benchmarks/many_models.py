@@ -45,21 +45,9 @@ BUDGET_SHARE = 0.10
 
 def model_blobs(n: int, seed: int = 11) -> list[bytes]:
     """n distinct ONNX MatMul models: one graph, each with its own random weights."""
-    from onnx import TensorProto, helper, numpy_helper
-
     rng = np.random.default_rng(seed)
-    blobs = []
-    for _ in range(n):
-        weights = rng.standard_normal((DIM, DIM), dtype=np.float32)
-        graph = helper.make_graph(
-            [helper.make_node("MatMul", ["x", "w"], ["y"])], "tenant",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, DIM])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, DIM])],
-            [numpy_helper.from_array(weights, "w")])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", bench.model_builders.ONNX_OPSET)])
-        model.ir_version = bench.model_builders.ONNX_IR_VERSION
-        blobs.append(model.SerializeToString())
-    return blobs
+    return [bench.model_builders.onnx_matmul(rng.standard_normal((DIM, DIM), dtype=np.float32), "tenant")
+            for _ in range(n)]
 
 
 def rss_bytes(pid: int) -> int:

@@ -307,6 +307,22 @@ def onnx_with_external_data() -> bytes:
         return path.read_bytes()
 
 
+def onnx_matmul(weights: np.ndarray, name: str = "matmul") -> bytes:
+    """y = x @ weights for x FLOAT [1, rows]: a model whose blob is its weights.
+
+    Many distinct small models (one set of weights each) for the session-budget
+    stories and benchmarks, or one big one whose load takes a while."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rows, cols = weights.shape
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, rows])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cols])],
+        [numpy_helper.from_array(weights.astype(np.float32), "w")])
+    return _onnx_model(graph).SerializeToString()
+
+
 @dataclass(frozen=True)
 class IrisModel:
     blob: bytes

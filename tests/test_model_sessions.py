@@ -416,17 +416,7 @@ def test_warmup_runs_synthetic_requests_at_each_load(server_factory: ServerFacto
 
 def _big_onnx(side: int = 4096) -> bytes:
     """x [1, side] @ W [side, side]: 64 MiB of weights, a load the loader takes a while over."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    weights = np.ones((side, side), dtype=np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "big",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, side])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, side])],
-        [numpy_helper.from_array(weights, "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", mb.ONNX_OPSET)])
-    model.ir_version = mb.ONNX_IR_VERSION
-    return model.SerializeToString()
+    return mb.onnx_matmul(np.ones((side, side), dtype=np.float32), "big")
 
 
 def test_a_cold_run_waits_in_the_loading_state_while_warm_runs_flow(server_factory: ServerFactory) -> None:
