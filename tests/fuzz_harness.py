@@ -125,7 +125,9 @@ def pool_commands(models: dict[str, grammar.ModelSpec]) -> list[list[bytes]]:
     return [*tensors, *stores,
             *[[b"AI.SCRIPTSTORE", key, b"CPU", b"ENTRY_POINTS", str(len(grammar.SCRIPT_ENTRY_POINTS)).encode(),
                *grammar.SCRIPT_ENTRY_POINTS, b"SOURCE", grammar.SCRIPT_SOURCE] for key in grammar.FUZZ_SCRIPTS],
-            [b"SET", b"fz:str", b"plain"], [b"RPUSH", b"fz:list", b"x"], [b"HSET", b"fz:hash", b"f", b"v"]]
+            [b"SET", b"fz:str", b"plain"], [b"RPUSH", b"fz:list", b"x"], [b"HSET", b"fz:hash", b"f", b"v"],
+            *[[b"AI.FUNCTION", b"LOAD", b"REPLACE", grammar.LIBRARY_TEMPLATE.replace(b"LIB", library)]
+              for library in grammar.FUNCTION_LIBRARIES]]
 
 
 # ---------------------------------------------------------------- rendering
@@ -309,11 +311,13 @@ class Fuzzer:
             loading.result()
         for argv in guard_commands(self.models) + pool_commands(self.models):
             reply = self.client.execute_command(*argv)
-            assert reply in (b"OK", True, 1), (render(argv), reply)
+            assert reply in (b"OK", True, 1, *grammar.FUNCTION_LIBRARIES), (render(argv), reply)
         guards = sorted(self.client.keys(GUARD_PREFIX + b"*"))
         self.guard_dumps = {key: self.client.dump(key) for key in guards}
         self.chunk_size = self.client.execute_command("AI.CONFIG", "GET", "MODEL_CHUNK_SIZE")
         self.backends_path = self.client.execute_command("AI.CONFIG", "GET", "BACKENDSPATH")
+        self.session_budget = {name: self.client.execute_command("AI.CONFIG", "GET", name)
+                               for name in ("MODEL_SESSIONS_MEMORY", "MODEL_SESSIONS_MAX")}
         frozen = frozenset(guards)
         self.lanes = [Lane(i, self.port, frozen) for i in range(self.connections)]
         payloads = tuple(dump for key, dump in self.guard_dumps.items() if not key.startswith(b"guard:str"))
@@ -421,10 +425,13 @@ class Fuzzer:
     def check_guards(self) -> tuple[dict[str, bool], dict[str, str]]:
         """Byte-for-byte DUMP comparison of every guard (with MODEL_CHUNK_SIZE,
         by which a model's RDB form is chunked, set back first), then one run
-        of each guard model and of the guard script."""
+        of each guard model and of the guard script (with the session budget
+        the fuzz may have shrunk set back too)."""
         self.check_alive()
         self.client.execute_command("AI.CONFIG", "MODEL_CHUNK_SIZE", self.chunk_size)
         self.client.execute_command("AI.CONFIG", "BACKENDSPATH", self.backends_path)
+        for name, value in self.session_budget.items():  # the guard runs need no eviction storm
+            self.client.execute_command("AI.CONFIG", name, value)
         guards = {key.decode(): self.client.dump(key) == dump for key, dump in self.guard_dumps.items()}
         runs = {}
         for argv in GUARD_RUNS:
