@@ -791,7 +791,7 @@ def generic(d: Draw) -> list[bytes]:
 def lua(d: Draw, material: Material) -> list[bytes]:
     """An AI.* command called from a Lua script, where an inference makes
     the main thread wait for a worker (and serve its Redis calls)."""
-    inner = d.pick((tensorset, tensorget, modelexecute, dag, info, fcall))
+    inner = d.pick((tensorset, tensorget, modelexecute, dag, info, fcall, function_admin))
     return [b"EVAL", b"return redis.pcall(unpack(ARGV))", b"0", *inner(d)]
 
 
