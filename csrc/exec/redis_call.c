@@ -110,6 +110,20 @@ static int ReadsKeysByPattern(RedisModuleString **args, int argc) {
     return 0;
 }
 
+/* Whether Redis would refuse the command's argument count. Its ACL check
+ * finds the keys without checking the count first, and some key specs
+ * (FCALL's, ZUNION's: a count at a fixed index) then read past argv; so
+ * execute("FCALL") from a user with key patterns crashed the server.
+ * GetCommandKeys checks the count (EINVAL) before it looks for keys. */
+static int WrongArgumentCount(RedisModuleCtx *ctx, RedisModuleString **args, int argc) {
+    int nkeys = 0;
+    errno = 0;
+    int *positions = RedisModule_GetCommandKeys(ctx, args, argc, &nkeys);
+    int wrong = positions == NULL && errno == EINVAL;
+    RedisModule_Free(positions);
+    return wrong;
+}
+
 /* The caller's ACL rules are checked here (command, keys, channels), then
  * the command runs: "S" refuses what a script may not run (EVAL, MULTI,
  * blocking), "W" any write for FCALL_RO, "!" replicates writes. (Redis
@@ -117,6 +131,10 @@ static int ReadsKeysByPattern(RedisModuleString **args, int argc) {
  * entry from a timer's context, whose client has no user.) */
 static RedisModuleCallReply *CallChecked(RedisModuleCtx *ctx, RedisModuleUser *user, RedisModuleString **args,
                                          int argc, int read_only, const char **refusal) {
+    if (WrongArgumentCount(ctx, args, argc)) {
+        *refusal = "ERR wrong number of arguments";
+        return NULL;
+    }
     errno = 0;
     if (RedisModule_ACLCheckCommandPermissions(user, args, argc) != REDISMODULE_OK) {
         *refusal = errno == ENOENT ? "ERR unknown command"
