@@ -4,7 +4,9 @@ The story: guard keys of every type are stored (a tensor of each dtype, a
 model of each backend, a script, a plain string) and three function
 libraries are loaded for the calls to find, then 20,000 commands drawn
 from the AI.* grammar and mutated (tests/fuzz_grammar.py) go to the server
-over 8 connections at once (half RESP2, half RESP3), 80 per round. After
+over 8 connections at once (half RESP2, half RESP3; the last as an ACL
+user limited to the fuzz keys, without CONFIG SET or MODULE LOAD), 80 per
+round. After
 every round the server must still be running and answer PING; no command
 may go without a reply. At the end every guard's DUMP equals the one taken
 before, byte for byte, and each guard model and the guard script still run.
