@@ -5,8 +5,10 @@ What it does
     type (a tensor of each dtype, a model of each backend, a script, a plain
     string), then sends COMMANDS (default 1,000,000) commands drawn from the
     AI.* grammar and mutated (tests/fuzz_grammar.py) over 8 connections at
-    once (half RESP2, half RESP3), 80 per round. After every round the server must be running and
-    answer PING, and every command must have had a reply. At the end each
+    once (half RESP2, half RESP3; the last as an ACL user limited to the
+    fuzz keys, without CONFIG SET or MODULE LOAD), 80 per round. After
+    every round the server must be running and answer PING, and every
+    command must have had a reply. At the end each
     guard's DUMP must equal the one taken before, byte for byte, and each
     guard model and the guard script must still run. tests/test_fuzz.py is
     the same run at 20,000 commands; both use tests/fuzz_harness.py.

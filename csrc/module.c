@@ -120,9 +120,19 @@ static const CommandSpec COMMANDS[] = {
 
 /* Declares, in the one SetCommandInfo call a command may get, where its keys
  * are (so cluster routing, ACL key patterns and COMMAND GETKEYS see them with
- * the right access flags) and its COMMAND DOCS. No arity: with one, Redis
- * would answer a wrong count itself, before the handlers' RedisAI-worded
- * errors. */
+ * the right access flags) and its COMMAND DOCS. An arity only where a key
+ * spec needs one (AI.FCALL): with one, Redis answers a wrong count itself,
+ * before the handlers' RedisAI-worded errors.
+ *
+ * FCALL's arity (-3) for the commands with its key spec, which needs it:
+ * Redis 7.0 reads the count at index 2 having checked only that index 0 is
+ * within argv, so a shorter AI.FCALL from a user with key patterns read past
+ * argv and crashed the server. Redis then answers a wrong count itself, in
+ * FCALL's words. */
+static int ArityOf(const CommandSpec *spec) {
+    return spec->key_specs == FCALL_KEYS || spec->key_specs == FCALL_RO_KEYS ? -3 : 0;
+}
+
 static int SetCommandInfo(RedisModuleCtx *ctx, const CommandSpec *spec, const RAI_CommandDoc *doc) {
     RedisModuleCommand *cmd = RedisModule_GetCommand(ctx, spec->name);
     if (cmd == NULL) return REDISMODULE_ERR;
@@ -133,6 +143,7 @@ static int SetCommandInfo(RedisModuleCtx *ctx, const CommandSpec *spec, const RA
         .since = doc->since,
         .history = doc->history,
         .tips = doc->tips,
+        .arity = ArityOf(spec),
         .key_specs = spec->key_specs,
         .args = doc->args,
     };

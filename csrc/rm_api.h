@@ -320,6 +320,7 @@ typedef struct {
     X(RedisModuleUser *, GetModuleUserFromUserName, (RedisModuleString * name))                   \
     X(void, FreeModuleUser, (RedisModuleUser * user))                                             \
     X(int, ACLCheckCommandPermissions, (RedisModuleUser * user, RedisModuleString * *argv, int argc)) \
+    X(int, ACLCheckKeyPermissions, (RedisModuleUser * user, RedisModuleString * key, int flags))   \
     X(int *, GetCommandKeys, (RedisModuleCtx * ctx, RedisModuleString * *argv, int argc, int *num_keys)) \
     X(RedisModuleCtx *, GetContextFromIO, (RedisModuleIO * rdb))
 

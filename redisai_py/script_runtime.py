@@ -4,7 +4,8 @@ A script's source is compiled as a TorchScript CompilationUnit whose global
 names `torch`, `redis` and `redisAI` (matched case-insensitively, as RedisAI
 does) resolve to op namespaces. Inside a script:
 
-    redis.execute(cmd: str, *args: str) -> Any     a Redis command (replicated)
+    redis.execute(cmd: str, *args: str) -> Any     a Redis command (replicated), run as the
+                                                   ACL user that ran the script, checked first
     redis.asList(reply: Any) -> List[Any]          an array reply as a list
     redisAI.model_execute(key: str, inputs: List[Tensor], n: int) -> List[Tensor]
 

@@ -14,8 +14,12 @@ still gives the same stream.
 
 The grammar (reference section 3): tensors of every dtype (BLOB, VALUES,
 META), models of every backend (some with CACHE [TTL]) with valid, truncated, bit-flipped and
-spliced blobs, scripts with valid and broken sources, DAGs with random op
-chains over LOAD/PERSIST/ROUTING/TIMEOUT, AI.INFO, AI.CONFIG, the scans,
+spliced blobs (some with CACHE [TTL] or WARMUP n), scripts with valid and
+broken sources, DAGs with random op chains over LOAD/PERSIST/ROUTING/TIMEOUT,
+in-server function libraries (AI.FUNCTION LOAD/DELETE/LIST/FLUSH/KILL) with
+small valid and broken Python sources and calls to them (AI.FCALL,
+AI.FCALL_RO, numkeys at the limits, missing and extra arguments),
+AI.INFO [SESSION], AI.CONFIG (the session budget too), the scans,
 the generic commands that meet our types (COPY, DUMP, RESTORE with mutated
 and re-signed payloads, MEMORY USAGE, TYPE, DEL, OBJECT) and keys of
 Redis's own types where ours are expected. Mutations: numbers become
@@ -25,6 +29,10 @@ replaced by keywords or binary garbage, blobs truncated, extras appended.
 Every key name comes from the FUZZ_* pools, so a fuzzed command never names
 a guard key (the harness checks that too). Generation never looks at a
 reply: a seed gives the same commands whatever the server answers.
+
+Function libraries never sleep, loop, fork, import anything but the
+functions API and numpy, or touch files; their execute() calls name only
+the keys AI.FCALL gives them (fuzz pools), never a guard key.
 
 Kept out on purpose, because they would stop the run without being bugs:
 FLUSHALL/SHUTDOWN/DEBUG and friends, MULTI (a connection left inside a
@@ -122,6 +130,89 @@ BROKEN_SOURCES = (
     b"",
     b"\x00\xff\xfe",
     b"def f(tensors: List[Tensor], keys: List[str], args: List[str]):\n    return undefined_name\n",
+)
+
+
+# In-server function libraries. Each library's functions are named after it
+# (<library>_<function>), so loads clash only where a source means to.
+FUNCTION_LIBRARIES = (b"fzlib0", b"fzlib1", b"fzlib2")
+LIBRARY_FUNCTIONS = (b"echo", b"get", b"put", b"careful", b"tensor", b"made", b"values", b"fail", b"later")
+# What each function's keys should mostly be: those it writes hold Redis's own types.
+WRITING_FUNCTIONS = (b"put", b"careful")
+READ_ONLY_FUNCTIONS = (b"echo", b"get", b"tensor", b"made", b"values", b"fail", b"later")
+LIBRARY_TEMPLATE = b'''#!python name=LIB
+import numpy as np
+import redisAI
+from redisai_py.functions import CommandError, execute, hashtag, register_function
+
+def echo(keys, args):
+    return [len(keys), *args]
+
+def get(keys, args):
+    return execute("GET", keys[0])
+
+def put(keys, args):
+    return execute("SET", keys[0], args[0] if args else "v")
+
+def careful(keys, args):
+    try:
+        return execute("INCR", keys[0])
+    except CommandError as exc:
+        return str(exc)
+
+def tensor(keys, args):
+    return redisAI.getTensorFromKey(keys[0])
+
+def made(keys, args):
+    t = redisAI.createTensorFromValues("FLOAT", [2], [1.0, float(len(args))])
+    return {"dims": list(redisAI.tensorGetDims(t)), "values": redisAI.tensorToFlatList(t), "tag": hashtag()}
+
+def values(keys, args):
+    return [None, 1.5, True, 2 ** 70, b"\\x00\\xff", (1, [2, {"k": 3}]), np.arange(3), {1, 2}]
+
+def fail(keys, args):
+    raise ValueError("fuzz failure " + repr(args[:1]))
+
+async def later(keys, args):
+    return len(args)
+
+register_function("LIB_echo", echo, flags=["no-writes"])
+register_function("LIB_get", get, flags=["no-writes", "allow-stale"])
+register_function("LIB_put", put)
+register_function("LIB_careful", careful, flags=["allow-oom"])
+register_function("LIB_tensor", tensor, flags=["no-writes"])
+register_function("LIB_made", made, flags=("no-writes", "no-cluster"))
+register_function("LIB_values", values, flags=["no-writes"])
+register_function("LIB_fail", fail)
+register_function("LIB_later", later, flags=["no-writes"])
+'''
+# Broken on purpose: metadata, compile and import errors, bad registrations,
+# a clash with fzlib0's functions, execute() at import time. LIB is the name.
+BROKEN_LIBRARIES = (
+    b"",
+    b"def f(keys, args):\n    return 1\n",
+    b"#!lua name=LIB\nreturn 1\n",
+    b"#!python\n",
+    b"#!python name=\n",
+    b"#!python name=fz-lib\n",
+    b"#!python name=LIB extra=1\n",
+    b"#!python name=LIB name=LIB\n",
+    b"#!python  name=LIB\r\nfrom redisai_py.functions import register_function\r\n"
+    b"register_function('LIB_crlf', lambda keys, args: 1)\r\n",
+    b"#!python name=LIB\nx = 1\n",
+    b"#!python name=LIB\ndef f(:\n",
+    b"#!python name=LIB\nraise RuntimeError('no import')\n",
+    b"#!python name=LIB\nfrom redisai_py.functions import execute\nexecute('PING')\n",
+    b"#!python name=LIB\nfrom redisai_py.functions import register_function\nregister_function('bad name!', len)\n",
+    b"#!python name=LIB\nfrom redisai_py.functions import register_function\nregister_function('LIB_x', 42)\n",
+    b"#!python name=LIB\nfrom redisai_py.functions import register_function\n"
+    b"register_function('LIB_x', len, flags=['nonsense'])\n",
+    b"#!python name=LIB\nfrom redisai_py.functions import register_function\n"
+    b"register_function('LIB_x', len)\nregister_function('LIB_x', len)\n",
+    b"#!python name=LIB\nfrom redisai_py.functions import register_function\n"
+    b"register_function('fzlib0_echo', lambda keys, args: 0)\n",
+    b"#!python name=LIB\nimport sys\nsys.exit(3)\n",
+    b"#!python name=LIB\n\xff\xfe\x00garbage\n",
 )
 
 
@@ -344,6 +435,19 @@ def cache_option(d: Draw) -> list[bytes]:
     return [b"TTL", _ascii(d.int(1, 50))]
 
 
+def warmup_option(d: Draw) -> list[bytes]:
+    """WARMUP n: a few runs mostly (each load runs them), else the limits,
+    one past the maximum, a non-number or no value."""
+    roll = d.int(0, 9)
+    if roll <= 5:
+        return [b"WARMUP", _ascii(d.int(0, 3))]
+    if roll == 6:
+        return [b"WARMUP", d.pick((b"1000", b"1001"))]
+    if roll == 7:
+        return [b"WARMUP"]
+    return [b"WARMUP", d.pick(LIMIT_NUMBERS + NON_NUMBERS)]
+
+
 def modelstore(d: Draw, material: Material) -> list[bytes]:
     backend = d.pick(BACKENDS)
     spec = material.models[d.pick(BACKENDS) if d.chance(0.1) else backend]
@@ -355,6 +459,8 @@ def modelstore(d: Draw, material: Material) -> list[bytes]:
     argv += batching_options(d)
     if not deprecated and d.chance(0.3):
         argv += cache_option(d)
+    if not deprecated and d.chance(0.15):
+        argv += warmup_option(d)
     if backend == "TF" or d.chance(0.1):
         inputs = list(spec.inputs) if d.chance(0.8) else d.some(lambda: d.pick((b"a", b"b", b"mul", b"x", b"")), 0, 3)
         outputs = list(spec.outputs) if d.chance(0.8) else d.some(lambda: d.pick((b"mul", b"a", b"out", b"")), 0, 2)
@@ -548,7 +654,8 @@ def dag(d: Draw) -> list[bytes]:
 
 def info(d: Draw) -> list[bytes]:
     key = stored_model_key(d) if d.chance(0.5) else d.any_key()
-    return [b"AI.INFO", key, *d.some(lambda: d.pick((b"RESETSTAT", b"resetstat", b"x")), 0, 2)]
+    return [b"AI.INFO", key, *d.some(lambda: d.pick((b"RESETSTAT", b"resetstat", b"SESSION", b"session", b"x")),
+                                     0, 2)]
 
 
 def config(d: Draw) -> list[bytes]:
@@ -558,11 +665,15 @@ def config(d: Draw) -> list[bytes]:
     can change what later commands do. MODEL_CHUNK_SIZE changes how models
     are chunked in replies and in RDB, so the harness sets it back before it
     compares DUMPs."""
-    kind = d.pick(("get", "get", "chunk", "path", "load", "cache", "other"))
+    kind = d.pick(("get", "get", "chunk", "path", "load", "cache", "sessions", "other"))
     if kind == "get":
         return [b"AI.CONFIG", b"GET",
                 *d.some(lambda: d.pick((b"BACKENDSPATH", b"MODEL_CHUNK_SIZE", b"model_chunk_size",
-                                        b"CACHE_MEMORY", b"OTHER")), 0, 2)]
+                                        b"CACHE_MEMORY", b"MODEL_SESSIONS_MEMORY", b"MODEL_SESSIONS_MAX",
+                                        b"model_sessions_max", b"OTHER")), 0, 2)]
+    if kind == "sessions":
+        return [b"AI.CONFIG", d.pick((b"MODEL_SESSIONS_MEMORY", b"MODEL_SESSIONS_MAX", b"model_sessions_max")),
+                *d.some(lambda: session_budget(d), 0, 1 if d.chance(0.9) else 2)]
     if kind == "cache":
         if d.chance(0.3):
             return [b"AI.CONFIG", b"CACHE_FLUSH"]
@@ -578,6 +689,17 @@ def config(d: Draw) -> list[bytes]:
         return [b"AI.CONFIG", b"LOADBACKEND",
                 *d.some(lambda: d.pick(BACKENDS).encode() if d.chance(0.5) else d.pick((b"/nonexistent.so", b"", b"XX")), 0, 3)]
     return [b"AI.CONFIG", *d.some(lambda: d.pick(KEYWORDS) if d.chance(0.5) else d.garbage(), 0, 3)]
+
+
+def session_budget(d: Draw) -> bytes:
+    """Mostly no limit or room for every fuzz model; sometimes one that
+    evicts sessions all the time (1 session, 1 byte), or a limit or non-number."""
+    roll = d.int(0, 9)
+    if roll <= 4:
+        return d.pick((b"0", b"0", b"64", b"100000000"))
+    if roll <= 6:
+        return d.pick((b"1", b"2", b"4096"))
+    return d.pick(LIMIT_NUMBERS + NON_NUMBERS)
 
 
 def scan(d: Draw) -> list[bytes]:
@@ -669,8 +791,75 @@ def generic(d: Draw) -> list[bytes]:
 def lua(d: Draw, material: Material) -> list[bytes]:
     """An AI.* command called from a Lua script, where an inference makes
     the main thread wait for a worker (and serve its Redis calls)."""
-    inner = d.pick((tensorset, tensorget, modelexecute, dag, info))
+    inner = d.pick((tensorset, tensorget, modelexecute, dag, info, fcall, function_admin))
     return [b"EVAL", b"return redis.pcall(unpack(ARGV))", b"0", *inner(d)]
+
+
+# ---------------------------------------------------------------- in-server functions
+
+
+def library_source(d: Draw, name: bytes) -> bytes:
+    """A valid library mostly, else one cut short or broken on purpose."""
+    roll = d.rng.random()
+    if roll < 0.6:
+        return LIBRARY_TEMPLATE.replace(b"LIB", name)
+    if roll < 0.75:
+        source = LIBRARY_TEMPLATE.replace(b"LIB", name)
+        return source[:d.int(0, len(source))]
+    return d.pick(BROKEN_LIBRARIES).replace(b"LIB", name)
+
+
+def function_admin(d: Draw) -> list[bytes]:
+    """AI.FUNCTION LOAD [REPLACE] / DELETE / LIST / FLUSH / KILL and unknown forms."""
+    kind = d.pick(("load", "load", "load", "load", "delete", "list", "list", "flush", "kill", "other"))
+    library = d.pick(FUNCTION_LIBRARIES) if d.chance(0.95) else d.pick((b"", b"missing", b"fz-lib"))
+    if kind == "load":
+        replace = [d.pick((b"REPLACE", b"replace", b"REPLAC"))] if d.chance(0.6) else []
+        return [b"AI.FUNCTION", b"LOAD", *replace, library_source(d, library)]
+    if kind == "delete":
+        return [b"AI.FUNCTION", b"DELETE", library]
+    if kind == "list":
+        options = d.some(lambda: d.pick(([b"WITHCODE"], [b"LIBRARYNAME", d.pick((b"fzlib*", b"*", b"fzlib1", b"[",
+                                                                                  b"", b"\\"))],
+                                         [b"LIBRARYNAME"])), 0, 2)
+        return [b"AI.FUNCTION", b"LIST", *[word for option in options for word in option]]
+    if kind == "flush":
+        return [b"AI.FUNCTION", b"FLUSH", *d.some(lambda: d.pick((b"ASYNC", b"SYNC", b"LAZY")), 0, 1)]
+    if kind == "kill":
+        return [b"AI.FUNCTION", b"KILL"]
+    return [b"AI.FUNCTION", *d.some(lambda: d.pick((b"RESTORE", b"DUMP", b"STATS", b"load", b"")), 0, 2)]
+
+
+def function_key(d: Draw, fn: bytes) -> bytes:
+    """A key for a call: tensors for the tensor reader, Redis's own types for
+    the rest (those that write SET and INCR them), sometimes any fuzz key."""
+    if fn.endswith(b"_tensor") and d.chance(0.9):
+        return d.tensor_key()
+    return d.pick(FUZZ_KEYS) if d.chance(0.03) else d.pick(FUZZ_WRONG_TYPES + FUZZ_MISSING)
+
+
+def fcall(d: Draw) -> list[bytes]:
+    """AI.FCALL / AI.FCALL_RO function numkeys key... arg...: numkeys right
+    mostly, else past the arguments, negative, a limit or a non-number;
+    sometimes arguments missing from the end."""
+    library = d.pick(FUNCTION_LIBRARIES)
+    fn = library + b"_" + d.pick(LIBRARY_FUNCTIONS) if d.chance(0.9) else d.pick((b"missing", b"", library))
+    read_only = d.chance(0.3)
+    keys = d.some(lambda: function_key(d, fn), 1 if d.chance(0.8) else 0, 2)
+    args = d.some(lambda: d.pick((b"1", b"x", b"")) if d.chance(0.7) else d.number(), 0, 3)
+    roll = d.int(0, 9)
+    if roll == 0:
+        numkeys = d.pick(LIMIT_NUMBERS + NON_NUMBERS)
+    elif roll == 1:
+        numkeys = _ascii(len(keys) + len(args) + d.int(1, 2))
+    elif roll == 2:
+        numkeys = _ascii(-d.int(1, 2))
+    else:
+        numkeys = _ascii(len(keys))
+    argv = [b"AI.FCALL_RO" if read_only else b"AI.FCALL", fn, numkeys, *keys, *args]
+    if d.chance(0.05):
+        argv = argv[:d.int(1, len(argv))]
+    return argv
 
 
 # ---------------------------------------------------------------- mutations
@@ -753,6 +942,8 @@ FAMILIES: tuple[tuple[int, str, Family], ...] = (
     (5, "dump_restore", dump_restore),
     (6, "generic", lambda d, m: generic(d)),
     (2, "lua", lua),
+    (3, "function_admin", lambda d, m: function_admin(d)),
+    (6, "fcall", lambda d, m: fcall(d)),
 )
 FAMILY_BY_NAME = {name: make for _, name, make in FAMILIES}
 WEIGHTED_FAMILIES = tuple(name for weight, name, _ in FAMILIES for _ in range(weight))

@@ -50,6 +50,12 @@ HISTORY = 12  # commands remembered per connection for the crash report
 GUARD_PREFIX = b"guard:"
 # redis-py retries a timed-out command by default; here a timeout is the finding.
 NO_RETRY = Retry(NoBackoff(), 0)
+# The last lane sends as a user that may touch only the fuzz keys and may
+# not run CONFIG SET or MODULE LOAD, so the module's own ACL checks (AI.CONFIG's
+# setters, AI.FUNCTION's changes, a script's redis.execute, a function's
+# execute()) meet the fuzzed stream too.
+RESTRICTED_USER = ("fuzz-tenant", "pw")
+RESTRICTED_RULES = ("on", ">pw", "resetkeys", "~fz:*", "+@all", "-config|set", "-module|load")
 
 
 class FuzzCrash(AssertionError):
@@ -125,7 +131,9 @@ def pool_commands(models: dict[str, grammar.ModelSpec]) -> list[list[bytes]]:
     return [*tensors, *stores,
             *[[b"AI.SCRIPTSTORE", key, b"CPU", b"ENTRY_POINTS", str(len(grammar.SCRIPT_ENTRY_POINTS)).encode(),
                *grammar.SCRIPT_ENTRY_POINTS, b"SOURCE", grammar.SCRIPT_SOURCE] for key in grammar.FUZZ_SCRIPTS],
-            [b"SET", b"fz:str", b"plain"], [b"RPUSH", b"fz:list", b"x"], [b"HSET", b"fz:hash", b"f", b"v"]]
+            [b"SET", b"fz:str", b"plain"], [b"RPUSH", b"fz:list", b"x"], [b"HSET", b"fz:hash", b"f", b"v"],
+            *[[b"AI.FUNCTION", b"LOAD", b"REPLACE", grammar.LIBRARY_TEMPLATE.replace(b"LIB", library)]
+              for library in grammar.FUNCTION_LIBRARIES]]
 
 
 # ---------------------------------------------------------------- rendering
@@ -188,19 +196,24 @@ def _error_key(text: str) -> str:
 
 class Lane:
     """One client connection; it runs its share of each round in a pool thread.
-    Even lanes speak RESP2 and odd ones RESP3, so both reply paths are fuzzed."""
+    Even lanes speak RESP2 and odd ones RESP3, so both reply paths are fuzzed;
+    `user` (name, password) logs the lane in as that ACL user."""
 
-    def __init__(self, index: int, port: int, guards: frozenset[bytes]) -> None:
+    def __init__(self, index: int, port: int, guards: frozenset[bytes],
+                 user: tuple[str, str] | None = None) -> None:
         self.index = index
         self.port = port
         self.guards = guards
+        self.user = user
         self.history: deque[list[bytes]] = deque(maxlen=HISTORY)
         self.connection = self._connect()
 
     def _connect(self) -> Connection:
         connection = Connection(host="127.0.0.1", port=self.port, socket_timeout=REPLY_TIMEOUT_S,
                                 socket_connect_timeout=REPLY_TIMEOUT_S, retry=NO_RETRY,
-                                protocol=2 + self.index % 2)
+                                protocol=2 + self.index % 2,
+                                username=self.user[0] if self.user else None,
+                                password=self.user[1] if self.user else None)
         connection.connect()
         return connection
 
@@ -309,13 +322,17 @@ class Fuzzer:
             loading.result()
         for argv in guard_commands(self.models) + pool_commands(self.models):
             reply = self.client.execute_command(*argv)
-            assert reply in (b"OK", True, 1), (render(argv), reply)
+            assert reply in (b"OK", True, 1, *grammar.FUNCTION_LIBRARIES), (render(argv), reply)
         guards = sorted(self.client.keys(GUARD_PREFIX + b"*"))
         self.guard_dumps = {key: self.client.dump(key) for key in guards}
         self.chunk_size = self.client.execute_command("AI.CONFIG", "GET", "MODEL_CHUNK_SIZE")
         self.backends_path = self.client.execute_command("AI.CONFIG", "GET", "BACKENDSPATH")
+        self.session_budget = {name: self.client.execute_command("AI.CONFIG", "GET", name)
+                               for name in ("MODEL_SESSIONS_MEMORY", "MODEL_SESSIONS_MAX")}
         frozen = frozenset(guards)
-        self.lanes = [Lane(i, self.port, frozen) for i in range(self.connections)]
+        self.client.execute_command("ACL", "SETUSER", RESTRICTED_USER[0], *RESTRICTED_RULES)
+        self.lanes = [Lane(i, self.port, frozen, RESTRICTED_USER if i == self.connections - 1 > 0 else None)
+                      for i in range(self.connections)]
         payloads = tuple(dump for key, dump in self.guard_dumps.items() if not key.startswith(b"guard:str"))
         return grammar.Material(self.models, payloads)
 
@@ -421,10 +438,13 @@ class Fuzzer:
     def check_guards(self) -> tuple[dict[str, bool], dict[str, str]]:
         """Byte-for-byte DUMP comparison of every guard (with MODEL_CHUNK_SIZE,
         by which a model's RDB form is chunked, set back first), then one run
-        of each guard model and of the guard script."""
+        of each guard model and of the guard script (with the session budget
+        the fuzz may have shrunk set back too)."""
         self.check_alive()
         self.client.execute_command("AI.CONFIG", "MODEL_CHUNK_SIZE", self.chunk_size)
         self.client.execute_command("AI.CONFIG", "BACKENDSPATH", self.backends_path)
+        for name, value in self.session_budget.items():  # the guard runs need no eviction storm
+            self.client.execute_command("AI.CONFIG", name, value)
         guards = {key.decode(): self.client.dump(key) == dump for key, dump in self.guard_dumps.items()}
         runs = {}
         for argv in GUARD_RUNS:

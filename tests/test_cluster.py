@@ -9,8 +9,8 @@ through redis.execute is not routed: it reaches the keys on its own node
 only. Replicas serve the
 read-only AI commands after READONLY and send writes to their primary; their
 model statistics stay at zero because they never run a model. Tenants that
-share the cluster are kept apart by ACL key patterns, as far as the keys a
-command names go (a script's redis.execute calls are not checked). A helper in
+share the cluster are kept apart by ACL key patterns, for the keys a command
+names and for what its script reaches through redis.execute. A helper in
 `redisai_py.cluster` puts one model on every shard and names the copy next to
 a given data key. Finally a primary is killed with SIGKILL: its replica is
 promoted and serves the same models, scripts and tensors (the time it takes is
@@ -694,18 +694,20 @@ def test_tenants_run_scripts_and_dags_on_their_own_keys_only(cluster, tenants):
     with pytest.raises(NoPermissionError, match="has no permissions to run the"):
         alice.execute_command("AI._SCRIPTSCAN", target_nodes=alice.get_primaries())
 
-    # What ACL does NOT cover (observed; docs/deployment.md says so): a
-    # script's redis.execute calls run as the module, not as the user, and
-    # the KEYS of a script op inside a DAG are not keys of the command. So a
-    # script that writes a key it is given as an argument writes it for any
-    # caller, and so does a DAG's script op for the KEYS it is given.
-    assert alice.execute_command("AI.SCRIPTEXECUTE", "a:{t2}:s", "touch", "INPUTS", 1, x,
-                                 "ARGS", 2, "b:{t2}:note", "by alice", "OUTPUTS", 1, "a:{t2}:o") == b"OK"
-    assert bob.get("b:{t2}:note") == b"by alice"
-    assert alice.execute_command("AI.DAGEXECUTE", "ROUTING", "a:{t2}", "|>",
-                                 "AI.SCRIPTEXECUTE", "a:{t2}:s", "mark", "KEYS", 1, "b:{t2}:dag",
-                                 "ARGS", 1, "by alice") == [b"OK"]
-    assert bob.get("b:{t2}:dag") == b"by alice"
+    # A script's redis.execute calls run as the user that ran it: alice's
+    # script cannot write bob's key it is given as an argument, nor one given
+    # in the KEYS of a DAG's script op (which are not keys of the DAG command).
+    with pytest.raises(redis.ResponseError, match="Redis command returned an error: NOPERM"):
+        alice.execute_command("AI.SCRIPTEXECUTE", "a:{t2}:s", "touch", "INPUTS", 1, x,
+                              "ARGS", 2, "b:{t2}:note", "by alice", "OUTPUTS", 1, "a:{t2}:o")
+    reply = alice.execute_command("AI.DAGEXECUTE", "ROUTING", "a:{t2}", "|>",
+                                  "AI.SCRIPTEXECUTE", "a:{t2}:s", "mark", "KEYS", 1, "b:{t2}:dag",
+                                  "ARGS", 1, "by alice")
+    assert len(reply) == 1 and "Redis command returned an error: NOPERM" in str(reply[0])
+    assert bob.exists("b:{t2}:note", "b:{t2}:dag") == 0
+    assert bob.execute_command("AI.SCRIPTEXECUTE", "b:{t2}:s", "touch", "INPUTS", 1, "b:{t2}:x",
+                               "ARGS", 2, "b:{t2}:note", "by bob", "OUTPUTS", 1, "b:{t2}:o") == b"OK"
+    assert bob.get("b:{t2}:note") == b"by bob"
     # A tenant denied AI.SCRIPTSTORE and AI.SCRIPTSET cannot bring such a script.
     for node in cluster.alive():
         node.client().execute_command("ACL", "SETUSER", "strict", "reset", *TENANT_RULES, "~a:*",

@@ -1,9 +1,12 @@
 """Nothing from outside can crash the server: a bounded fuzz run in `make test`.
 
 The story: guard keys of every type are stored (a tensor of each dtype, a
-model of each backend, a script, a plain string), then 20,000 commands drawn
+model of each backend, a script, a plain string) and three function
+libraries are loaded for the calls to find, then 20,000 commands drawn
 from the AI.* grammar and mutated (tests/fuzz_grammar.py) go to the server
-over 8 connections at once (half RESP2, half RESP3), 80 per round. After
+over 8 connections at once (half RESP2, half RESP3; the last as an ACL
+user limited to the fuzz keys, without CONFIG SET or MODULE LOAD), 80 per
+round. After
 every round the server must still be running and answer PING; no command
 may go without a reply. At the end every guard's DUMP equals the one taken
 before, byte for byte, and each guard model and the guard script still run.
@@ -32,7 +35,8 @@ FUZZ_SEED = int(os.environ.get("REDISAI_FUZZ_SEED", "0"))
 # Commands whose replies must include both successes and errors: proof that
 # the stream gets past the parsers into the backends, codecs and DAG runner.
 MUST_SUCCEED_AND_FAIL = ("AI.TENSORSET", "AI.TENSORGET", "AI.MODELSTORE", "AI.MODELEXECUTE",
-                         "AI.SCRIPTSTORE", "AI.SCRIPTEXECUTE", "AI.DAGEXECUTE", "RESTORE", "COPY")
+                         "AI.SCRIPTSTORE", "AI.SCRIPTEXECUTE", "AI.DAGEXECUTE", "RESTORE", "COPY",
+                         "AI.FUNCTION", "AI.FCALL", "AI.FCALL_RO", "AI.CONFIG")
 
 
 def test_fuzzed_commands_never_crash_the_server_and_leave_guard_keys_intact(server: RedisServer,

@@ -29,6 +29,23 @@ allocation fails ("Out Of Memory allocating 9223372036854775807 bytes!").
 Found as RESTORE of a re-signed payload with that one field changed. The
 decoder now only compares the claimed length with the chunks it reads.
 
+A short AI.FCALL from a user with key patterns. AI.FCALL declares Redis
+FCALL's key spec (the key count at index 2) but declared no arity, and
+Redis 7.0's key search checks only that the count's offset from the start
+of the spec, not its place in argv, is within argv: `AI.FCALL` or
+`AI.FCALL fn` sent by a user limited to some keys made the ACL check read
+past argv, and the server died of SIGSEGV. Found by the fuzzer's lane that
+runs as such a user (`AI.FCALL` alone, after a mutation cut it short).
+AI.FCALL and AI.FCALL_RO now declare FCALL's arity (-3), and Redis answers
+the wrong count itself.
+
+The same read past argv from inside: a function's execute() (and, now that
+it runs as the caller, a script's redis.execute) ran Redis's ACL check on
+the command it was given before Redis checked its argument count, so
+execute("FCALL"), execute("ZUNION") or execute("AI.FCALL") as such a user
+crashed the server too. The count is checked first now (ERR wrong number of
+arguments).
+
 Each story gets a fresh server: before the fixes a bad store left the
 server unable to store scripts, and a bad RESTORE killed it.
 """
@@ -158,3 +175,59 @@ def test_restore_of_a_model_payload_that_misstates_its_blob_length_is_refused(cl
     assert client.execute_command("AI.MODELEXECUTE", "copy", "INPUTS", 2, "x", "y",
                                   "OUTPUTS", 2, "sum", "product") == b"OK"
     assert tensor_values(client, "sum") == [11.0, 22.0]
+
+
+# --------------------------------------------------------------------------
+# short commands from a user with key patterns
+
+PROBE_LIBRARY = b"""#!python name=probe
+from redisai_py.functions import execute, register_function
+
+def run(keys, args):
+    return execute(*args)
+
+register_function("probe_run", run)
+"""
+PROBE_SCRIPT = b"""
+def run(tensors: List[Tensor], keys: List[str], args: List[str]):
+    redis.execute(args[0], args[1:])
+"""
+
+
+@pytest.fixture
+def tenant(server: RedisServer, client: redis.Redis) -> redis.Redis:
+    """A user limited to a:* keys (the ACL check then looks for keys), with a
+    function and a script that run whatever command they are given."""
+    client.execute_command("ACL", "SETUSER", "tenant", "on", ">pw", "resetkeys", "~a:*", "+@all")
+    assert client.execute_command("AI.FUNCTION", "LOAD", PROBE_LIBRARY) == b"probe"
+    assert client.execute_command("AI.SCRIPTSTORE", "a:s", "CPU", "ENTRY_POINTS", 1, "run",
+                                  "SOURCE", PROBE_SCRIPT) == b"OK"
+    return server.client(username="tenant", password="pw", socket_timeout=30)
+
+
+@pytest.mark.parametrize("command", [("AI.FCALL",), ("AI.FCALL", "probe_run"), ("AI.FCALL_RO",),
+                                     ("AI.FCALL_RO", "probe_run")])
+def test_fcall_without_its_key_count_is_a_wrong_count_for_a_user_with_key_patterns(
+        client: redis.Redis, tenant: redis.Redis, command: tuple[str, ...]):
+    with pytest.raises(redis.ResponseError,
+                       match=f"^wrong number of arguments for '{command[0].lower()}' command$"):
+        tenant.execute_command(*command)
+    assert client.ping() is True
+    # The same commands with their count still run, for both users.
+    for user in (tenant, client):
+        assert user.execute_command("AI.FCALL", "probe_run", 1, "a:k", "SET", "a:k", "v") == b"OK"
+        assert user.execute_command("AI.FCALL", "probe_run", 0, "GET", "a:k") == b"v"
+
+
+@pytest.mark.parametrize("inner", [("FCALL",), ("FCALL", "f"), ("ZUNION",), ("EVAL", "return 1"),
+                                   ("AI.FCALL",), ("AI.FCALL", "probe_run")])
+def test_a_short_command_from_a_function_or_script_is_a_wrong_count(client: redis.Redis, tenant: redis.Redis,
+                                                                     inner: tuple[str, ...]):
+    with pytest.raises(redis.ResponseError, match="^wrong number of arguments$"):
+        tenant.execute_command("AI.FCALL", "probe_run", 0, *inner)
+    with pytest.raises(redis.ResponseError,
+                       match="^Redis command returned an error: ERR wrong number of arguments$"):
+        tenant.execute_command("AI.SCRIPTEXECUTE", "a:s", "run", "KEYS", 1, "a:k", "ARGS", len(inner), *inner)
+    assert client.ping() is True
+    # The full command runs (ZUNION with its count reads keys the tenant may read).
+    assert tenant.execute_command("AI.FCALL", "probe_run", 0, "ZUNION", 2, "a:x", "a:y") == []

@@ -7,6 +7,13 @@ patterns, and expects every attempt on another tenant's keys to be refused
 with NOPERM before the command runs (the keyspace unchanged); a read-only
 pattern (%R~) lets a reader fetch tensors but not store them, and a
 write-only one (%W~) the opposite.
+
+Two gates the module keeps itself, because Redis 7.0 cannot put module
+commands in ACL categories: AI.CONFIG's setters are refused to a user who
+may not run CONFIG SET (AI.CONFIG GET stays open to all who may run
+AI.CONFIG), and a TorchScript script's redis.execute runs as the user that
+ran the script, so a tenant limited to a:* cannot reach b:* through a
+script, whoever stored it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+import model_builders as mb
 from conftest import SERVER_KIND, server_says
 from keyspace import assert_intact, snapshot
 
@@ -257,3 +265,165 @@ def test_read_and_write_categories_grant_the_ai_commands(tenants, r):
     assert_intact(r, before)
     assert writer.execute_command(*TENSORSET_A) == b"OK"
     assert tensor_get(r, "a:x") == [b"dtype", b"INT16", b"shape", [2], b"blob", b"\x03\x00\x04\x00"]
+
+
+# --------------------------------------------------------------------------
+# AI.CONFIG's setters: only for users who may run CONFIG SET
+
+CONFIG_SETTERS = [
+    ("AI.CONFIG", "BACKENDSPATH", "/tmp"),
+    ("AI.CONFIG", "LOADBACKEND", "TORCH", "redisai_torch.so"),
+    ("AI.CONFIG", "MODEL_CHUNK_SIZE", 1024),
+    ("AI.CONFIG", "CACHE_MEMORY", 0),
+    ("AI.CONFIG", "CACHE_FLUSH"),
+    ("AI.CONFIG", "MODEL_SESSIONS_MEMORY", 1),
+    ("AI.CONFIG", "MODEL_SESSIONS_MAX", 1),
+]
+CONFIG_NAMES = ["BACKENDSPATH", "MODEL_CHUNK_SIZE", "CACHE_MEMORY", "MODEL_SESSIONS_MEMORY",
+                "MODEL_SESSIONS_MAX"]
+NO_CONFIG_SET = "no permissions to change AI.CONFIG settings \\(that needs the right to run CONFIG SET\\)"
+
+
+def config_values(client: redis.Redis) -> list[object]:
+    return [client.execute_command("AI.CONFIG", "GET", name) for name in CONFIG_NAMES]
+
+
+def test_config_setters_need_the_right_to_run_config_set(server, r):
+    # An operator's helper may run everything but CONFIG SET: it reads the
+    # settings and may not change them, directly, in MULTI or from Lua.
+    r.execute_command("ACL", "SETUSER", "helper", "on", ">pw", "~*", "+@all", "-config|set")
+    helper = as_user(server, "helper")
+    before = config_values(r)
+    assert config_values(helper) == before
+    for command in CONFIG_SETTERS:
+        with pytest.raises(redis.exceptions.NoPermissionError, match=NO_CONFIG_SET):
+            helper.execute_command(*command)
+    with pytest.raises(redis.exceptions.NoPermissionError, match=NO_CONFIG_SET):
+        helper.eval("return redis.call('AI.CONFIG', 'MODEL_CHUNK_SIZE', '1024')", 0)
+    pipe = helper.pipeline(transaction=True)
+    pipe.execute_command("AI.CONFIG", "CACHE_MEMORY", 0)
+    pipe.execute_command("AI.CONFIG", "GET", "CACHE_MEMORY")
+    refused, value = pipe.execute(raise_on_error=False)
+    assert isinstance(refused, redis.exceptions.NoPermissionError) and value == before[2]
+    assert config_values(r) == before
+
+    # The user allowed CONFIG SET (here the default user) changes them.
+    assert r.execute_command("AI.CONFIG", "MODEL_CHUNK_SIZE", 1024) == b"OK"
+    assert r.execute_command("AI.CONFIG", "MODEL_SESSIONS_MAX", 7) == b"OK"
+    assert helper.execute_command("AI.CONFIG", "GET", "MODEL_CHUNK_SIZE") == 1024
+    assert helper.execute_command("AI.CONFIG", "GET", "MODEL_SESSIONS_MAX") == 7
+
+
+def test_config_setters_refused_without_the_dangerous_category(server, r):
+    # "+@all -@dangerous" is the usual way to keep a user from admin
+    # commands. It does not remove AI.CONFIG (in no category on Redis 7.0,
+    # in @admin only on Valkey), so the user reads the settings, and the
+    # module refuses the setters (CONFIG SET is @dangerous).
+    r.execute_command("ACL", "SETUSER", "safe", "on", ">pw", "~*", "+@all", "-@dangerous")
+    safe = as_user(server, "safe")
+    before = config_values(r)
+    for command in CONFIG_SETTERS:
+        with pytest.raises(redis.exceptions.NoPermissionError, match=NO_CONFIG_SET):
+            safe.execute_command(*command)
+    assert config_values(safe) == before
+    assert config_values(r) == before
+
+
+# --------------------------------------------------------------------------
+# A script's redis.execute runs as the user that ran the script
+
+TENANT_SCRIPT = """
+def touch(tensors: List[Tensor], keys: List[str], args: List[str]):
+    redis.execute("SET", args[0], args[1])
+    return tensors[0]
+
+def mark(tensors: List[Tensor], keys: List[str], args: List[str]):
+    redis.execute("SET", keys[0], args[0])
+
+def read(tensors: List[Tensor], keys: List[str], args: List[str]):
+    return torch.tensor(len(str(redis.execute("GET", args[0]))))
+
+def run_model(tensors: List[Tensor], keys: List[str], args: List[str]):
+    return redisAI.model_execute(args[0], tensors, 2)
+
+def forked_set(key: str) -> int:
+    redis.execute("SET", key, "forked")
+    return 1
+
+def forked(tensors: List[Tensor], keys: List[str], args: List[str]):
+    torch.jit.wait(torch.jit.fork(forked_set, keys[0]))
+"""
+REFUSED_IN_SCRIPT = ("Redis command returned an error: NOPERM this user has no permissions to run this "
+                     "command or to access its keys")
+
+
+def touch(key: str, value: str) -> tuple[object, ...]:
+    return ("AI.SCRIPTEXECUTE", "a:s", "touch", "INPUTS", 1, "a:x", "ARGS", 2, key, value,
+            "OUTPUTS", 1, "a:out")
+
+
+def run_model(model: str) -> tuple[object, ...]:
+    return ("AI.SCRIPTEXECUTE", "a:s", "run_model", "INPUTS", 2, "a:x", "a:x", "ARGS", 1, model,
+            "OUTPUTS", 2, "a:sum", "a:product")
+
+
+def test_a_script_reaches_only_the_keys_its_caller_may(tenants, r):
+    # The operator stores the script; tenant (~a:*) runs it.
+    assert r.execute_command("AI.SCRIPTSTORE", "a:s", "CPU", "ENTRY_POINTS", 5, "touch", "mark", "read",
+                             "run_model", "forked", "SOURCE", TENANT_SCRIPT) == b"OK"
+    r.set("b:secret", "bob's")
+    for model in ("a:m", "b:m"):
+        assert r.execute_command("AI.MODELSTORE", model, "ONNX", "CPU", "BLOB", mb.onnx_add()) == b"OK"
+    c = as_user(tenants, "tenant")
+    assert c.execute_command(*touch("a:note", "mine")) == b"OK"
+    assert r.get("a:note") == b"mine"
+    assert c.execute_command(*run_model("a:m")) == b"OK"
+    assert c.execute_command("AI.TENSORGET", "a:sum", "VALUES") == [b"2", b"4"]
+    before = snapshot(r)
+
+    # ARGS are not keys of the command: the check happens when the script
+    # calls Redis, as the tenant, for writes and reads alike.
+    refused = [
+        touch("b:note", "by a"),
+        touch("b:secret", "overwritten"),
+        ("AI.SCRIPTEXECUTE", "a:s", "read", "INPUTS", 1, "a:x", "ARGS", 1, "b:secret", "OUTPUTS", 1, "a:out"),
+    ]
+    for command in refused:
+        with pytest.raises(redis.ResponseError, match=REFUSED_IN_SCRIPT):
+            c.execute_command(*command)
+    # A model the script names is read as the tenant too.
+    with pytest.raises(redis.exceptions.NoPermissionError,
+                       match="this user has no permissions to access the model's key"):
+        c.execute_command(*run_model("b:m"))
+    # A DAG's script op gets KEYS that are not keys of AI.DAGEXECUTE, so only
+    # this check guards them.
+    reply = c.execute_command("AI.DAGEXECUTE", "ROUTING", "a:s", "|>",
+                              "AI.SCRIPTEXECUTE", "a:s", "mark", "KEYS", 1, "b:dag", "ARGS", 1, "by a")
+    assert len(reply) == 1 and REFUSED_IN_SCRIPT in str(reply[0])
+    # From Lua and in MULTI the main thread runs the script's calls itself;
+    # they are still the tenant's.
+    with pytest.raises(redis.ResponseError, match=REFUSED_IN_SCRIPT):
+        c.eval("return redis.call(unpack(ARGV))", 0, *touch("b:lua", "by a"))
+    pipe = c.pipeline(transaction=True)
+    pipe.execute_command(*touch("b:multi", "by a"))
+    (result,) = pipe.execute(raise_on_error=False)
+    assert REFUSED_IN_SCRIPT in str(result)
+    # A task TorchScript forks onto its own threads has no caller: refused.
+    with pytest.raises(redis.ResponseError, match="redis.execute runs only on its script's own thread"):
+        c.execute_command("AI.SCRIPTEXECUTE", "a:s", "forked", "KEYS", 1, "a:forked")
+    assert_intact(r, before)
+
+    # The operator's own runs of the same script reach every key.
+    assert r.execute_command(*touch("b:note", "by the operator")) == b"OK"
+    assert r.get("b:note") == b"by the operator"
+
+
+def test_a_script_runs_only_the_commands_its_caller_may(tenants, r):
+    assert r.execute_command("AI.SCRIPTSTORE", "a:s", "CPU", "ENTRY_POINTS", 1, "touch",
+                             "SOURCE", TENANT_SCRIPT) == b"OK"
+    r.execute_command("ACL", "SETUSER", "noset", "on", ">pw", "~*", "+@all", "-set")
+    before = snapshot(r)
+    with pytest.raises(redis.ResponseError, match=REFUSED_IN_SCRIPT):
+        as_user(tenants, "noset").execute_command(*touch("a:note", "x"))
+    assert_intact(r, before)
+    assert as_user(tenants, "tenant").execute_command(*touch("a:note", "x")) == b"OK"

@@ -2,7 +2,12 @@
  *
  * LOADBACKEND imports a framework (seconds for TensorFlow), so it runs on a
  * short-lived thread while the client, not the server, waits. The library
- * path it names is RedisAI's and is only logged. */
+ * path it names is RedisAI's and is only logged.
+ *
+ * AI.CONFIG's setters are refused to users who may not run CONFIG SET: they
+ * change settings of the whole node, as CONFIG SET does, and load no code
+ * from a path (LOADBACKEND imports a framework installed in the module's
+ * venv), so MODULE LOAD, which AI.FUNCTION LOAD asks for, would be too much. */
 #include "commands/cmd_admin.h"
 
 #include <pthread.h>
@@ -15,6 +20,7 @@
 #include "commands/parse.h"
 #include "python/py_runtime.h"
 #include "exec/infer_cache.h"
+#include "exec/redis_call.h"
 #include "exec/session_budget.h"
 #include "exec/sync_run.h"
 #include "types/type_model.h"
@@ -22,6 +28,9 @@
 
 #define ERR_IN_TRANSACTION "ERR Cannot run RedisAI command within a transaction or a LUA script"
 #define ERR_LOADING_BACKEND "ERR error loading backend"
+#define ERR_NO_CONFIG_SET                                                                    \
+    "NOPERM this user has no permissions to change AI.CONFIG settings (that needs the right " \
+    "to run CONFIG SET)"
 
 typedef struct {
     RedisModuleBlockedClient *bc;
@@ -150,8 +159,11 @@ static int ConfigSessionBudget(RedisModuleCtx *ctx, RedisModuleString **argv, in
 int RAI_Config_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc < 2) return RAI_ReplyWrongArity(ctx, argv[0]);
     RedisModuleString *sub = argv[1];
-    if (RAI_ArgIs(sub, "LOADBACKEND")) return ConfigLoadBackend(ctx, argv, argc);
     if (RAI_ArgIs(sub, "GET")) return ConfigGet(ctx, argv, argc);
+    /* Every other form changes the node for all its users, as CONFIG SET
+     * does; Redis 7.0 cannot put AI.CONFIG in @admin, so we ask ourselves. */
+    if (!RAI_CallerMayRun(ctx, "CONFIG", "SET")) return RedisModule_ReplyWithError(ctx, ERR_NO_CONFIG_SET);
+    if (RAI_ArgIs(sub, "LOADBACKEND")) return ConfigLoadBackend(ctx, argv, argc);
     if (RAI_ArgIs(sub, "BACKENDSPATH")) {
         if (argc < 3) return RedisModule_ReplyWithError(ctx, "ERR BACKENDSPATH: missing path argument");
         RAI_ConfigSetBackendsPath(argv[2]);

@@ -16,6 +16,7 @@
 #include "commands/cmd_tensor.h"
 #include "commands/job_keys.h"
 #include "exec/dag.h"
+#include "exec/redis_call.h"
 #include "python/job_kinds.h"
 #include "commands/parse.h"
 #include "commands/parse_model.h"
@@ -274,6 +275,7 @@ static const char *ParseScriptOp(DagParse *p, RedisModuleString **argv, int argc
     RAI_DagOp *op = NewRunOp(p->dag, RAI_DAG_SCRIPT, job);
     if ((op->queue = RAI_RunQueueOf(&s->queue, s->device)) == NULL) return ERR_NO_QUEUE;
     RAI_JobSetScriptCall(job, argv[2], argv + args.keys_at, args.nkeys, argv + args.args_at, args.nargs);
+    job->call->user = RAI_CallerUserName(p->ctx);
     RedisModuleString **inputs = RedisModule_Calloc((size_t)args.ninputs + 1, sizeof(*inputs));
     for (int pos = args.inputs_at, n = 0; n < args.ninputs; pos++) {
         if (!args.variadic_at || pos != args.variadic_at) inputs[n++] = argv[pos];

@@ -15,6 +15,7 @@
 #include "base/keyslot.h"
 #include "commands/cmd_admin.h"
 #include "commands/job_keys.h"
+#include "exec/redis_call.h"
 #include "exec/run_queue.h"
 #include "exec/sync_run.h"
 #include "python/job_kinds.h"
@@ -97,15 +98,6 @@ static int KeyCount(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return -1;
 }
 
-/* The caller's ACL user name (Alloc'd), which execute() runs as. */
-static char *CallerName(RedisModuleCtx *ctx) {
-    RedisModuleString *name = RedisModule_GetCurrentUserName(ctx);
-    if (name == NULL) return NULL;
-    char *copy = RedisModule_Strdup(RedisModule_StringPtrLen(name, NULL));
-    RedisModule_FreeString(ctx, name);
-    return copy;
-}
-
 /* ================================================================ the call */
 
 static RAI_Job *CallJob(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, RAI_FunctionLib *lib,
@@ -178,7 +170,7 @@ static int FCall(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, int re
     const RAI_Function *fn;
     RAI_FunctionLib *lib = FunctionFor(ctx, argv[1], read_only, &fn);
     if (lib == NULL) return REDISMODULE_OK;
-    char *user = CallerName(ctx);
+    char *user = RAI_CallerUserName(ctx);
     if (user == NULL) return RedisModule_ReplyWithError(ctx, ERR_NO_USER);
     return RunCall(ctx, CallJob(ctx, argv, argc, lib, fn, nkeys, read_only, user));
 }

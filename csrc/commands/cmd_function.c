@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "commands/cmd_admin.h"
 #include "commands/job_keys.h"
+#include "exec/redis_call.h"
 #include "exec/run_queue.h"
 #include "exec/sync_run.h"
 #include "python/job_kinds.h"
@@ -44,23 +45,9 @@
 
 /* ================================================================ admin */
 
-/* Whether the calling user may run MODULE LOAD. A command with no user (from
- * our primary, or the AOF) is the server's own. */
-static int CallerIsAdmin(RedisModuleCtx *ctx) {
-    RedisModuleString *name = RedisModule_GetCurrentUserName(ctx);
-    if (name == NULL) return 1;
-    RedisModuleUser *user = RedisModule_GetModuleUserFromUserName(name);
-    RedisModuleString *module_load[3] = {
-        RedisModule_CreateString(ctx, "MODULE", 6),
-        RedisModule_CreateString(ctx, "LOAD", 4),
-        RedisModule_CreateString(ctx, "module.so", 9),
-    };
-    int allowed = user != NULL && RedisModule_ACLCheckCommandPermissions(user, module_load, 3) == REDISMODULE_OK;
-    for (int i = 0; i < 3; i++) RedisModule_FreeString(ctx, module_load[i]);
-    if (user) RedisModule_FreeModuleUser(user);
-    RedisModule_FreeString(ctx, name);
-    return allowed;
-}
+/* Whether the calling user may run MODULE LOAD (a command with no user, from
+ * our primary or the AOF, is the server's own). */
+static int CallerIsAdmin(RedisModuleCtx *ctx) { return RAI_CallerMayRun(ctx, "MODULE", "LOAD"); }
 
 /* Replies and returns 1 unless the caller may change the libraries here. */
 static int RefuseChange(RedisModuleCtx *ctx) {

@@ -12,6 +12,7 @@
 #include "python/job_kinds.h"
 #include "commands/parse.h"
 #include "commands/parse_script.h"
+#include "exec/redis_call.h"
 #include "exec/run_queue.h"
 #include "types/type_script.h"
 
@@ -100,6 +101,7 @@ static RAI_Job *ScriptRunJob(RedisModuleCtx *ctx, RedisModuleString **argv, RAI_
                              const RAI_ScriptExecuteArgs *args, RedisModuleString **input_keys) {
     RAI_Job *job = RAI_ScriptJobNew(&RAI_ScriptRunJob, s);
     RAI_JobSetScriptCall(job, argv[2], argv + args->keys_at, args->nkeys, argv + args->args_at, args->nargs);
+    job->call->user = RAI_CallerUserName(ctx);
     job->ninputs = args->ninputs;
     job->noutputs = args->noutputs;
     RAI_JobKeepOutputKeys(job, argv + args->outputs_at);

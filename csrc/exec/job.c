@@ -100,6 +100,7 @@ static void FreeStrings(int n, char **strings) {
 static void FreeScriptCall(RAI_ScriptCall *call) {
     if (call == NULL) return;
     RedisModule_Free(call->fn);
+    RedisModule_Free(call->user);
     FreeStrings(call->nkeys, call->keys);
     FreeStrings(call->nargs, call->args);
     RedisModule_Free(call->arglens);

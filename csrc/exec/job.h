@@ -41,6 +41,7 @@ typedef struct RAI_ScriptCall {
     int nkeys, nargs;
     char **keys, **args;
     size_t *arglens;
+    char *user; /* the caller's ACL user, which redis.execute() runs as; NULL: none */
 } RAI_ScriptCall;
 
 /* A store (session build): the command to replicate as given, and the

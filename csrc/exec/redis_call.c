@@ -1,5 +1,7 @@
 /* redis_call.c -- commands and key reads for worker threads, done for them
- * on the Redis main thread (sync_run.h), their replies copied out. */
+ * on the Redis main thread (sync_run.h) as the ACL user of the client that
+ * started them, their replies copied out; and that user's name and rights,
+ * asked by the commands. */
 #include "exec/redis_call.h"
 
 #include <errno.h>
@@ -59,40 +61,7 @@ typedef struct {
     RAI_CallReply *reply;
 } Call;
 
-static void DoCall(RedisModuleCtx *ctx, void *arg) {
-    Call *call = arg;
-    int argc = call->argc;
-    /* As for functions (DoCallAs): not into a keyspace an RDB is loading. */
-    if (RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_LOADING) {
-        call->reply = ErrorReply(ERR_LOADING);
-        return;
-    }
-    RedisModuleString **args = RedisModule_Alloc(sizeof(*args) * (argc > 1 ? (size_t)argc - 1 : 1));
-    for (int i = 1; i < argc; i++) args[i - 1] = RedisModule_CreateString(ctx, call->argv[i], call->lens[i]);
-    errno = 0;
-    RedisModuleCallReply *reply = RedisModule_Call(ctx, call->argv[0], "!Ev", args, (size_t)(argc - 1));
-    int call_errno = errno;
-    if (reply == NULL) {
-        call->reply = ErrorReply(call_errno == ENOENT   ? "ERR unknown command"
-                                 : call_errno == EINVAL ? "ERR wrong number of arguments"
-                                 : call_errno == EPERM  ? "ERR operation not permitted"
-                                                        : "ERR command could not be called");
-    } else {
-        call->reply = RedisModule_Calloc(1, sizeof(*call->reply));
-        CopyReply(reply, call->reply);
-        RedisModule_FreeCallReply(reply);
-    }
-    for (int i = 1; i < argc; i++) RedisModule_FreeString(ctx, args[i - 1]);
-    RedisModule_Free(args);
-}
-
-RAI_CallReply *RAI_RedisCall(int argc, const char **argv, const size_t *lens) {
-    Call call = {argc, argv, lens, NULL};
-    if (!RAI_OnMainThread(DoCall, &call)) return ErrorReply(ERR_SHUTDOWN);
-    return call.reply;
-}
-
-/* ------------------------------------------------ a function's execute() */
+/* ------------------------------- a function's execute(), a script's redis.execute() */
 
 typedef struct {
     Call call;
@@ -114,7 +83,8 @@ static void FreeArgs(RedisModuleCtx *ctx, RedisModuleString **args, int argc) {
  * else the refusal. A function must name its keys in AI.FCALL (so the client
  * reached the node that serves them), as Redis Functions require. */
 static const char *OutsideTheSlot(RedisModuleCtx *ctx, RedisModuleString **args, int argc, int slot) {
-    if (!(RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_CLUSTER)) return NULL;
+    if (slot == RAI_CALL_ANY_SLOT || !(RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_CLUSTER))
+        return NULL;
     int nkeys = 0;
     int *positions = RedisModule_GetCommandKeys(ctx, args, argc, &nkeys);
     const char *refusal = NULL;
@@ -140,6 +110,20 @@ static int ReadsKeysByPattern(RedisModuleString **args, int argc) {
     return 0;
 }
 
+/* Whether Redis would refuse the command's argument count. Its ACL check
+ * finds the keys without checking the count first, and some key specs
+ * (FCALL's, ZUNION's: a count at a fixed index) then read past argv; so
+ * execute("FCALL") from a user with key patterns crashed the server.
+ * GetCommandKeys checks the count (EINVAL) before it looks for keys. */
+static int WrongArgumentCount(RedisModuleCtx *ctx, RedisModuleString **args, int argc) {
+    int nkeys = 0;
+    errno = 0;
+    int *positions = RedisModule_GetCommandKeys(ctx, args, argc, &nkeys);
+    int wrong = positions == NULL && errno == EINVAL;
+    RedisModule_Free(positions);
+    return wrong;
+}
+
 /* The caller's ACL rules are checked here (command, keys, channels), then
  * the command runs: "S" refuses what a script may not run (EVAL, MULTI,
  * blocking), "W" any write for FCALL_RO, "!" replicates writes. (Redis
@@ -147,6 +131,10 @@ static int ReadsKeysByPattern(RedisModuleString **args, int argc) {
  * entry from a timer's context, whose client has no user.) */
 static RedisModuleCallReply *CallChecked(RedisModuleCtx *ctx, RedisModuleUser *user, RedisModuleString **args,
                                          int argc, int read_only, const char **refusal) {
+    if (WrongArgumentCount(ctx, args, argc)) {
+        *refusal = "ERR wrong number of arguments";
+        return NULL;
+    }
     errno = 0;
     if (RedisModule_ACLCheckCommandPermissions(user, args, argc) != REDISMODULE_OK) {
         *refusal = errno == ENOENT ? "ERR unknown command"
@@ -163,7 +151,7 @@ static RedisModuleCallReply *CallChecked(RedisModuleCtx *ctx, RedisModuleUser *u
     if (reply == NULL)
         *refusal = errno == ENOENT ? "ERR unknown command"
                    : errno == EINVAL ? "ERR wrong number of arguments"
-                   : errno == ESPIPE ? "ERR this command is not allowed from a function"
+                   : errno == ESPIPE ? "ERR this command is not allowed from a function or a script"
                                      : "ERR command could not be called";
     return reply;
 }
@@ -176,7 +164,7 @@ static void DoCallAs(RedisModuleCtx *ctx, void *arg) {
     /* The main thread may be inside an RDB load (DEBUG RELOAD, a replica's
      * sync) waiting for a library's import: a write now would meet the
      * RDB's copy of its key, which Redis treats as a corrupt file. */
-    const char *refusal = user == NULL ? "ERR the user that called the function no longer exists"
+    const char *refusal = user == NULL ? "ERR the user that called the function or script no longer exists"
                           : (RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_LOADING)
                               ? ERR_LOADING
                               : OutsideTheSlot(ctx, args, c->call.argc, c->as->slot);
@@ -200,6 +188,36 @@ RAI_CallReply *RAI_RedisCallAs(int argc, const char **argv, const size_t *lens, 
     return c.call.reply;
 }
 
+/* ------------------------------------------ the calling client's ACL user */
+
+char *RAI_CallerUserName(RedisModuleCtx *ctx) {
+    RedisModuleString *name = RedisModule_GetCurrentUserName(ctx);
+    if (name == NULL) return NULL;
+    char *copy = RedisModule_Strdup(RedisModule_StringPtrLen(name, NULL));
+    RedisModule_FreeString(ctx, name);
+    return copy;
+}
+
+/* Asks the ACL rules, as Redis would for the command itself; the last
+ * argument only fills the command's arity (neither command has keys). */
+int RAI_CallerMayRun(RedisModuleCtx *ctx, const char *command, const char *subcommand) {
+    RedisModuleString *name = RedisModule_GetCurrentUserName(ctx);
+    if (name == NULL) return 1;
+    RedisModuleUser *user = RedisModule_GetModuleUserFromUserName(name);
+    RedisModuleString *argv[3] = {
+        RedisModule_CreateString(ctx, command, strlen(command)),
+        RedisModule_CreateString(ctx, subcommand, strlen(subcommand)),
+        RedisModule_CreateString(ctx, "x", 1),
+    };
+    int allowed = user != NULL && RedisModule_ACLCheckCommandPermissions(user, argv, 3) == REDISMODULE_OK;
+    for (int i = 0; i < 3; i++) RedisModule_FreeString(ctx, argv[i]);
+    if (user) RedisModule_FreeModuleUser(user);
+    RedisModule_FreeString(ctx, name);
+    return allowed;
+}
+
+/* ------------------------------------------------------------------ replies */
+
 static void FreeReplyContents(RAI_CallReply *r) {
     RedisModule_Free(r->str);
     for (size_t i = 0; i < r->n; i++) FreeReplyContents(&r->elements[i]);
@@ -215,28 +233,44 @@ void RAI_CallReplyFree(RAI_CallReply *reply) {
 typedef struct {
     const char *key;
     size_t keylen;
+    const char *user;
     RAI_Model *model;
     int type;
+    int refused;
 } Lookup;
+
+/* Whether ACL user `name` may read `key` (ACLCheckKeyPermissions: the key
+ * patterns only; the command it came with, the script's, was checked). */
+static int MayRead(RedisModuleString *key, const char *name) {
+    RedisModuleString *username = RedisModule_CreateString(NULL, name, strlen(name));
+    RedisModuleUser *user = RedisModule_GetModuleUserFromUserName(username);
+    int allowed = user != NULL && RedisModule_ACLCheckKeyPermissions(user, key, REDISMODULE_CMD_KEY_ACCESS) ==
+                                      REDISMODULE_OK;
+    if (user) RedisModule_FreeModuleUser(user);
+    RedisModule_FreeString(NULL, username);
+    return allowed;
+}
 
 static void DoLookup(RedisModuleCtx *ctx, void *arg) {
     Lookup *l = arg;
     RedisModuleString *name = RedisModule_CreateString(ctx, l->key, l->keylen);
-    RedisModuleKey *k = RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
-    l->type = RedisModule_KeyType(k);
+    l->refused = !MayRead(name, l->user);
+    RedisModuleKey *k = l->refused ? NULL : RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
+    l->type = k ? RedisModule_KeyType(k) : REDISMODULE_KEYTYPE_EMPTY;
     if (l->type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(k) == RAI_ModelType)
         l->model = RAI_ModelRetain(RedisModule_ModuleTypeGetValue(k));
-    RedisModule_CloseKey(k);
+    if (k) RedisModule_CloseKey(k);
     RedisModule_FreeString(ctx, name);
 }
 
-RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char **err) {
-    Lookup l = {key, keylen, NULL, 0};
+RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char *user, const char **err) {
+    Lookup l = {key, keylen, user, NULL, 0, 0};
     if (!RAI_OnMainThread(DoLookup, &l)) {
         *err = ERR_SHUTDOWN;
         return NULL;
     }
-    if (l.model == NULL)
+    if (l.refused) *err = "NOPERM this user has no permissions to access the model's key";
+    else if (l.model == NULL)
         *err = l.type == REDISMODULE_KEYTYPE_EMPTY ? "ERR model key is empty" : REDISMODULE_ERRORMSG_WRONGTYPE;
     return l.model;
 }

@@ -263,13 +263,25 @@ static PyObject *ReplyToPythonAs(const RAI_CallReply *r, int raw) {
 
 static PyObject *ReplyToPython(const RAI_CallReply *r) { return ReplyToPythonAs(r, 0); }
 
-/* call(command, args): runs a Redis command for a script's redis.execute().
+/* Who the script this worker runs was called by. TorchScript runs the ops
+ * of a script on the thread that runs the script, except in tasks it forks
+ * onto its own pool: there no user is set and redis.execute() is refused. */
+static __thread const char *script_caller;
+
+void RAI_PyScriptCallerSet(const char *user) { script_caller = user; }
+
+/* call(command, args): runs a Redis command for a script's redis.execute(),
+ * as the ACL user that ran the script (RAI_RedisCallAs, as a function's
+ * execute(), keys of any slot: scripts are not routed).
  * The GIL is released before the Redis lock is taken: a thread holding the
  * GIL while it waits for the Redis lock could deadlock with another worker. */
 static PyObject *ShimCall(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *cmd, *list;
     if (!PyArg_ParseTuple(args, "UO", &cmd, &list)) return NULL;
+    if (script_caller == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "Redis command returned an error: ERR redis.execute runs "
+                                                "only on its script's own thread, as the user that ran it");
     PyObject *seq = PySequence_Fast(list, "args must be a sequence of str");
     if (seq == NULL) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -292,8 +304,9 @@ static PyObject *ShimCall(PyObject *self, PyObject *args) {
     }
     PyObject *result = NULL;
     if (argv[0] != NULL) {
+        RAI_CallAs as = {script_caller, 0, RAI_CALL_ANY_SLOT};
         void *gil = RAI_GilSuspend();
-        RAI_CallReply *reply = RAI_RedisCall((int)n + 1, argv, lens);
+        RAI_CallReply *reply = RAI_RedisCallAs((int)n + 1, argv, lens, &as);
         RAI_GilResume(gil);
         result = ReplyToPython(reply);
         RAI_CallReplyFree(reply);
@@ -355,15 +368,19 @@ static PyObject *ShimFunctionExecute(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* get_model(key): the model stored under key, for redisAI.model_execute(). */
+/* get_model(key): the model stored under key, for a script's
+ * redisAI.model_execute(), if the user that ran the script may read it. */
 static PyObject *ShimGetModel(PyObject *self, PyObject *args) {
     (void)self;
     const char *key;
     Py_ssize_t keylen;
     if (!PyArg_ParseTuple(args, "s#", &key, &keylen)) return NULL;
+    if (script_caller == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "ERR redisAI.model_execute runs only on its script's own "
+                                                "thread, as the user that ran it");
     const char *err = NULL;
     void *gil = RAI_GilSuspend();
-    RAI_Model *m = RAI_ModelFromWorker(key, (size_t)keylen, &err);
+    RAI_Model *m = RAI_ModelFromWorker(key, (size_t)keylen, script_caller, &err);
     RAI_GilResume(gil);
     if (m == NULL) return PyErr_Format(PyExc_RuntimeError, "%s", err);
     PyObject *obj = RAI_PyModelWrap(m);

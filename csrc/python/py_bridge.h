@@ -22,4 +22,8 @@ PyObject *RAI_PyTensorWrap(RAI_Tensor *t);
 PyObject *RAI_PyModelWrap(RAI_Model *m);
 PyObject *RAI_PyScriptWrap(RAI_Script *s);
 
+/* The ACL user whose script this thread runs now (NULL when it ends): its
+ * redis.execute() calls run as that user. The string must outlive the run. */
+void RAI_PyScriptCallerSet(const char *user);
+
 #endif

@@ -371,8 +371,10 @@ void RAI_PyRunScript(RAI_Job *job) {
     PyObject *outs = NULL;
     if (script && inputs && keys && args && noutputs && fn) {
         uint64_t start = RedisModule_MonotonicMicroseconds();
+        RAI_PyScriptCallerSet(call->user);
         outs = PyObject_CallFunctionObjArgs(RAI_PyEntryPoint(RAI_PY_RUN_SCRIPT), script, fn, inputs, keys,
                                             args, noutputs, NULL);
+        RAI_PyScriptCallerSet(NULL);
         job->duration_us = RedisModule_MonotonicMicroseconds() - start;
     }
     if (outs == NULL) FailJobsWithException(&job, 1);
