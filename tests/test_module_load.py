@@ -48,12 +48,13 @@ def run_failing_load(tmp_path: Path, module: Path, *module_args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_info_modules_has_the_five_ai_sections_in_order(r):
-    """RedisAI's five sections in RedisAI's order; ours (the inference cache) come after them."""
+def test_info_modules_has_redisais_five_sections_in_order_then_ours(r):
+    """RedisAI's five sections in RedisAI's order; ours (the inference cache, loaded sessions)
+    come after them."""
     sections = info_sections(r)
     assert [name for name, _ in sections] == [
         "Modules", "ai_versions", "ai_git", "ai_load_time_configs", "ai_backends_info", "ai_cpu",
-        "ai_cache",
+        "ai_cache", "ai_sessions",
     ]
     fields = dict(sections)
     assert list(fields["ai_versions"]) == [
