@@ -21,6 +21,8 @@
 #include "commands/info.h"
 #include "base/log.h"
 #include "python/job_kinds.h"
+#include "python/py_fn_runs.h"
+#include "commands/job_keys.h"
 #include "python/py_metrics.h"
 #include "python/py_gil.h"
 #include "python/py_runtime.h"
@@ -294,6 +296,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     }
     RAI_SyncRunStart(RAI_LogCtx);
     RAI_JobKindsStart();
+    RAI_FnRunsSetCounter(RAI_JobCount); /* redisAI runners' runs count like MODELEXECUTE's */
     RAI_SessionSetBudget(RAI_Cfg.model_sessions_memory, RAI_Cfg.model_sessions_max);
     if (RegisterCommands(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
     RedisModuleEvent shutdown = {REDISMODULE_EVENT_SHUTDOWN, 1};

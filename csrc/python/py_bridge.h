@@ -22,4 +22,9 @@ PyObject *RAI_PyTensorWrap(RAI_Tensor *t);
 PyObject *RAI_PyModelWrap(RAI_Model *m);
 PyObject *RAI_PyScriptWrap(RAI_Script *s);
 
+/* The model / script a Model / Script object holds (borrowed), or NULL
+ * without an exception for any other object. */
+RAI_Model *RAI_PyModelOf(PyObject *obj);
+RAI_Script *RAI_PyScriptOf(PyObject *obj);
+
 #endif

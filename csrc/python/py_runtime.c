@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "python/py_bridge.h"
+#include "python/py_fn_runs.h"
 #include "python/py_gil.h"
 #include "types/config.h"
 
@@ -98,6 +99,14 @@ static void FormatException(const char *what, char *err, size_t errlen) {
     PyErr_Clear();
 }
 
+/* `_redisai_shim`: the bridge's module plus the function runs' methods
+ * (py_fn_runs.c sits beside py_bridge.c, not under it). */
+static PyObject *InitShimModule(void) {
+    PyObject *module = RAI_PyInitShimModule();
+    if (module != NULL && RAI_PyFnRunsAddMethods(module) != 0) Py_CLEAR(module);
+    return module;
+}
+
 static int InitInterpreter(const char *venv, char *err, size_t errlen) {
     char executable[PATH_MAX + 16];
     snprintf(executable, sizeof(executable), "%s/bin/python", venv);
@@ -105,7 +114,7 @@ static int InitInterpreter(const char *venv, char *err, size_t errlen) {
         snprintf(err, errlen, "venv %s has no bin/python", venv);
         return -1;
     }
-    if (PyImport_AppendInittab("_redisai_shim", RAI_PyInitShimModule) != 0) {
+    if (PyImport_AppendInittab("_redisai_shim", InitShimModule) != 0) {
         snprintf(err, errlen, "cannot register the _redisai_shim module");
         return -1;
     }
