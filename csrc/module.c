@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "python/job_kinds.h"
 #include "python/py_fn_runs.h"
+#include "python/py_triggers.h"
 #include "commands/job_keys.h"
 #include "python/py_metrics.h"
 #include "python/py_gil.h"
@@ -274,6 +275,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         return REDISMODULE_ERR;
     }
     LogConfig(module_path);
+    RAI_PySetShimExtension(RAI_PyFnRunsAddMethods); /* redisAI runners' run_job, get_script */
     if (RAI_PyStart(module_path, err, sizeof(err)) != 0) {
         RAI_LOG_WARNING("redisai_py cannot start Python: %s", err);
         return REDISMODULE_ERR;
@@ -304,6 +306,10 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     RAI_CacheStart();
     RedisModuleEvent flush = {REDISMODULE_EVENT_FLUSHDB, 1};
     RedisModule_SubscribeToServerEvent(ctx, flush, OnFlush);
+    if (RAI_TriggersSubscribe(ctx) != REDISMODULE_OK) {
+        RAI_LOG_WARNING("could not subscribe to keyspace events for function triggers");
+        return REDISMODULE_ERR;
+    }
     if (RedisModule_RegisterInfoFunc(ctx, RAI_InfoFunc) != REDISMODULE_OK) {
         RAI_LOG_WARNING("could not register the INFO callback");
         return REDISMODULE_ERR;

@@ -30,7 +30,7 @@ from typing import Any
 
 from redisai_py import _function_libraries as _libraries
 
-__all__ = ["register_function", "execute", "hashtag", "log", "CommandError", "FLAGS"]
+__all__ = ["register_function", "register_trigger", "execute", "hashtag", "log", "CommandError", "FLAGS"]
 
 FLAGS: frozenset[str] = frozenset(_libraries.FLAG_BITS)
 """The flags a function may carry (Redis 7 Functions' names): `no-writes`
@@ -48,6 +48,21 @@ def register_function(name: str, callback: Callable[[list[bytes], list[bytes]], 
     Only while `AI.FUNCTION LOAD` imports the library. Names are letters,
     digits and underscores, unique across every loaded library."""
     _libraries.current_builder().add(name, callback, tuple(flags) if not isinstance(flags, str) else flags)
+
+
+def register_trigger(name: str, callback: Callable[[dict[str, Any]], Any], event: str = "*",
+                     prefix: str | bytes = "", commands: Iterable[str] | None = None) -> None:
+    """Register `callback` to run on a function worker after each keyspace
+    `event` (Redis's event names: "set", "hset", "del", "expired",
+    "keymiss", ...; "*" any but keymiss) on a key starting with `prefix`.
+
+    Only while `AI.FUNCTION LOAD` imports the library. The callback gets a
+    record dict (`key`, `key_raw`, `event`, `type`) and may be `async def`;
+    its execute() runs as the user who loaded the library. Triggers fire on
+    masters only, not while the server loads. `commands=` (read-through on a
+    miss) is not supported: a GET that misses answers nil, and the trigger
+    runs after."""
+    _libraries.current_builder().add_trigger(name, callback, event, prefix, commands)
 
 
 def execute(*command: str | bytes | int | float) -> Any:

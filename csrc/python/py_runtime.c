@@ -19,7 +19,6 @@
 #include <sys/stat.h>
 
 #include "python/py_bridge.h"
-#include "python/py_fn_runs.h"
 #include "python/py_gil.h"
 #include "types/config.h"
 
@@ -35,6 +34,7 @@ static const char *const ENTRY_POINT_NAMES[RAI_PY_ENTRY_COUNT] = {
     [RAI_PY_DROP_SESSIONS] = "drop_sessions",
     [RAI_PY_LOAD_LIBRARY] = "load_library",
     [RAI_PY_CALL_FUNCTION] = "call_function",
+    [RAI_PY_FIRE_TRIGGER] = "fire_trigger",
 };
 
 static PyObject *entry_points[RAI_PY_ENTRY_COUNT];
@@ -99,11 +99,15 @@ static void FormatException(const char *what, char *err, size_t errlen) {
     PyErr_Clear();
 }
 
-/* `_redisai_shim`: the bridge's module plus the function runs' methods
- * (py_fn_runs.c sits beside py_bridge.c, not under it). */
+static RAI_PyShimExtension shim_extension;
+
+void RAI_PySetShimExtension(RAI_PyShimExtension extend) { shim_extension = extend; }
+
+/* `_redisai_shim`: the bridge's module plus what module.c added (the
+ * function runs' methods, whose file includes what would include this one). */
 static PyObject *InitShimModule(void) {
     PyObject *module = RAI_PyInitShimModule();
-    if (module != NULL && RAI_PyFnRunsAddMethods(module) != 0) Py_CLEAR(module);
+    if (module != NULL && shim_extension != NULL && shim_extension(module) != 0) Py_CLEAR(module);
     return module;
 }
 

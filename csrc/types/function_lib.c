@@ -41,6 +41,13 @@ void RAI_FunctionLibRelease(RAI_FunctionLib *lib) {
     if (lib->py_handle) RAI_PostDroppedSessionHandle(RAI_NextSessionId(), lib->py_handle);
     for (int i = 0; i < lib->nfunctions; i++) RedisModule_Free(lib->functions[i].name);
     RedisModule_Free(lib->functions);
+    for (int i = 0; i < lib->ntriggers; i++) {
+        RedisModule_Free(lib->triggers[i].name);
+        RedisModule_Free(lib->triggers[i].event);
+        RedisModule_Free(lib->triggers[i].prefix);
+    }
+    RedisModule_Free(lib->triggers);
+    RedisModule_Free(lib->loaded_by);
     RedisModule_Free(lib->name);
     RedisModule_Free(lib->code);
     RedisModule_Free(lib);
@@ -51,6 +58,24 @@ void RAI_FunctionLibAdd(RAI_FunctionLib *lib, const char *name, int flags) {
     lib->functions[lib->nfunctions].name = RedisModule_Strdup(name);
     lib->functions[lib->nfunctions].flags = flags;
     lib->nfunctions++;
+}
+
+void RAI_FunctionLibAddTrigger(RAI_FunctionLib *lib, const char *name, const char *event, const char *prefix,
+                               size_t prefixlen) {
+    lib->triggers = RedisModule_Realloc(lib->triggers, sizeof(RAI_Trigger) * (size_t)(lib->ntriggers + 1));
+    RAI_Trigger *t = &lib->triggers[lib->ntriggers++];
+    t->name = RedisModule_Strdup(name);
+    t->event = RedisModule_Strdup(event);
+    t->prefix = RedisModule_Alloc(prefixlen + 1);
+    memcpy(t->prefix, prefix, prefixlen);
+    t->prefix[prefixlen] = '\0';
+    t->prefixlen = prefixlen;
+}
+
+int RAI_FunctionTriggerCount(void) {
+    int n = 0;
+    for (size_t i = 0; i < nlibs; i++) n += libs[i]->ntriggers;
+    return n;
 }
 
 size_t RAI_FunctionLibCount(void) { return nlibs; }

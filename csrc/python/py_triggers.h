@@ -1,0 +1,23 @@
+/* py_triggers.h -- keyspace triggers of function libraries: the module's
+ * keyspace-notification subscription feeds a bounded queue of records, and
+ * function workers run the triggers' Python callbacks on them. */
+#ifndef RAI_PY_TRIGGERS_H
+#define RAI_PY_TRIGGERS_H
+
+#include "rm_api.h"
+
+/* At most this many records wait or run at once; an event past it is dropped
+ * (and counted). */
+#define RAI_TRIGGER_QUEUE_MAX 1024
+
+/* A trigger's execute() writes fire triggers one level deeper; an event past
+ * this depth fires none (and is counted). */
+#define RAI_TRIGGER_MAX_DEPTH 8
+
+/* At module load (main thread): subscribes to the keyspace events. */
+int RAI_TriggersSubscribe(RedisModuleCtx *ctx);
+
+/* INFO's "functions" section: triggers, queue and counters. */
+void RAI_TriggersInfo(RedisModuleInfoCtx *ctx);
+
+#endif
