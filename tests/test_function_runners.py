@@ -8,6 +8,7 @@ function with AI.FCALL and checks the reply, the keyspace and AI.INFO.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -202,7 +203,9 @@ def test_function_runs_batch_with_each_other_on_a_model_with_batchsize(r: redis.
     queue that sees the function's runs as model runs can release them."""
     r.execute_command("AI.MODELSTORE", "m", "TORCH", "CPU", "BATCHSIZE", 8, "MINBATCHSIZE", 4,
                       "MINBATCHTIMEOUT", 5000, "BLOB", torch_blob)
+    start = time.monotonic()
     assert r.execute_command("AI.FCALL", "many_async", 1, "m", 2) == [1.0, 2.0]  # 2 x dim 0 of 2 = 4 samples
+    assert time.monotonic() - start < 4.0  # released by the batch, not by MINBATCHTIMEOUT
     assert info(r, "m")[b"calls"] == 2
 
 
@@ -307,3 +310,8 @@ def test_a_dag_is_single_use_and_names_must_exist(r: redis.Redis, torch_blob: by
         r.execute_command("AI.FCALL", "dag_missing", 1, "m")
     assert info(r, "m")[b"calls"] == 0
     assert r.ping()
+
+
+def test_the_main_thread_stayed_out_of_python(shared_server: RedisServer) -> None:
+    """The runners' lookups and queueing above were main-thread C (runs last)."""
+    assert "the Redis main thread took the GIL" not in shared_server.log()

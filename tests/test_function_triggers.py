@@ -211,3 +211,44 @@ register_trigger("infer", infer, event="set", prefix="in:")
     assert [float(v) for v in r.execute_command("AI.TENSORGET", "out:1", "VALUES")] == [9.0, 16.0]
     reply = r.execute_command("AI.INFO", "m")
     assert dict(zip(reply[::2], reply[1::2]))[b"calls"] == 1  # the trigger's run went through the queue
+
+
+# ------------------------------------------------------------ who it runs as
+
+
+def test_a_trigger_runs_as_the_user_who_loaded_its_library(shared_server: RedisServer, r: redis.Redis) -> None:
+    """ops may load code (MODULE LOAD) but only reach tenantA:* keys; its
+    trigger cannot write tenantB:* for it, even when a client's write fires it."""
+    r.execute_command("ACL", "SETUSER", "ops", "on", ">pw", "resetkeys", "~tenantA:*", "+@all")
+    ops = shared_server.client(username="ops", password="pw", protocol=3)
+    ops.execute_command("AI.FUNCTION", "LOAD", '''#!python name=copier
+from redisai_py.functions import execute, register_trigger
+
+def copy(record):
+    suffix = record["key"].split(":", 1)[1]
+    execute("SET", "tenantA:copy:" + suffix, "x")
+    execute("SET", "tenantB:copy:" + suffix, "x")
+
+register_trigger("copy", copy, event="set", prefix="in:")
+''')
+    errors = functions_info(r)["trigger_errors"]
+    r.set("in:1", "v")  # the default user's write fires it
+    wait_until(lambda: functions_info(r)["trigger_errors"] == errors + 1, what="the refused write")
+    assert r.get("tenantA:copy:1") == b"x"
+    assert not r.exists("tenantB:copy:1")
+    assert "NOPERM" in str(functions_info(r)["trigger_last_error"])
+
+
+def test_writes_inside_multi_fire_after_exec(r: redis.Redis) -> None:
+    r.execute_command("AI.FUNCTION", "LOAD", WATCHERS)
+    pipe = r.pipeline(transaction=True)
+    pipe.set("para:m1", "a").set("para:m2", "b")
+    pipe.execute()
+    assert seen(r, "para:m1") == {b"event": b"set", b"type": b"string"}
+    assert seen(r, "para:m2") == {b"event": b"set", b"type": b"string"}
+
+
+def test_the_main_thread_stayed_out_of_python(shared_server: RedisServer) -> None:
+    """Every story above ran triggers from the main thread's keyspace
+    notifications; none made it take the GIL (runs last in this module)."""
+    assert "the Redis main thread took the GIL" not in shared_server.log()
