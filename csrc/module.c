@@ -12,6 +12,7 @@
 #include "commands/cmd_admin.h"
 #include "commands/cmd_dag.h"
 #include "commands/cmd_function.h"
+#include "commands/cmd_readthrough.h"
 #include "commands/cmd_metrics.h"
 #include "commands/cmd_model.h"
 #include "commands/cmd_script.h"
@@ -119,6 +120,9 @@ static const CommandSpec COMMANDS[] = {
      "write scripting"},
     {"ai.fcall_ro", RAI_FCallRO_RedisCommand, "readonly deny-script no-mandatory-keys getkeys-api", 0, 0, 0,
      FCALL_RO_KEYS, "read scripting"},
+    /* A GET of a key a read-through trigger watches, rewritten by a command
+     * filter (cmd_readthrough.c): in @read, as GET is (7.2+). */
+    {"ai._readthrough", RAI_ReadThrough_RedisCommand, "readonly", 1, 1, 1, READ_KEY, "read"},
 };
 
 /* Declares, in the one SetCommandInfo call a command may get, where its keys
@@ -306,6 +310,10 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     RAI_CacheStart();
     RedisModuleEvent flush = {REDISMODULE_EVENT_FLUSHDB, 1};
     RedisModule_SubscribeToServerEvent(ctx, flush, OnFlush);
+    if (RAI_ReadThroughFilterRegister(ctx) != REDISMODULE_OK) {
+        RAI_LOG_WARNING("could not register the command filter of read-through triggers");
+        return REDISMODULE_ERR;
+    }
     if (RAI_TriggersSubscribe(ctx) != REDISMODULE_OK) {
         RAI_LOG_WARNING("could not subscribe to keyspace events for function triggers");
         return REDISMODULE_ERR;

@@ -63,6 +63,7 @@
 #define REDISMODULE_KEYTYPE_SET 4
 #define REDISMODULE_KEYTYPE_ZSET 5
 #define REDISMODULE_KEYTYPE_STREAM 7
+#define REDISMODULE_CMDFILTER_NOSELF (1 << 0)
 
 #define REDISMODULE_TYPE_METHOD_VERSION_COPY 3
 
@@ -114,6 +115,9 @@ typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
 typedef struct RedisModuleDefragCtx RedisModuleDefragCtx;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
 typedef struct RedisModuleUser RedisModuleUser;
+typedef struct RedisModuleCommandFilterCtx RedisModuleCommandFilterCtx;
+typedef struct RedisModuleCommandFilter RedisModuleCommandFilter;
+typedef void (*RedisModuleCommandFilterFunc)(RedisModuleCommandFilterCtx *filter);
 
 typedef struct RedisModuleScanCursor RedisModuleScanCursor;
 typedef void (*RedisModuleScanCB)(RedisModuleCtx *ctx, RedisModuleString *keyname,
@@ -346,7 +350,14 @@ typedef struct {
     X(int, ACLCheckCommandPermissions, (RedisModuleUser * user, RedisModuleString * *argv, int argc)) \
     X(int *, GetCommandKeys, (RedisModuleCtx * ctx, RedisModuleString * *argv, int argc, int *num_keys)) \
     X(RedisModuleCtx *, GetContextFromIO, (RedisModuleIO * rdb))                                  \
-    X(int, SubscribeToKeyspaceEvents, (RedisModuleCtx * ctx, int types, RedisModuleNotificationFunc cb))
+    X(int, SubscribeToKeyspaceEvents, (RedisModuleCtx * ctx, int types, RedisModuleNotificationFunc cb)) \
+    X(RedisModuleCommandFilter *, RegisterCommandFilter,                                          \
+      (RedisModuleCtx * ctx, RedisModuleCommandFilterFunc cb, int flags))                         \
+    X(int, CommandFilterArgsCount, (RedisModuleCommandFilterCtx * fctx))                          \
+    X(RedisModuleString *, CommandFilterArgGet, (RedisModuleCommandFilterCtx * fctx, int pos))    \
+    X(int, CommandFilterArgReplace, (RedisModuleCommandFilterCtx * fctx, int pos, RedisModuleString * arg)) \
+    X(int, ReplyWithCallReply, (RedisModuleCtx * ctx, RedisModuleCallReply * reply))              \
+    X(int, AbortBlock, (RedisModuleBlockedClient * bc))
 
 /* Optional APIs: NULL when the server is older than the API. */
 #define RAI_OPTIONAL_APIS(X)                                                                      \

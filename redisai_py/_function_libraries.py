@@ -78,6 +78,7 @@ class RegisteredTrigger:
     callback: Callable[..., Any]
     event: str
     prefix: bytes
+    readthrough: bool = False
 
 
 class Library:
@@ -114,9 +115,14 @@ class _Builder:
             prefix = prefix.encode()
         if not isinstance(prefix, bytes):
             raise FunctionError(f"ERR the prefix of trigger {name} must be str or bytes")
+        readthrough = False
         if commands is not None:
-            raise FunctionError("ERR commands= (read-through on a key miss) is not supported")
-        self.triggers[name] = RegisteredTrigger(name, callback, event, prefix)
+            names = [commands] if isinstance(commands, str) else list(commands)
+            if event != "keymiss" or [str(c).upper() for c in names] != ["GET"]:
+                raise FunctionError(f"ERR trigger {name}: commands= is only for read-through, "
+                                    'event="keymiss" with commands=["GET"]')
+            readthrough = True
+        self.triggers[name] = RegisteredTrigger(name, callback, event, prefix, readthrough)
 
     def add(self, name: str, callback: Callable[..., Any], flags: Any) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -192,7 +198,7 @@ def _offer_redis_ai() -> None:
 
 
 def load_library(name: str, code: str) -> tuple[Library, tuple[tuple[str, int], ...],
-                                                tuple[tuple[str, str, bytes], ...]]:
+                                                tuple[tuple[str, str, bytes, bool], ...]]:
     """Import `code` as library `name` (see the module's doc)."""
     builder = _Builder(name)
     _offer_redis_ai()
@@ -213,7 +219,7 @@ def load_library(name: str, code: str) -> tuple[Library, tuple[tuple[str, int], 
         raise FunctionError("ERR No functions registered")
     library = Library(name, module, builder.functions, builder.triggers)
     return (library, tuple((f.name, f.flags) for f in builder.functions.values()),
-            tuple((t.name, t.event, t.prefix) for t in builder.triggers.values()))
+            tuple((t.name, t.event, t.prefix, t.readthrough) for t in builder.triggers.values()))
 
 
 _loops = threading.local()
@@ -274,22 +280,71 @@ def call_function(library: Library, name: str, keys: list[bytes], args: list[byt
         _calling.reset(token)
 
 
-def fire_trigger(library: Library, name: str, key: bytes, event: str, key_type: str, user: bytes, slot: int) -> None:
+_override: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("override", default=None)
+
+
+def override_reply(value: Any) -> None:
+    """The answer of the GET a read-through trigger runs for (see functions.override_reply)."""
+    slot = _override.get()
+    if slot is None:
+        raise FunctionError("ERR override_reply() is only for a read-through trigger (a GET that waits)")
+    if not slot:  # the first one wins, as in Gears
+        slot.append(value)
+
+
+def _answer(value: Any) -> tuple[str, bytes]:
+    """A read-through's answer as (kind, bytes) for the shim: None nil; str
+    or bytes a bulk string (a leading "-" an error, "+" a status, as in
+    Gears); int an integer; float its text."""
+    if value is None:
+        return "nil", b""
+    if isinstance(value, bool) or isinstance(value, int):
+        return "int", str(int(value)).encode()
+    if isinstance(value, float):
+        return "bulk", repr(value).encode()
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if data.startswith(b"-"):
+            return "error", data[1:]
+        if data.startswith(b"+"):
+            return "status", data[1:]
+        return "bulk", data
+    raise FunctionError(f"ERR a read-through answer must be None, str, bytes or a number, not {type(value).__name__}")
+
+
+def fire_trigger(library: Library, name: str, key: bytes, event: str, key_type: str, user: bytes, slot: int,
+                 want_reply: bool = False) -> tuple[str, bytes] | None:
     """Run trigger `name` of `library` for one keyspace event, on a function
     worker. The callback gets a record, RedisGears' shape: a dict with `key`
     (str), `key_raw` (bytes), `event` and `type` (Redis's TYPE name; "none"
     once the key is gone). Its execute() runs as `user` (who loaded the
     library), may write, and in cluster mode reaches the slot of `key`. A
     coroutine it returns runs to completion on this worker's event loop.
-    Errors are raised to the shim, which counts and logs them."""
+    Errors are raised to the shim, which counts and logs them.
+
+    want_reply (a read-through): returns the GET's answer as (kind, bytes):
+    what override_reply() got first, else the return value; an exception is
+    ("exception", its reply text), which the shim counts as a failure."""
     trigger = library.triggers.get(name)
     if trigger is None:
-        return
+        return ("nil", b"") if want_reply else None
     record = {"key": key.decode("utf-8", "replace"), "key_raw": key, "event": event, "type": key_type}
     token = _calling.set(CallContext(user, False, slot))
+    override = _override.set([] if want_reply else None)
     try:
         result = trigger.callback(record)
         if inspect.isawaitable(result):
-            _run_coroutine(result)
+            result = _run_coroutine(result)
+        if not want_reply:
+            return None
+        slot_value = _override.get()
+        return _answer(slot_value[0] if slot_value else result)
+    except BaseException as exc:  # noqa: BLE001 -- the waiting client gets it as its error
+        if not want_reply:
+            raise
+        return "exception", _one_line_error(exc).encode()
     finally:
+        _override.reset(override)
         _calling.reset(token)

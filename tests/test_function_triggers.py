@@ -97,7 +97,8 @@ def test_function_list_shows_a_librarys_triggers(r: redis.Redis) -> None:
     ('register_trigger("t", f, prefix=3)', "prefix of trigger t must be str or bytes"),
     ('register_trigger("t", 5)', "callback of trigger t is not callable"),
     ('register_trigger("t-1", f)', "Trigger names can only contain"),
-    ('register_trigger("t", f, event="keymiss", commands=["GET"])', "commands= .* is not supported"),
+    ('register_trigger("t", f, event="set", commands=["GET"])', "commands= is only for read-through"),
+    ('register_trigger("t", f, event="keymiss", commands=["HGET"])', "commands= is only for read-through"),
 ])
 def test_a_bad_registration_loads_nothing(r: redis.Redis, registration: str, error: str) -> None:
     code = f"#!python name=bad\nfrom redisai_py.functions import register_trigger\nf = print\n{registration}\n"
@@ -211,6 +212,75 @@ register_trigger("infer", infer, event="set", prefix="in:")
     assert [float(v) for v in r.execute_command("AI.TENSORGET", "out:1", "VALUES")] == [9.0, 16.0]
     reply = r.execute_command("AI.INFO", "m")
     assert dict(zip(reply[::2], reply[1::2]))[b"calls"] == 1  # the trigger's run went through the queue
+
+
+# ---------------------------------------------------------- read-through
+
+ANSWERS = '''#!python name=answers
+import asyncio
+from redisai_py.functions import execute, override_reply, register_trigger
+
+async def answer(record):
+    await asyncio.sleep(0.05)  # the work that makes the answer
+    question = record["key"].split(":", 1)[1]
+    value = "answer to " + question
+    execute("SET", record["key"], value, "EX", 60)
+    override_reply(value)
+    override_reply("too late: only the first one counts")
+
+def by_return(record):
+    return 42 if record["key"].endswith("int") else "-ERR no answer for " + record["key"]
+
+def broken(record):
+    raise ValueError("cannot answer")
+
+register_trigger("answer", answer, event="keymiss", prefix="answer:", commands=["GET"])
+register_trigger("by_return", by_return, event="keymiss", prefix="ret:", commands=["get"])
+register_trigger("broken", broken, event="keymiss", prefix="broken:", commands=["GET"])
+'''
+
+
+def test_a_get_that_misses_waits_for_the_read_through_trigger(r: redis.Redis) -> None:
+    r.execute_command("AI.FUNCTION", "LOAD", ANSWERS)
+    assert r.get("answer:life") == b"answer to life"  # the first asker gets the answer, not nil
+    assert r.get("answer:life") == b"answer to life"  # then it is a plain hit
+    assert 0 < r.ttl("answer:life") <= 60
+    assert r.get("ret:int") == 42
+    with pytest.raises(redis.ResponseError, match="^no answer for ret:x$"):
+        r.get("ret:x")
+    errors = functions_info(r)["trigger_errors"]
+    with pytest.raises(redis.ResponseError, match="cannot answer"):
+        r.get("broken:1")
+    assert functions_info(r)["trigger_errors"] == errors + 1
+    assert r.get("other:1") is None  # not watched: a plain miss
+    (lib,) = r.execute_command("AI.FUNCTION", "LIST")
+    assert {t[b"name"] for t in lib[b"triggers"]} == {b"answer", b"by_return", b"broken"}
+
+
+def test_inside_multi_and_lua_a_miss_is_a_plain_nil(r: redis.Redis) -> None:
+    r.execute_command("AI.FUNCTION", "LOAD", ANSWERS)
+    runs = functions_info(r)["trigger_runs"]
+    pipe = r.pipeline(transaction=True)
+    pipe.get("answer:multi")
+    assert pipe.execute() == [None]
+    assert r.eval("return redis.call('GET', KEYS[1])", 1, "answer:lua") is None
+    assert functions_info(r)["trigger_runs"] == runs
+    assert not r.exists("answer:multi", "answer:lua")
+    r.set("answer:there", "cached")
+    pipe = r.pipeline(transaction=True)
+    pipe.get("answer:there")
+    assert pipe.execute() == [b"cached"]
+
+
+def test_read_through_keeps_gets_errors_and_other_clients_unblocked(shared_server: RedisServer,
+                                                                   r: redis.Redis) -> None:
+    r.execute_command("AI.FUNCTION", "LOAD", ANSWERS)
+    r.hset("answer:hash", "f", "v")
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        r.get("answer:hash")
+    other = shared_server.client()
+    assert other.ping()
+    assert r.get("answer:q") == b"answer to q"
 
 
 # ------------------------------------------------------------ who it runs as

@@ -59,17 +59,19 @@ static int TakeFunctions(RAI_FunctionLib *lib, PyObject *functions) {
     return 1;
 }
 
-/* ((name, event, prefix bytes), ...) into the library; 0 if the shape is not that. */
+/* ((name, event, prefix bytes, read-through), ...) into the library; 0 if the shape is not that. */
 static int TakeTriggers(RAI_FunctionLib *lib, PyObject *triggers) {
     if (!PyTuple_Check(triggers)) return 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(triggers); i++) {
         const char *name, *event, *prefix;
         Py_ssize_t prefixlen;
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(triggers, i), "ssy#", &name, &event, &prefix, &prefixlen)) {
+        int readthrough;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(triggers, i), "ssy#p", &name, &event, &prefix, &prefixlen,
+                              &readthrough)) {
             PyErr_Clear();
             return 0;
         }
-        RAI_FunctionLibAddTrigger(lib, name, event, prefix, (size_t)prefixlen);
+        RAI_FunctionLibAddTrigger(lib, name, event, prefix, (size_t)prefixlen, readthrough);
     }
     return 1;
 }

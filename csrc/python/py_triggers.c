@@ -46,6 +46,11 @@ typedef struct {
     const char *type; /* static */
     int depth;
     int slot;
+    /* A read-through's answer for the GET that waits (job->bc): */
+    int want_reply;
+    enum { RT_NIL, RT_BULK, RT_ERROR, RT_STATUS, RT_INT } reply_kind;
+    char *reply;
+    size_t replylen;
 } TriggerRecord;
 
 /* Relaxed atomics: read by INFO, written by the main thread and workers. */
@@ -60,28 +65,57 @@ static void FreeRecord(void *arg) {
     RAI_FunctionLibRelease(rec->lib);
     RedisModule_Free(rec->key);
     RedisModule_Free(rec->event);
+    RedisModule_Free(rec->reply);
     RedisModule_Free(rec);
 }
 
 /* --------------------------------------------------------- running (worker) */
 
+/* The last failure, one line, for INFO; logged at verbose (a failing trigger
+ * may fail on every write). */
+static void RememberText(const char *lib, const char *trigger, const char *msg) {
+    pthread_mutex_lock(&last_error_lock);
+    snprintf(last_error, sizeof(last_error), "%s.%s %s", lib, trigger, msg);
+    for (char *c = last_error; *c; c++) { /* one INFO value: no line breaks, nothing parsers split on */
+        if (strchr("\r\n:,=", *c)) *c = ' ';
+    }
+    pthread_mutex_unlock(&last_error_lock);
+    RAI_LOG_VERBOSE("trigger %s.%s failed: %s", lib, trigger, msg);
+    __atomic_add_fetch(&errors, 1, __ATOMIC_RELAXED);
+}
+
+/* The pending Python exception, remembered and cleared. */
 static void RememberError(const char *lib, const char *trigger) {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyObject *text = value ? PyObject_Str(value) : NULL;
     const char *msg = text ? PyUnicode_AsUTF8(text) : NULL;
-    pthread_mutex_lock(&last_error_lock);
-    snprintf(last_error, sizeof(last_error), "%s.%s %s", lib, trigger, msg ? msg : "an error without text");
-    for (char *c = last_error; *c; c++) { /* one INFO value: no line breaks, nothing parsers split on */
-        if (strchr("\r\n:,=", *c)) *c = ' ';
-    }
-    pthread_mutex_unlock(&last_error_lock);
-    RAI_LOG_VERBOSE("trigger %s.%s failed: %s", lib, trigger, msg ? msg : "an error without text");
+    RememberText(lib, trigger, msg ? msg : "an error without text");
     Py_XDECREF(text);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
     PyErr_Clear();
+}
+
+/* A read-through's answer into the record: fire_trigger's (kind, bytes),
+ * kind nil, bulk, error, status or int, or exception (the callback raised:
+ * an error answer that also counts as the trigger's failure). NULL or any
+ * other shape: the call itself failed. Returns the failure's text, or NULL. */
+static const char *TakeReply(TriggerRecord *rec, PyObject *result) {
+    static const char *const kinds[] = {"nil", "bulk", "error", "status", "int"};
+    const char *kind = "exception", *data = "ERR the read-through trigger failed";
+    Py_ssize_t len = (Py_ssize_t)strlen(data);
+    if (result == NULL || !PyArg_ParseTuple(result, "sy#", &kind, &data, &len)) PyErr_Clear();
+    rec->reply_kind = RT_ERROR;
+    for (int i = 0; i < 5; i++) {
+        if (strcmp(kind, kinds[i]) == 0) rec->reply_kind = i;
+    }
+    rec->reply = RedisModule_Alloc((size_t)len + 1);
+    memcpy(rec->reply, data, (size_t)len);
+    rec->reply[len] = '\0';
+    rec->replylen = (size_t)len;
+    return strcmp(kind, "exception") == 0 ? rec->reply : NULL;
 }
 
 /* The callback, with the GIL; the Redis work it hands over carries depth + 1. */
@@ -94,13 +128,17 @@ static void RunTrigger(RAI_Job **jobs, int n) {
     const char *user = lib->loaded_by ? lib->loaded_by : "default";
     RAI_SetWorkTag(rec->depth + 1);
     RAI_GilTake();
-    PyObject *result = PyObject_CallFunction(RAI_PyEntryPoint(RAI_PY_FIRE_TRIGGER), "Osy#ssyi",
+    PyObject *result = PyObject_CallFunction(RAI_PyEntryPoint(RAI_PY_FIRE_TRIGGER), "Osy#ssyiO",
                                              (PyObject *)lib->py_handle, t->name, rec->key,
-                                             (Py_ssize_t)rec->keylen, rec->event, rec->type, user, rec->slot);
+                                             (Py_ssize_t)rec->keylen, rec->event, rec->type, user, rec->slot,
+                                             rec->want_reply ? Py_True : Py_False);
     __atomic_add_fetch(&runs, 1, __ATOMIC_RELAXED);
     if (result == NULL) {
-        __atomic_add_fetch(&errors, 1, __ATOMIC_RELAXED);
         RememberError(lib->name, t->name);
+        if (rec->want_reply) TakeReply(rec, NULL);
+    } else if (rec->want_reply) {
+        const char *failure = TakeReply(rec, result);
+        if (failure) RememberText(lib->name, t->name, failure);
     }
     Py_XDECREF(result);
     RAI_GilDrop();
@@ -108,8 +146,9 @@ static void RunTrigger(RAI_Job **jobs, int n) {
 }
 
 static void TriggerDone(RAI_Job *job) {
-    RAI_JobFree(job);
     __atomic_sub_fetch(&in_flight, 1, __ATOMIC_RELAXED);
+    if (job->bc) RedisModule_UnblockClient(job->bc, job); /* a read-through: its reply callback answers */
+    else RAI_JobFree(job);
 }
 
 static const RAI_JobOps TriggerJob = {"trigger", 0, RunTrigger, TriggerDone};
@@ -136,16 +175,18 @@ static const char *KeyTypeName(RedisModuleCtx *ctx, int type, RedisModuleString 
 
 static int Matches(const RAI_Trigger *t, int type, const char *event, const char *key, size_t keylen) {
     int keymiss = (type & REDISMODULE_NOTIFY_KEY_MISS) != 0;
+    if (t->readthrough) return 0; /* fired by the GET it answers (RAI_TriggerReadThrough), not by events */
     if (strcmp(t->event, "*") == 0 ? keymiss : strcmp(t->event, event) != 0) return 0;
     return keylen >= t->prefixlen && memcmp(key, t->prefix, t->prefixlen) == 0;
 }
 
-static void Queue(RAI_FunctionLib *lib, int trigger, const char *key, size_t keylen, const char *event,
-                  const char *type, int depth) {
+/* The record's job, queued; NULL (counted as dropped) if the function queue cannot start. */
+static RAI_Job *Queue(RAI_FunctionLib *lib, int trigger, const char *key, size_t keylen, const char *event,
+                      const char *type, int depth, RedisModuleBlockedClient *bc) {
     RAI_RunQueue *queue = RAI_FunctionQueue();
     if (queue == NULL) {
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
-        return;
+        return NULL;
     }
     TriggerRecord *rec = RedisModule_Calloc(1, sizeof(*rec));
     rec->lib = RAI_FunctionLibRetain(lib);
@@ -158,11 +199,14 @@ static void Queue(RAI_FunctionLib *lib, int trigger, const char *key, size_t key
     rec->type = type;
     rec->depth = depth;
     rec->slot = RAI_KeySlot(key, keylen);
+    rec->want_reply = bc != NULL;
     RAI_Job *job = RAI_JobNew(&TriggerJob, NULL);
     job->payload = rec;
     job->free_payload = FreeRecord;
+    job->bc = bc;
     __atomic_add_fetch(&in_flight, 1, __ATOMIC_RELAXED);
     RAI_RunQueuePush(queue, job);
+    return job;
 }
 
 static int OnKeyspaceEvent(RedisModuleCtx *ctx, int type, const char *event, RedisModuleString *key) {
@@ -186,10 +230,72 @@ static int OnKeyspaceEvent(RedisModuleCtx *ctx, int type, const char *event, Red
                 continue;
             }
             if (type_name == NULL) type_name = KeyTypeName(ctx, type, key);
-            Queue(lib, t, k, keylen, event, type_name, depth);
+            Queue(lib, t, k, keylen, event, type_name, depth, NULL);
         }
     }
     return REDISMODULE_OK;
+}
+
+/* ------------------------------------------------------------ read-through */
+
+static const RAI_Trigger *ReadThroughFor(const char *key, size_t keylen, RAI_FunctionLib **lib, int *index) {
+    for (size_t i = 0; i < RAI_FunctionLibCount(); i++) {
+        RAI_FunctionLib *l = RAI_FunctionLibAt(i);
+        for (int t = 0; t < l->ntriggers; t++) {
+            const RAI_Trigger *tr = &l->triggers[t];
+            if (tr->readthrough && keylen >= tr->prefixlen && memcmp(key, tr->prefix, tr->prefixlen) == 0) {
+                *lib = l;
+                *index = t;
+                return tr;
+            }
+        }
+    }
+    return NULL;
+}
+
+int RAI_TriggersReadThroughWanted(const char *key, size_t keylen) {
+    if (RAI_FunctionReadThroughCount() == 0) return 0;
+    RAI_FunctionLib *lib;
+    int index;
+    return ReadThroughFor(key, keylen, &lib, &index) != NULL;
+}
+
+/* The blocked GET's answer, from the record (main thread). */
+static int ReadThrough_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    (void)argv;
+    (void)argc;
+    RAI_Job *job = RedisModule_GetBlockedClientPrivateData(ctx);
+    TriggerRecord *rec = job->payload;
+    switch (rec->reply_kind) {
+    case RT_BULK: return RedisModule_ReplyWithStringBuffer(ctx, rec->reply, rec->replylen);
+    case RT_ERROR: return RedisModule_ReplyWithError(ctx, rec->reply);
+    case RT_STATUS: return RedisModule_ReplyWithSimpleString(ctx, rec->reply);
+    case RT_INT: return RedisModule_ReplyWithLongLong(ctx, strtoll(rec->reply, NULL, 10));
+    default: return RedisModule_ReplyWithNull(ctx);
+    }
+}
+
+static void ReadThrough_Free(RedisModuleCtx *ctx, void *privdata) {
+    (void)ctx;
+    RAI_JobFree(privdata);
+}
+
+int RAI_TriggerReadThrough(RedisModuleCtx *ctx, RedisModuleString *key) {
+    size_t keylen;
+    const char *k = RedisModule_StringPtrLen(key, &keylen);
+    RAI_FunctionLib *lib;
+    int index;
+    if (ReadThroughFor(k, keylen, &lib, &index) == NULL) return 0;
+    if (__atomic_load_n(&in_flight, __ATOMIC_RELAXED) >= RAI_TRIGGER_QUEUE_MAX) {
+        __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    RedisModuleBlockedClient *bc = RedisModule_BlockClient(ctx, ReadThrough_Reply, NULL, ReadThrough_Free, 0);
+    if (Queue(lib, index, k, keylen, "keymiss", "none", RAI_CurrentWorkTag(), bc) == NULL) {
+        RedisModule_AbortBlock(bc);
+        return 0;
+    }
+    return 1;
 }
 
 int RAI_TriggersSubscribe(RedisModuleCtx *ctx) {

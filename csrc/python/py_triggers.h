@@ -17,6 +17,16 @@
 /* At module load (main thread): subscribes to the keyspace events. */
 int RAI_TriggersSubscribe(RedisModuleCtx *ctx);
 
+/* Main thread, the GET filter's question: whether a read-through trigger
+ * watches `key` (cheap when there is none). */
+int RAI_TriggersReadThroughWanted(const char *key, size_t keylen);
+
+/* Main thread, in AI._READTHROUGH after its GET missed, where the client can
+ * block: blocks it and queues the read-through trigger of `key`, whose
+ * answer is the reply. 0 (nothing done; the caller replies nil) when no
+ * trigger watches the key or the queue is full. */
+int RAI_TriggerReadThrough(RedisModuleCtx *ctx, RedisModuleString *key);
+
 /* INFO's "functions" section: triggers, queue and counters. */
 void RAI_TriggersInfo(RedisModuleInfoCtx *ctx);
 

@@ -61,7 +61,7 @@ void RAI_FunctionLibAdd(RAI_FunctionLib *lib, const char *name, int flags) {
 }
 
 void RAI_FunctionLibAddTrigger(RAI_FunctionLib *lib, const char *name, const char *event, const char *prefix,
-                               size_t prefixlen) {
+                               size_t prefixlen, int readthrough) {
     lib->triggers = RedisModule_Realloc(lib->triggers, sizeof(RAI_Trigger) * (size_t)(lib->ntriggers + 1));
     RAI_Trigger *t = &lib->triggers[lib->ntriggers++];
     t->name = RedisModule_Strdup(name);
@@ -70,11 +70,20 @@ void RAI_FunctionLibAddTrigger(RAI_FunctionLib *lib, const char *name, const cha
     memcpy(t->prefix, prefix, prefixlen);
     t->prefix[prefixlen] = '\0';
     t->prefixlen = prefixlen;
+    t->readthrough = readthrough;
 }
 
 int RAI_FunctionTriggerCount(void) {
     int n = 0;
     for (size_t i = 0; i < nlibs; i++) n += libs[i]->ntriggers;
+    return n;
+}
+
+int RAI_FunctionReadThroughCount(void) {
+    int n = 0;
+    for (size_t i = 0; i < nlibs; i++) {
+        for (int t = 0; t < libs[i]->ntriggers; t++) n += libs[i]->triggers[t].readthrough;
+    }
     return n;
 }
 

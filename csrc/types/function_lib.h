@@ -37,6 +37,7 @@ typedef struct {
     char *event;
     char *prefix;
     size_t prefixlen;
+    int readthrough; /* keymiss with commands=["GET"]: the GET that missed waits for its answer */
 } RAI_Trigger;
 
 typedef struct RAI_FunctionLib {
@@ -64,12 +65,13 @@ void RAI_FunctionLibAdd(RAI_FunctionLib *lib, const char *name, int flags);
 
 /* Appends a trigger (import results). */
 void RAI_FunctionLibAddTrigger(RAI_FunctionLib *lib, const char *name, const char *event, const char *prefix,
-                               size_t prefixlen);
+                               size_t prefixlen, int readthrough);
 
 /* ----------------------------------------------------------------- registry */
 
 /* Triggers of all installed libraries: cheap, for the keyspace-event hot path. */
 int RAI_FunctionTriggerCount(void);
+int RAI_FunctionReadThroughCount(void); /* of them, read-through ones (the GET filter's hot path) */
 
 size_t RAI_FunctionLibCount(void);
 RAI_FunctionLib *RAI_FunctionLibAt(size_t i); /* borrowed, in load order */
