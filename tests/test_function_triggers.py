@@ -283,6 +283,25 @@ def test_read_through_keeps_gets_errors_and_other_clients_unblocked(shared_serve
     assert r.get("answer:q") == b"answer to q"
 
 
+def test_a_reader_needs_the_right_to_the_rewritten_get(shared_server: RedisServer, r: redis.Redis) -> None:
+    """A watched GET runs as AI._READTHROUGH, and ACL checks that command: in
+    @read where the server lets modules join categories (7.2+, Valkey); on
+    Redis 7.0 a `+@read` user needs `+ai._readthrough` by name."""
+    r.execute_command("AI.FUNCTION", "LOAD", ANSWERS)
+    r.execute_command("ACL", "SETUSER", "reader", "on", ">pw", "resetkeys", "~*", "-@all", "+@read")
+    r.execute_command("ACL", "SETUSER", "named", "on", ">pw", "resetkeys", "~*", "-@all", "+@read",
+                      "+ai._readthrough")
+    reader = shared_server.client(username="reader", password="pw")
+    in_read = "ai._readthrough" in {c.decode() if isinstance(c, bytes) else c for c in r.acl_cat("read")}
+    if in_read:
+        assert reader.get("answer:a") == b"answer to a"
+    else:
+        with pytest.raises(redis.exceptions.NoPermissionError, match="ai._readthrough"):
+            reader.get("answer:a")
+    assert reader.get("plain") is None  # an unwatched GET is untouched
+    assert shared_server.client(username="named", password="pw").get("answer:b") == b"answer to b"
+
+
 # ------------------------------------------------------------ who it runs as
 
 
