@@ -209,6 +209,18 @@ def test_function_runs_batch_with_each_other_on_a_model_with_batchsize(r: redis.
     assert info(r, "m")[b"calls"] == 2
 
 
+def test_a_function_inside_multi_runs_its_model_while_the_main_thread_waits(r: redis.Redis,
+                                                                            torch_blob: bytes) -> None:
+    """In MULTI the main thread waits for the function (it cannot block the
+    client); it still queues the function's model run and counts it."""
+    r.execute_command("AI.MODELSTORE", "m", "TORCH", "CPU", "BLOB", torch_blob)
+    pipe = r.pipeline(transaction=True)
+    pipe.execute_command("AI.FCALL", "store_result", 2, "m", "out", 1, 2)
+    pipe.execute_command("AI.FCALL", "model_async", 1, "m", 3, 4)
+    assert pipe.execute() == [b"OK", [13.0, 24.0]]
+    assert info(r, "m")[b"calls"] == 2 and r.exists("out")
+
+
 def test_a_runner_is_single_use_and_errors_are_replies(r: redis.Redis, torch_blob: bytes) -> None:
     r.execute_command("AI.MODELSTORE", "m", "TORCH", "CPU", "BLOB", torch_blob)
     r.set("plain", "v")

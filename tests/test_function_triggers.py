@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from conftest import RedisServer, wait_until
+from conftest import RedisServer, ServerFactory, wait_until
 from model_builders import torch_add
 
 SHARED_SERVER_MODULE_ARGS = ["FUNCTION_THREADS", "2"]
@@ -183,6 +183,27 @@ def test_loading_a_dataset_fires_no_triggers_and_keeps_them(shared_server: Redis
     assert not r.exists("seen:para:1")
     r.set("para:2", "y")  # the library came back from the RDB with its triggers
     assert seen(r, "para:2") == {b"event": b"set", b"type": b"string"}
+
+
+def test_triggers_fire_on_the_primary_only(server_factory: ServerFactory) -> None:
+    """The replica receives the primary's writes and the trigger's writes as
+    writes; its own triggers (from the replicated LOAD) never run, and its
+    read-through GET is a plain miss."""
+    primary = server_factory()
+    p = primary.client(protocol=3)
+    p.execute_command("AI.FUNCTION", "LOAD", WATCHERS)
+    p.execute_command("AI.FUNCTION", "LOAD", ANSWERS)
+    replica = server_factory(server_args=["--replicaof", "127.0.0.1", str(primary.port)])
+    wait_until(lambda: replica.client().info("replication").get("master_link_status") == "up",
+               what="the replica to sync")
+    rc = replica.client(protocol=3)
+    p.set("para:r", "x")
+    wait_until(lambda: p.exists("seen:para:r") == 1, what="the primary's trigger")
+    assert p.execute_command("WAIT", 1, 10000) == 1
+    assert rc.hgetall("seen:para:r") == {b"event": b"set", b"type": b"string"}
+    assert rc.get("answer:r") is None
+    assert functions_info(rc)["triggers"] == 8 and functions_info(rc)["trigger_runs"] == 0
+    assert not p.exists("answer:r")  # the replica ran nothing, so wrote nothing to replicate back
 
 
 # ---------------------------------------------------------- async + models

@@ -285,6 +285,8 @@ int RAI_TriggerReadThrough(RedisModuleCtx *ctx, RedisModuleString *key) {
     const char *k = RedisModule_StringPtrLen(key, &keylen);
     RAI_FunctionLib *lib;
     int index;
+    /* Masters only, as every trigger: a replica's GET is a plain miss. */
+    if (!(RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_MASTER)) return 0;
     if (ReadThroughFor(k, keylen, &lib, &index) == NULL) return 0;
     if (__atomic_load_n(&in_flight, __ATOMIC_RELAXED) >= RAI_TRIGGER_QUEUE_MAX) {
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);

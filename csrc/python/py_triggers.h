@@ -23,8 +23,8 @@ int RAI_TriggersReadThroughWanted(const char *key, size_t keylen);
 
 /* Main thread, in AI._READTHROUGH after its GET missed, where the client can
  * block: blocks it and queues the read-through trigger of `key`, whose
- * answer is the reply. 0 (nothing done; the caller replies nil) when no
- * trigger watches the key or the queue is full. */
+ * answer is the reply. 0 (nothing done; the caller replies nil) on a
+ * replica, when no trigger watches the key, or when the queue is full. */
 int RAI_TriggerReadThrough(RedisModuleCtx *ctx, RedisModuleString *key);
 
 /* INFO's "functions" section: triggers, queue and counters. */
