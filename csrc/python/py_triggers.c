@@ -209,18 +209,24 @@ static RAI_Job *Queue(RAI_FunctionLib *lib, int trigger, const char *key, size_t
     return job;
 }
 
-static int OnKeyspaceEvent(RedisModuleCtx *ctx, int type, const char *event, RedisModuleString *key) {
-    if (RAI_FunctionTriggerCount() == 0) return REDISMODULE_OK; /* the common case: one loop over few libraries */
+/* Masters only, not while loading: asked once per event, and only once a
+ * trigger matched (GetContextFlags is not free and most writes match none). */
+static int MayFire(RedisModuleCtx *ctx) {
     int flags = RedisModule_GetContextFlags(ctx);
-    if (!(flags & REDISMODULE_CTX_FLAGS_MASTER) || (flags & REDISMODULE_CTX_FLAGS_LOADING)) return REDISMODULE_OK;
+    return (flags & REDISMODULE_CTX_FLAGS_MASTER) && !(flags & REDISMODULE_CTX_FLAGS_LOADING);
+}
+
+static int OnKeyspaceEvent(RedisModuleCtx *ctx, int type, const char *event, RedisModuleString *key) {
+    if (RAI_FunctionTriggerCount() == 0) return REDISMODULE_OK; /* the common case */
     size_t keylen;
     const char *k = RedisModule_StringPtrLen(key, &keylen);
-    int depth = RAI_CurrentWorkTag();
+    int depth = RAI_CurrentWorkTag(), checked = 0;
     const char *type_name = NULL;
     for (size_t i = 0; i < RAI_FunctionLibCount(); i++) {
         RAI_FunctionLib *lib = RAI_FunctionLibAt(i);
         for (int t = 0; t < lib->ntriggers; t++) {
             if (!Matches(&lib->triggers[t], type, event, k, keylen)) continue;
+            if (!checked++ && !MayFire(ctx)) return REDISMODULE_OK;
             if (depth > RAI_TRIGGER_MAX_DEPTH) {
                 __atomic_add_fetch(&stopped, 1, __ATOMIC_RELAXED);
                 continue;

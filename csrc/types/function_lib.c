@@ -73,19 +73,20 @@ void RAI_FunctionLibAddTrigger(RAI_FunctionLib *lib, const char *name, const cha
     t->readthrough = readthrough;
 }
 
-int RAI_FunctionTriggerCount(void) {
-    int n = 0;
-    for (size_t i = 0; i < nlibs; i++) n += libs[i]->ntriggers;
-    return n;
+/* Counted when the registry changes, read on every keyspace event and GET. */
+static int ntriggers, nreadthrough;
+
+static void Recount(void) {
+    ntriggers = nreadthrough = 0;
+    for (size_t i = 0; i < nlibs; i++) {
+        ntriggers += libs[i]->ntriggers;
+        for (int t = 0; t < libs[i]->ntriggers; t++) nreadthrough += libs[i]->triggers[t].readthrough;
+    }
 }
 
-int RAI_FunctionReadThroughCount(void) {
-    int n = 0;
-    for (size_t i = 0; i < nlibs; i++) {
-        for (int t = 0; t < libs[i]->ntriggers; t++) n += libs[i]->triggers[t].readthrough;
-    }
-    return n;
-}
+int RAI_FunctionTriggerCount(void) { return ntriggers; }
+
+int RAI_FunctionReadThroughCount(void) { return nreadthrough; }
 
 size_t RAI_FunctionLibCount(void) { return nlibs; }
 
@@ -131,6 +132,7 @@ void RAI_FunctionLibInstall(RAI_FunctionLib *lib) {
     if (at >= 0) {
         RAI_FunctionLibRelease(libs[at]);
         libs[at] = lib;
+        Recount();
         return;
     }
     if (nlibs == caplibs) {
@@ -138,6 +140,7 @@ void RAI_FunctionLibInstall(RAI_FunctionLib *lib) {
         libs = RedisModule_Realloc(libs, sizeof(*libs) * caplibs);
     }
     libs[nlibs++] = lib;
+    Recount();
 }
 
 int RAI_FunctionLibRemove(const char *name) {
@@ -146,12 +149,14 @@ int RAI_FunctionLibRemove(const char *name) {
     RAI_FunctionLibRelease(libs[at]);
     memmove(&libs[at], &libs[at + 1], sizeof(*libs) * (nlibs - (size_t)at - 1));
     nlibs--;
+    Recount();
     return 1;
 }
 
 void RAI_FunctionLibRemoveAll(void) {
     for (size_t i = 0; i < nlibs; i++) RAI_FunctionLibRelease(libs[i]);
     nlibs = 0;
+    Recount();
 }
 
 int RAI_FunctionNameValid(const char *name, size_t len) {
