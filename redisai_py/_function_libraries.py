@@ -295,11 +295,13 @@ def override_reply(value: Any) -> None:
 def _answer(value: Any) -> tuple[str, bytes]:
     """A read-through's answer as (kind, bytes) for the shim: None nil; str
     or bytes a bulk string (a leading "-" an error, "+" a status, as in
-    Gears); int an integer; float its text."""
+    Gears); int an integer (beyond 64 bits, its digits as a bulk string);
+    float its text."""
     if value is None:
         return "nil", b""
-    if isinstance(value, bool) or isinstance(value, int):
-        return "int", str(int(value)).encode()
+    if isinstance(value, int):  # bool included
+        number = int(value)
+        return ("int" if -(1 << 63) <= number < (1 << 63) else "bulk"), str(number).encode()
     if isinstance(value, float):
         return "bulk", repr(value).encode()
     if isinstance(value, str):
