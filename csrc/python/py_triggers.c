@@ -19,7 +19,12 @@
  * depth 0.
  *
  * Triggers fire on masters only, and not while the server loads (an RDB, the
- * AOF, a full sync): those writes are not new. */
+ * AOF, a full sync): those writes are not new.
+ *
+ * Read-through triggers (keymiss with commands=["GET"]) are not fired by
+ * events: AI._READTHROUGH (commands/cmd_readthrough.c) queues their record
+ * with the GET's blocked client, the worker keeps the callback's answer in
+ * the record, and the reply callback here sends it. */
 #include "python/py_triggers.h"
 
 #define PY_SSIZE_T_CLEAN

@@ -1,6 +1,7 @@
 /* py_triggers.h -- keyspace triggers of function libraries: the module's
  * keyspace-notification subscription feeds a bounded queue of records, and
- * function workers run the triggers' Python callbacks on them. */
+ * function workers run the triggers' Python callbacks on them; read-through
+ * triggers answer a GET that waits for them. */
 #ifndef RAI_PY_TRIGGERS_H
 #define RAI_PY_TRIGGERS_H
 
