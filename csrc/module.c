@@ -12,6 +12,7 @@
 #include "commands/cmd_admin.h"
 #include "commands/cmd_dag.h"
 #include "commands/cmd_function.h"
+#include "commands/cmd_readthrough.h"
 #include "commands/cmd_metrics.h"
 #include "commands/cmd_model.h"
 #include "commands/cmd_script.h"
@@ -21,6 +22,9 @@
 #include "commands/info.h"
 #include "base/log.h"
 #include "python/job_kinds.h"
+#include "python/py_fn_runs.h"
+#include "python/py_triggers.h"
+#include "commands/job_keys.h"
 #include "python/py_metrics.h"
 #include "python/py_gil.h"
 #include "python/py_runtime.h"
@@ -116,6 +120,9 @@ static const CommandSpec COMMANDS[] = {
      "write scripting"},
     {"ai.fcall_ro", RAI_FCallRO_RedisCommand, "readonly deny-script no-mandatory-keys getkeys-api", 0, 0, 0,
      FCALL_RO_KEYS, "read scripting"},
+    /* A GET of a key a read-through trigger watches, rewritten by a command
+     * filter (cmd_readthrough.c): in @read, as GET is (7.2+). */
+    {"ai._readthrough", RAI_ReadThrough_RedisCommand, "readonly", 1, 1, 1, READ_KEY, "read"},
 };
 
 /* Declares, in the one SetCommandInfo call a command may get, where its keys
@@ -283,6 +290,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
         return REDISMODULE_ERR;
     }
     LogConfig(module_path);
+    RAI_PySetShimExtension(RAI_PyFnRunsAddMethods); /* redisAI runners' run_job, get_script */
     if (RAI_PyStart(module_path, err, sizeof(err)) != 0) {
         RAI_LOG_WARNING("redisai_py cannot start Python: %s", err);
         return REDISMODULE_ERR;
@@ -305,6 +313,7 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     }
     RAI_SyncRunStart(RAI_LogCtx);
     RAI_JobKindsStart();
+    RAI_FnRunsSetCounter(RAI_JobCount); /* redisAI runners' runs count like MODELEXECUTE's */
     RAI_SessionSetBudget(RAI_Cfg.model_sessions_memory, RAI_Cfg.model_sessions_max);
     if (RegisterCommands(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
     RedisModuleEvent shutdown = {REDISMODULE_EVENT_SHUTDOWN, 1};
@@ -312,6 +321,14 @@ __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisModuleCtx *ct
     RAI_CacheStart();
     RedisModuleEvent flush = {REDISMODULE_EVENT_FLUSHDB, 1};
     RedisModule_SubscribeToServerEvent(ctx, flush, OnFlush);
+    if (RAI_ReadThroughFilterRegister(ctx) != REDISMODULE_OK) {
+        RAI_LOG_WARNING("could not register the command filter of read-through triggers");
+        return REDISMODULE_ERR;
+    }
+    if (RAI_TriggersSubscribe(ctx) != REDISMODULE_OK) {
+        RAI_LOG_WARNING("could not subscribe to keyspace events for function triggers");
+        return REDISMODULE_ERR;
+    }
     if (RedisModule_RegisterInfoFunc(ctx, RAI_InfoFunc) != REDISMODULE_OK) {
         RAI_LOG_WARNING("could not register the INFO callback");
         return REDISMODULE_ERR;

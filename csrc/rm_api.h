@@ -42,6 +42,29 @@
 
 #define REDISMODULE_OPTIONS_HANDLE_IO_ERRORS (1 << 0)
 
+/* Keyspace notifications (SubscribeToKeyspaceEvents), for function triggers;
+ * key types, to name a key's type in a trigger's record. */
+#define REDISMODULE_CTX_FLAGS_MASTER (1 << 2)
+#define REDISMODULE_OPEN_KEY_NOTOUCH (1 << 16)
+#define REDISMODULE_NOTIFY_GENERIC (1 << 2)
+#define REDISMODULE_NOTIFY_STRING (1 << 3)
+#define REDISMODULE_NOTIFY_LIST (1 << 4)
+#define REDISMODULE_NOTIFY_SET (1 << 5)
+#define REDISMODULE_NOTIFY_HASH (1 << 6)
+#define REDISMODULE_NOTIFY_ZSET (1 << 7)
+#define REDISMODULE_NOTIFY_EXPIRED (1 << 8)
+#define REDISMODULE_NOTIFY_EVICTED (1 << 9)
+#define REDISMODULE_NOTIFY_STREAM (1 << 10)
+#define REDISMODULE_NOTIFY_KEY_MISS (1 << 11)
+#define REDISMODULE_NOTIFY_MODULE (1 << 13)
+#define REDISMODULE_KEYTYPE_STRING 1
+#define REDISMODULE_KEYTYPE_LIST 2
+#define REDISMODULE_KEYTYPE_HASH 3
+#define REDISMODULE_KEYTYPE_SET 4
+#define REDISMODULE_KEYTYPE_ZSET 5
+#define REDISMODULE_KEYTYPE_STREAM 7
+#define REDISMODULE_CMDFILTER_NOSELF (1 << 0)
+
 #define REDISMODULE_TYPE_METHOD_VERSION_COPY 3
 
 #define REDISMODULE_AUX_BEFORE_RDB (1 << 0)
@@ -92,11 +115,16 @@ typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
 typedef struct RedisModuleDefragCtx RedisModuleDefragCtx;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
 typedef struct RedisModuleUser RedisModuleUser;
+typedef struct RedisModuleCommandFilterCtx RedisModuleCommandFilterCtx;
+typedef struct RedisModuleCommandFilter RedisModuleCommandFilter;
+typedef void (*RedisModuleCommandFilterFunc)(RedisModuleCommandFilterCtx *filter);
 
 typedef struct RedisModuleScanCursor RedisModuleScanCursor;
 typedef void (*RedisModuleScanCB)(RedisModuleCtx *ctx, RedisModuleString *keyname,
                                   RedisModuleKey *key, void *privdata);
 typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+typedef int (*RedisModuleNotificationFunc)(RedisModuleCtx *ctx, int type, const char *event,
+                                           RedisModuleString *key);
 typedef void (*RedisModuleInfoFunc)(RedisModuleInfoCtx *ctx, int for_crash_report);
 typedef void (*RedisModuleEventLoopOneShotFunc)(void *user_data);
 typedef uint64_t RedisModuleTimerID;
@@ -322,7 +350,15 @@ typedef struct {
     X(int, ACLCheckCommandPermissions, (RedisModuleUser * user, RedisModuleString * *argv, int argc)) \
     X(int, ACLCheckKeyPermissions, (RedisModuleUser * user, RedisModuleString * key, int flags))   \
     X(int *, GetCommandKeys, (RedisModuleCtx * ctx, RedisModuleString * *argv, int argc, int *num_keys)) \
-    X(RedisModuleCtx *, GetContextFromIO, (RedisModuleIO * rdb))
+    X(RedisModuleCtx *, GetContextFromIO, (RedisModuleIO * rdb))                                  \
+    X(int, SubscribeToKeyspaceEvents, (RedisModuleCtx * ctx, int types, RedisModuleNotificationFunc cb)) \
+    X(RedisModuleCommandFilter *, RegisterCommandFilter,                                          \
+      (RedisModuleCtx * ctx, RedisModuleCommandFilterFunc cb, int flags))                         \
+    X(int, CommandFilterArgsCount, (RedisModuleCommandFilterCtx * fctx))                          \
+    X(RedisModuleString *, CommandFilterArgGet, (RedisModuleCommandFilterCtx * fctx, int pos))    \
+    X(int, CommandFilterArgReplace, (RedisModuleCommandFilterCtx * fctx, int pos, RedisModuleString * arg)) \
+    X(int, ReplyWithCallReply, (RedisModuleCtx * ctx, RedisModuleCallReply * reply))              \
+    X(int, AbortBlock, (RedisModuleBlockedClient * bc))
 
 /* Optional APIs: NULL when the server is older than the API. */
 #define RAI_OPTIONAL_APIS(X)                                                                      \

@@ -5,8 +5,9 @@ The contract with the shim (csrc/python/py_functions.c, through
 
 - `load_library(name, code)` runs on the loader thread. The source is
   executed in a fresh module namespace; while it runs, `register_function`
-  (redisai_py.functions) adds to the library being loaded, and nothing else
-  can. It returns an opaque `Library` and `((function name, flag bits), ...)`.
+  and `register_trigger` (redisai_py.functions) add to the library being
+  loaded, and nothing else can. It returns an opaque `Library`,
+  `((function name, flag bits), ...)` and `((trigger name, event, prefix), ...)`.
   It registers nothing anywhere: the C side owns the registry, checks names
   against other libraries and installs the library on the main thread, so a
   library that fails leaves nothing behind. Errors raise `FunctionError`
@@ -17,6 +18,8 @@ The contract with the shim (csrc/python/py_functions.c, through
   What it returns is reduced to None, bool, int, float, bytes, str, list and
   dict, which the shim turns into the reply; any exception becomes an error
   reply, `ERR <message>` unless its text already starts with an error code.
+- `fire_trigger(library, name, key, event, type, user, slot)` runs on a
+  function worker for one keyspace event a trigger matched (see below).
 
 Both hold the GIL only while Python runs; `execute()` drops it while the
 main thread runs the command.
@@ -47,6 +50,7 @@ FLAG_BITS: Mapping[str, int] = {
 }
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
+_EVENT = re.compile(r"\*|[a-z_]+")
 # An error text that already starts with a code (ERR, WRONGTYPE, NOPERM, ...) is sent as it is.
 _ERROR_CODE = re.compile(r"^[A-Z][A-Z_]*[A-Z] ")
 
@@ -68,13 +72,24 @@ class RegisteredFunction:
     flags: int
 
 
-class Library:
-    """A loaded library: its module (kept alive for its globals) and functions."""
+@dataclass(frozen=True)
+class RegisteredTrigger:
+    name: str
+    callback: Callable[..., Any]
+    event: str
+    prefix: bytes
+    readthrough: bool = False
 
-    def __init__(self, name: str, module: types.ModuleType, functions: dict[str, RegisteredFunction]) -> None:
+
+class Library:
+    """A loaded library: its module (kept alive for its globals), functions and triggers."""
+
+    def __init__(self, name: str, module: types.ModuleType, functions: dict[str, RegisteredFunction],
+                 triggers: dict[str, RegisteredTrigger] | None = None) -> None:
         self.name = name
         self.module = module
         self.functions = functions
+        self.triggers = triggers or {}
 
 
 class _Builder:
@@ -83,6 +98,31 @@ class _Builder:
     def __init__(self, name: str) -> None:
         self.name = name
         self.functions: dict[str, RegisteredFunction] = {}
+        self.triggers: dict[str, RegisteredTrigger] = {}
+
+    def add_trigger(self, name: str, callback: Callable[..., Any], event: Any, prefix: Any, commands: Any) -> None:
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise FunctionError("ERR Trigger names can only contain letters, numbers, or underscores(_) "
+                                "and must be at least one character long")
+        if name in self.triggers:
+            raise FunctionError(f"ERR Trigger {name} already exists")
+        if not callable(callback):
+            raise FunctionError(f"ERR the callback of trigger {name} is not callable")
+        if not isinstance(event, str) or not _EVENT.fullmatch(event):
+            raise FunctionError(f"ERR the event of trigger {name} must be a keyspace event name "
+                                "(set, hset, del, expired, keymiss, ...) or *")
+        if isinstance(prefix, str):
+            prefix = prefix.encode()
+        if not isinstance(prefix, bytes):
+            raise FunctionError(f"ERR the prefix of trigger {name} must be str or bytes")
+        readthrough = False
+        if commands is not None:
+            names = [commands] if isinstance(commands, str) else list(commands)
+            if event != "keymiss" or [str(c).upper() for c in names] != ["GET"]:
+                raise FunctionError(f"ERR trigger {name}: commands= is only for read-through, "
+                                    'event="keymiss" with commands=["GET"]')
+            readthrough = True
+        self.triggers[name] = RegisteredTrigger(name, callback, event, prefix, readthrough)
 
     def add(self, name: str, callback: Callable[..., Any], flags: Any) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -157,7 +197,8 @@ def _offer_redis_ai() -> None:
         sys.modules["redisAI"] = redis_ai
 
 
-def load_library(name: str, code: str) -> tuple[Library, tuple[tuple[str, int], ...]]:
+def load_library(name: str, code: str) -> tuple[Library, tuple[tuple[str, int], ...],
+                                                tuple[tuple[str, str, bytes, bool], ...]]:
     """Import `code` as library `name` (see the module's doc)."""
     builder = _Builder(name)
     _offer_redis_ai()
@@ -174,10 +215,11 @@ def load_library(name: str, code: str) -> tuple[Library, tuple[tuple[str, int], 
         raise FunctionError(f"ERR Error loading library {name}: {type(exc).__name__}: {exc}") from exc
     finally:
         _loading.reset(token)
-    if not builder.functions:
+    if not builder.functions and not builder.triggers:
         raise FunctionError("ERR No functions registered")
-    library = Library(name, module, builder.functions)
-    return library, tuple((f.name, f.flags) for f in builder.functions.values())
+    library = Library(name, module, builder.functions, builder.triggers)
+    return (library, tuple((f.name, f.flags) for f in builder.functions.values()),
+            tuple((t.name, t.event, t.prefix, t.readthrough) for t in builder.triggers.values()))
 
 
 _loops = threading.local()
@@ -235,4 +277,76 @@ def call_function(library: Library, name: str, keys: list[bytes], args: list[byt
     except BaseException as exc:  # noqa: BLE001 -- a callback's SystemExit is its caller's error, not ours
         raise FunctionError(_one_line_error(exc)) from exc
     finally:
+        _calling.reset(token)
+
+
+_override: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("override", default=None)
+
+
+def override_reply(value: Any) -> None:
+    """The answer of the GET a read-through trigger runs for (see functions.override_reply)."""
+    slot = _override.get()
+    if slot is None:
+        raise FunctionError("ERR override_reply() is only for a read-through trigger (a GET that waits)")
+    if not slot:  # the first one wins, as in Gears
+        slot.append(value)
+
+
+def _answer(value: Any) -> tuple[str, bytes]:
+    """A read-through's answer as (kind, bytes) for the shim: None nil; str
+    or bytes a bulk string (a leading "-" an error, "+" a status, as in
+    Gears); int an integer (beyond 64 bits, its digits as a bulk string);
+    float its text."""
+    if value is None:
+        return "nil", b""
+    if isinstance(value, int):  # bool included
+        number = int(value)
+        return ("int" if -(1 << 63) <= number < (1 << 63) else "bulk"), str(number).encode()
+    if isinstance(value, float):
+        return "bulk", repr(value).encode()
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if data.startswith(b"-"):
+            return "error", data[1:]
+        if data.startswith(b"+"):
+            return "status", data[1:]
+        return "bulk", data
+    raise FunctionError(f"ERR a read-through answer must be None, str, bytes or a number, not {type(value).__name__}")
+
+
+def fire_trigger(library: Library, name: str, key: bytes, event: str, key_type: str, user: bytes, slot: int,
+                 want_reply: bool = False) -> tuple[str, bytes] | None:
+    """Run trigger `name` of `library` for one keyspace event, on a function
+    worker. The callback gets a record, RedisGears' shape: a dict with `key`
+    (str), `key_raw` (bytes), `event` and `type` (Redis's TYPE name; "none"
+    once the key is gone). Its execute() runs as `user` (who loaded the
+    library), may write, and in cluster mode reaches the slot of `key`. A
+    coroutine it returns runs to completion on this worker's event loop.
+    Errors are raised to the shim, which counts and logs them.
+
+    want_reply (a read-through): returns the GET's answer as (kind, bytes):
+    what override_reply() got first, else the return value; an exception is
+    ("exception", its reply text), which the shim counts as a failure."""
+    trigger = library.triggers.get(name)
+    if trigger is None:
+        return ("nil", b"") if want_reply else None
+    record = {"key": key.decode("utf-8", "replace"), "key_raw": key, "event": event, "type": key_type}
+    token = _calling.set(CallContext(user, False, slot))
+    override = _override.set([] if want_reply else None)
+    try:
+        result = trigger.callback(record)
+        if inspect.isawaitable(result):
+            result = _run_coroutine(result)
+        if not want_reply:
+            return None
+        slot_value = _override.get()
+        return _answer(slot_value[0] if slot_value else result)
+    except BaseException as exc:  # noqa: BLE001 -- the waiting client gets it as its error
+        if not want_reply:
+            raise
+        return "exception", _one_line_error(exc).encode()
+    finally:
+        _override.reset(override)
         _calling.reset(token)

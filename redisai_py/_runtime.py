@@ -46,6 +46,7 @@ ENTRY_POINTS: tuple[str, ...] = (
     "drop_sessions",
     "load_library",
     "call_function",
+    "fire_trigger",
 )
 
 _log = logging.getLogger("redisai_py")
@@ -302,3 +303,4 @@ def run_script(script: Any, fn: str, inputs: Sequence[Any], keys: list[str], arg
 # In-server functions (AI.FUNCTION LOAD, AI.FCALL): see redisai_py/_function_libraries.py.
 load_library = _function_libraries.load_library
 call_function = _function_libraries.call_function
+fire_trigger = _function_libraries.fire_trigger

@@ -30,7 +30,8 @@ from typing import Any
 
 from redisai_py import _function_libraries as _libraries
 
-__all__ = ["register_function", "execute", "hashtag", "log", "CommandError", "FLAGS"]
+__all__ = ["register_function", "register_trigger", "override_reply", "execute", "hashtag", "log", "CommandError",
+           "FLAGS"]
 
 FLAGS: frozenset[str] = frozenset(_libraries.FLAG_BITS)
 """The flags a function may carry (Redis 7 Functions' names): `no-writes`
@@ -48,6 +49,31 @@ def register_function(name: str, callback: Callable[[list[bytes], list[bytes]], 
     Only while `AI.FUNCTION LOAD` imports the library. Names are letters,
     digits and underscores, unique across every loaded library."""
     _libraries.current_builder().add(name, callback, tuple(flags) if not isinstance(flags, str) else flags)
+
+
+def register_trigger(name: str, callback: Callable[[dict[str, Any]], Any], event: str = "*",
+                     prefix: str | bytes = "", commands: Iterable[str] | None = None) -> None:
+    """Register `callback` to run on a function worker after each keyspace
+    `event` (Redis's event names: "set", "hset", "del", "expired",
+    "keymiss", ...; "*" any but keymiss) on a key starting with `prefix`.
+
+    Only while `AI.FUNCTION LOAD` imports the library. The callback gets a
+    record dict (`key`, `key_raw`, `event`, `type`) and may be `async def`;
+    its execute() runs as the user who loaded the library. Triggers fire on
+    masters only, not while the server loads.
+
+    Read-through: with `event="keymiss", commands=["GET"]`, a client's GET
+    of a missing key under `prefix` waits for the callback and gets what it
+    passes to override_reply() (or returns) instead of nil; inside MULTI or
+    Lua the GET answers nil and the trigger does not run."""
+    _libraries.current_builder().add_trigger(name, callback, event, prefix, commands)
+
+
+def override_reply(value: Any) -> None:
+    """In a read-through trigger: the answer of the GET that waits for it
+    (None: nil; str or bytes: a bulk string, or an error if it starts with
+    "-", a status with "+"; a number). Only the first call counts."""
+    _libraries.override_reply(value)
 
 
 def execute(*command: str | bytes | int | float) -> Any:

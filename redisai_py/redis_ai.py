@@ -21,13 +21,36 @@ Keys are read and written with AI.TENSORGET / AI.TENSORSET through the
 function's execute(), so they obey the caller's ACL rules, FCALL_RO's no
 writes and the cluster slot rule, and writes replicate as AI.TENSORSET.
 Errors raise `RedisAIFunctionError`,
-whose text is the client's reply if left uncaught. Model, script and DAG
-runners are not here yet.
+whose text is the client's reply if left uncaught.
+
+Runners (Gears' names and argument order; each single use):
+
+    createModelRunner(key) -> runner
+    modelRunnerAddInput(runner, name, tensor) -> 1
+    modelRunnerAddOutput(runner, name) -> 1
+    modelRunnerRun(runner) -> list of tensors
+    await modelRunnerRunAsync(runner) -> list of tensors
+    createScriptRunner(key, fn) -> runner
+    scriptRunnerAddInput(runner, tensor), scriptRunnerAddInputList(runner, tensors),
+    scriptRunnerAddOutput(runner), scriptRunnerRun(runner), await scriptRunnerRunAsync(runner)
+    createDAGRunner() -> PyDAGRunner: Input, TensorSet, TensorGet, ModelRun,
+        ScriptRun, OpsFromString (chainable), then `await dag.Run()`
+
+A run is an ordinary run job on the model's (script's) device queue, queued
+by the main thread as AI.MODELEXECUTE's are: it batches with other clients'
+runs, obeys the loaded-session budget and counts in AI.INFO. The function's
+thread waits for it without the GIL; the async forms wait on a helper
+thread so the callback's event loop can run other coroutines meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+import contextvars
+import shlex
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -37,6 +60,10 @@ from redisai_py import _function_libraries as _libraries
 __all__ = [
     "PyTensor", "createTensorFromValues", "createTensorFromBlob", "tensorToFlatList", "tensorGetDataAsBlob",
     "tensorGetDims", "getTensorFromKey", "mgetTensorsFromKeyspace", "setTensorInKey", "msetTensorsInKeyspace",
+    "PyGraphRunner", "PyDAGRunner", "RedisAIFunctionError",
+    "createModelRunner", "modelRunnerAddInput", "modelRunnerAddOutput", "modelRunnerRun", "modelRunnerRunAsync",
+    "createScriptRunner", "scriptRunnerAddInput", "scriptRunnerAddInputList", "scriptRunnerAddOutput",
+    "scriptRunnerRun", "scriptRunnerRunAsync", "createDAGRunner",
 ]
 
 # Gears' tensor types; the numpy types are the shim's (its DTYPES table) where it is loaded.
@@ -181,3 +208,299 @@ def setTensorInKey(key: str | bytes, tensor: PyTensor) -> None:  # noqa: N802
 def msetTensorsInKeyspace(tensors: Mapping[str | bytes, PyTensor]) -> None:  # noqa: N802
     for key, tensor in tensors.items():
         _write_key(key, tensor)
+
+
+# ------------------------------------------------------------------ runners
+
+_NOT_A_MODEL = "given key do not contain RedisAI model"
+_NOT_A_SCRIPT = "given key do not contain RedisAI script"
+
+
+def _shim() -> Any:
+    import _redisai_shim  # type: ignore[import-not-found]  # built into the shim
+
+    return _redisai_shim
+
+
+def _check_key(command: str, key: Any, not_found: str) -> None:
+    """The caller may read `key` (ACL rules, FCALL's cluster slot): the
+    same check an execute() of the key's META read makes."""
+    try:
+        _libraries.execute_as_caller((command, key, "META"), raw=True)
+    except _libraries.CommandError as exc:
+        text = str(exc)
+        if text.startswith(("WRONGTYPE", "ERR model key is empty", "ERR script key is empty")):
+            text = not_found
+        raise RedisAIFunctionError(text) from None
+
+
+def _as_job_input(tensor: Any) -> tuple[str, tuple[int, ...], np.ndarray]:
+    t = _tensor(tensor)
+    return t.dtype, t.shape, np.ascontiguousarray(np.asarray(t))
+
+
+def _run_job(target: Any, fn: str | None, inputs: list[PyTensor], noutputs: int) -> list[PyTensor]:
+    """One run job on the target's device queue; this thread waits without the GIL."""
+    try:
+        ok, result = _shim().run_job(target, fn, [_as_job_input(t) for t in inputs], noutputs)
+    except (TypeError, ValueError) as exc:
+        raise RedisAIFunctionError(str(exc)) from None
+    if not ok:
+        raise RedisAIFunctionError(result)
+    return [PyTensor(np.asarray(view)) for view in result]
+
+
+_executor_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def _waiters() -> ThreadPoolExecutor:
+    """Threads that wait for async runs (each waits without the GIL)."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="redisai-fn-run")
+        return _executor
+
+
+def _awaitable(what: str, run: Callable[[], Any]) -> asyncio.Future[Any]:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise RedisAIFunctionError(f"ERR {what} must be awaited inside an async def callback") from None
+    return loop.run_in_executor(_waiters(), contextvars.copy_context().run, run)
+
+
+class PyGraphRunner:
+    """A model or script run being built (Gears' runner object): single use."""
+
+    __slots__ = ("_target", "_fn", "_inputs", "_outputs", "_valid")
+
+    def __init__(self, target: Any, fn: str | None) -> None:
+        self._target = target
+        self._fn = fn
+        self._inputs: list[PyTensor] = []
+        self._outputs = 0
+        self._valid = True
+
+    def _check(self) -> None:
+        if not self._valid:
+            raise RedisAIFunctionError("PyGraphRunner is invalid")
+
+    def _take(self) -> Callable[[], list[PyTensor]]:
+        """The run, once: the runner is spent from here on."""
+        self._check()
+        self._valid = False
+        target, fn, inputs, noutputs = self._target, self._fn, list(self._inputs), self._outputs
+        self._target = None
+        self._inputs = []
+        return lambda: _run_job(target, fn, inputs, noutputs)
+
+
+def _runner(value: Any, script: bool) -> PyGraphRunner:
+    if not isinstance(value, PyGraphRunner):
+        raise RedisAIFunctionError("ERR expected a runner (PyGraphRunner)")
+    value._check()
+    if (value._fn is not None) != script:
+        raise RedisAIFunctionError("ERR expected a script runner" if script else "ERR expected a model runner")
+    return value
+
+
+def createModelRunner(key: str | bytes) -> PyGraphRunner:  # noqa: N802
+    """A runner of the model stored under `key` ("given key do not contain RedisAI model")."""
+    _check_key("AI.MODELGET", key, _NOT_A_MODEL)
+    try:
+        model = _shim().get_model(key.decode() if isinstance(key, bytes) else key)
+    except RuntimeError:
+        raise RedisAIFunctionError(_NOT_A_MODEL) from None
+    return PyGraphRunner(model, None)
+
+
+def modelRunnerAddInput(runner: PyGraphRunner, name: str, tensor: PyTensor) -> int:  # noqa: N802
+    """Adds an input (the name is not matched against the graph, as in Gears)."""
+    _runner(runner, False)._inputs.append(_tensor(tensor))
+    return 1
+
+
+def modelRunnerAddOutput(runner: PyGraphRunner, name: str) -> int:  # noqa: N802
+    _runner(runner, False)._outputs += 1
+    return 1
+
+
+def modelRunnerRun(runner: PyGraphRunner) -> list[PyTensor]:  # noqa: N802
+    """Runs the model now, on its device queue; its outputs."""
+    return _runner(runner, False)._take()()
+
+
+def modelRunnerRunAsync(runner: PyGraphRunner) -> asyncio.Future[list[PyTensor]]:  # noqa: N802
+    """`await` it inside an `async def` callback: the outputs."""
+    return _awaitable("modelRunnerRunAsync", _runner(runner, False)._take())
+
+
+def createScriptRunner(key: str | bytes, fn: str) -> PyGraphRunner:  # noqa: N802
+    """A runner of function `fn` of the script stored under `key`."""
+    if not isinstance(fn, str) or not fn:
+        raise RedisAIFunctionError("ERR the script's function must be a non-empty str")
+    _check_key("AI.SCRIPTGET", key, _NOT_A_SCRIPT)
+    script = _shim().get_script(key.decode() if isinstance(key, bytes) else key)
+    if script is None:
+        raise RedisAIFunctionError(_NOT_A_SCRIPT)
+    return PyGraphRunner(script, fn)
+
+
+def scriptRunnerAddInput(runner: PyGraphRunner, tensor: PyTensor) -> int:  # noqa: N802
+    _runner(runner, True)._inputs.append(_tensor(tensor))
+    return 1
+
+
+def scriptRunnerAddInputList(runner: PyGraphRunner, tensors: Iterable[PyTensor]) -> int:  # noqa: N802
+    checked = [_tensor(t) for t in tensors]
+    _runner(runner, True)._inputs.extend(checked)
+    return 1
+
+
+def scriptRunnerAddOutput(runner: PyGraphRunner) -> int:  # noqa: N802
+    _runner(runner, True)._outputs += 1
+    return 1
+
+
+def scriptRunnerRun(runner: PyGraphRunner) -> list[PyTensor]:  # noqa: N802
+    return _runner(runner, True)._take()()
+
+
+def scriptRunnerRunAsync(runner: PyGraphRunner) -> asyncio.Future[list[PyTensor]]:  # noqa: N802
+    return _awaitable("scriptRunnerRunAsync", _runner(runner, True)._take())
+
+
+# ---------------------------------------------------------------------- DAG
+
+_MISSING_IN_DAG = "ERR INPUT key cannot be found in DAG"
+
+
+class PyDAGRunner:
+    """A DAG being built: tensors by name, model and script runs, and the
+    names to fetch. Every method returns the runner (chainable); `Run()`
+    resolves to one tensor per TensorGet, in their order. Single use.
+
+    The ops run one after another, each an ordinary run job on its device
+    queue, reading and writing only the DAG's own tensors (no keys)."""
+
+    def __init__(self) -> None:
+        self._ops: list[tuple[str, Any]] = []
+        self._valid = True
+
+    def _add(self, kind: str, op: Any) -> PyDAGRunner:
+        if not self._valid:
+            raise RedisAIFunctionError("PyDAGRunner is invalid")
+        self._ops.append((kind, op))
+        return self
+
+    def Input(self, name: str, tensor: PyTensor) -> PyDAGRunner:  # noqa: N802
+        return self._add("set", (name, _tensor(tensor)))
+
+    def TensorSet(self, name: str, tensor: PyTensor) -> PyDAGRunner:  # noqa: N802
+        return self._add("set", (name, _tensor(tensor)))
+
+    def TensorGet(self, name: str) -> PyDAGRunner:  # noqa: N802
+        return self._add("get", name)
+
+    def ModelRun(self, name: str, inputs: Iterable[str], outputs: Iterable[str]) -> PyDAGRunner:  # noqa: N802
+        if not self._valid:
+            raise RedisAIFunctionError("PyDAGRunner is invalid")
+        runner = createModelRunner(name)
+        return self._add("run", (runner._target, None, list(inputs), list(outputs)))
+
+    def ScriptRun(self, name: str, func: str, inputs: Iterable[str], outputs: Iterable[str]) -> PyDAGRunner:  # noqa: N802
+        if not self._valid:
+            raise RedisAIFunctionError("PyDAGRunner is invalid")
+        runner = createScriptRunner(name, func)
+        return self._add("run", (runner._target, func, list(inputs), list(outputs)))
+
+    def OpsFromString(self, ops: str) -> PyDAGRunner:  # noqa: N802
+        """RedisAI's DAG syntax: `|> AI.TENSORSET ... |> AI.MODELEXECUTE ... |> AI.TENSORGET ...`."""
+        if not self._valid:
+            raise RedisAIFunctionError("PyDAGRunner is invalid")
+        for text in ops.split("|>"):
+            words = shlex.split(text)
+            if words:
+                _parse_dag_op(self, words)
+        return self
+
+    def Run(self) -> asyncio.Future[list[PyTensor]]:  # noqa: N802
+        """`await` it inside an `async def` callback."""
+        if not self._valid:
+            raise RedisAIFunctionError("PyDAGRunner is invalid")
+        self._valid = False
+        ops, self._ops = self._ops, []
+        return _awaitable("PyDAGRunner.Run()", lambda: _run_dag(ops))
+
+
+def _run_dag(ops: list[tuple[str, Any]]) -> list[PyTensor]:
+    tensors: dict[str, PyTensor] = {}
+    fetched: list[str] = []
+    for kind, op in ops:
+        if kind == "set":
+            tensors[op[0]] = op[1]
+        elif kind == "get":
+            fetched.append(op)
+        else:
+            target, fn, inputs, outputs = op
+            if any(name not in tensors for name in inputs):
+                raise RedisAIFunctionError(_MISSING_IN_DAG)
+            results = _run_job(target, fn, [tensors[name] for name in inputs], len(outputs))
+            tensors.update(zip(outputs, results))
+    if any(name not in tensors for name in fetched):
+        raise RedisAIFunctionError(_MISSING_IN_DAG)
+    return [tensors[name] for name in fetched]
+
+
+def _count_and_names(words: list[str], at: int, what: str) -> tuple[list[str], int]:
+    """`<WHAT> n name...` at words[at]: the names and the index after them."""
+    if at >= len(words) or words[at].upper() != what:
+        raise RedisAIFunctionError(f"ERR {what} not found in DAG op")
+    try:
+        n = int(words[at + 1])
+    except (IndexError, ValueError):
+        raise RedisAIFunctionError(f"ERR Invalid value for {what}") from None
+    names = words[at + 2:at + 2 + n]
+    if n < 0 or len(names) != n:
+        raise RedisAIFunctionError(f"ERR Invalid value for {what}")
+    return names, at + 2 + n
+
+
+def _parse_dag_op(dag: PyDAGRunner, words: list[str]) -> None:
+    command = words[0].upper()
+    if command == "AI.TENSORGET" and len(words) >= 2:
+        dag.TensorGet(words[1])
+    elif command == "AI.TENSORSET" and len(words) >= 3:
+        dag.TensorSet(words[1], _tensor_from_words(words[2:]))
+    elif command in ("AI.MODELEXECUTE", "AI.MODELRUN") and len(words) >= 2:
+        inputs, at = _count_and_names(words, 2, "INPUTS")
+        outputs, _ = _count_and_names(words, at, "OUTPUTS")
+        dag.ModelRun(words[1], inputs, outputs)
+    elif command in ("AI.SCRIPTEXECUTE", "AI.SCRIPTRUN") and len(words) >= 3:
+        inputs, at = _count_and_names(words, 3, "INPUTS")
+        outputs, _ = _count_and_names(words, at, "OUTPUTS")
+        dag.ScriptRun(words[1], words[2], inputs, outputs)
+    else:
+        raise RedisAIFunctionError(f"ERR unsupported command within DAG: {words[0]}")
+
+
+def _tensor_from_words(words: list[str]) -> PyTensor:
+    """`TYPE dim... VALUES v...` (an op string cannot carry a binary BLOB)."""
+    upper = [w.upper() for w in words]
+    if "VALUES" not in upper:
+        raise RedisAIFunctionError("ERR AI.TENSORSET in OpsFromString needs VALUES")
+    at = upper.index("VALUES")
+    dtype, dims = _dtype(words[0]), _dims(words[1:at])
+    try:
+        values = np.array([float(v) for v in words[at + 1:]], dtype=np.float64)
+    except ValueError:
+        raise RedisAIFunctionError("ERR invalid value") from None
+    if values.size != int(np.prod(dims, dtype=np.int64)):
+        raise RedisAIFunctionError("ERR data length does not match tensor shape and type")
+    return PyTensor(values.astype(dtype).reshape(dims))
+
+
+def createDAGRunner() -> PyDAGRunner:  # noqa: N802
+    return PyDAGRunner()

@@ -78,6 +78,7 @@ SYNTAX = {
                    "|LIST [LIBRARYNAME library-name-pattern] [WITHCODE]|FLUSH [ASYNC|SYNC]|KILL",
     "ai.fcall": "function numkeys [key [key ...]] [arg [arg ...]]",
     "ai.fcall_ro": "function numkeys [key [key ...]] [arg [arg ...]]",
+    "ai._readthrough": "key",
 }
 
 # The first RedisAI release whose command table had each command.
@@ -90,7 +91,7 @@ SINCE = {
     "ai.dagexecute": "1.2.3", "ai.dagexecute_ro": "1.2.3", "ai.scriptstore": "1.2.4",
     # redisai_py's own command (RedisAI never had it): the project release that added it.
     "ai.metrics": "0.1.0",
-    "ai.function": "0.1.0", "ai.fcall": "0.1.0", "ai.fcall_ro": "0.1.0",
+    "ai.function": "0.1.0", "ai.fcall": "0.1.0", "ai.fcall_ro": "0.1.0", "ai._readthrough": "0.1.0",
 }
 
 # Deprecated command: (RedisAI release that deprecated it, its replacement).
@@ -107,7 +108,7 @@ DEPRECATED = {
 # others have no key or find their keys themselves (getkeys-api).
 SPEC_KEYED = {"ai.tensorset", "ai.tensorget", "ai.modelstore", "ai.modelset", "ai.modelget",
               "ai.modeldel", "ai.scriptstore", "ai.scriptset", "ai.scriptget", "ai.scriptdel",
-              "ai.info"}
+              "ai.info", "ai._readthrough"}
 # AI.FCALL's keys follow its key count (argv[2]), as Redis FCALL's do.
 COUNTED_KEYS = {"ai.fcall", "ai.fcall_ro"}
 

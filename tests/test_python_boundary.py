@@ -151,6 +151,10 @@ def c_shim_exports() -> dict[str, set[str]]:
     methods = re.search(r"PyMethodDef ShimMethods\[\]\s*=\s*\{(.*?)\};", source, re.S)
     assert methods is not None
     exports = {"": set(re.findall(r"\{\"(\w+)\",", methods.group(1)))}
+    # The function runs' methods (py_fn_runs.c), added to the same module at its creation.
+    fn_runs = re.search(r"PyMethodDef FnRunMethods\[\]\s*=\s*\{(.*?)\};", c_source("python/py_fn_runs.c"), re.S)
+    assert fn_runs is not None
+    exports[""] |= set(re.findall(r"\{\"(\w+)\",", fn_runs.group(1)))
     exports[""] |= set(re.findall(r"PyModule_AddObject\(module, \"(\w+)\"", source))
     for type_name in ("Tensor", "Model", "Script"):
         getset = re.search(rf"PyGetSetDef {type_name}GetSet\[\]\s*=\s*\{{(.*?)\}};", source, re.S)

@@ -138,6 +138,19 @@ static void ImportAndWait(RedisModuleCtx *ctx, RAI_Job *job) {
     job->waiter = NULL;
 }
 
+/* The ACL user loading the library: its triggers' execute() runs as it. NULL
+ * (the triggers then run as "default") where the command has no user: AOF
+ * replay, a primary's stream. */
+static void RecordLoader(RedisModuleCtx *ctx, RAI_FunctionLib *lib) {
+    /* Those clients have no ACL user, and Redis 7.0's GetCurrentUserName
+     * reads it without a check (a crash on a replica, seen in tests). */
+    if (RedisModule_GetContextFlags(ctx) & (REDISMODULE_CTX_FLAGS_LOADING | REDISMODULE_CTX_FLAGS_REPLICATED)) return;
+    RedisModuleString *user = RedisModule_GetCurrentUserName(ctx);
+    if (user == NULL) return;
+    lib->loaded_by = RedisModule_Strdup(RedisModule_StringPtrLen(user, NULL));
+    RedisModule_FreeString(ctx, user);
+}
+
 static RAI_Job *LoadJob(const char *name, const char *code, size_t len, int replace) {
     RAI_FunctionLoad *load = RedisModule_Calloc(1, sizeof(*load));
     load->lib = RAI_FunctionLibNew(name, code, len);
@@ -165,6 +178,7 @@ static int FunctionLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
     }
     RAI_Job *job = LoadJob(name, code, len, replace);
     RedisModule_Free(name);
+    RecordLoader(ctx, ((RAI_FunctionLoad *)job->payload)->lib);
     int flags = RedisModule_GetContextFlags(ctx);
     if ((flags & (REDISMODULE_CTX_FLAGS_LOADING | REDISMODULE_CTX_FLAGS_REPLICATED)) || RAI_ClientCannotBlock(ctx)) {
         if (!RAI_SyncRunAllowed()) {
@@ -250,9 +264,21 @@ static void ReplyFunction(RedisModuleCtx *ctx, const RAI_Function *fn) {
     RedisModule_ReplySetArrayLength(ctx, n);
 }
 
-/* FUNCTION LIST's shape: library_name, engine, functions, [library_code]. */
+/* A trigger: name, event, prefix. */
+static void ReplyTrigger(RedisModuleCtx *ctx, const RAI_Trigger *t) {
+    RedisModule_ReplyWithMap(ctx, 3);
+    ReplyCString(ctx, "name");
+    ReplyCString(ctx, t->name);
+    ReplyCString(ctx, "event");
+    ReplyCString(ctx, t->event);
+    ReplyCString(ctx, "prefix");
+    RedisModule_ReplyWithStringBuffer(ctx, t->prefix, t->prefixlen);
+}
+
+/* FUNCTION LIST's shape: library_name, engine, functions, [library_code];
+ * and ours: triggers. */
 static void ReplyLibrary(RedisModuleCtx *ctx, const RAI_FunctionLib *lib, int withcode) {
-    RedisModule_ReplyWithMap(ctx, withcode ? 4 : 3);
+    RedisModule_ReplyWithMap(ctx, withcode ? 5 : 4);
     ReplyCString(ctx, "library_name");
     ReplyCString(ctx, lib->name);
     ReplyCString(ctx, "engine");
@@ -260,6 +286,9 @@ static void ReplyLibrary(RedisModuleCtx *ctx, const RAI_FunctionLib *lib, int wi
     ReplyCString(ctx, "functions");
     RedisModule_ReplyWithArray(ctx, lib->nfunctions);
     for (int f = 0; f < lib->nfunctions; f++) ReplyFunction(ctx, &lib->functions[f]);
+    ReplyCString(ctx, "triggers");
+    RedisModule_ReplyWithArray(ctx, lib->ntriggers);
+    for (int t = 0; t < lib->ntriggers; t++) ReplyTrigger(ctx, &lib->triggers[t]);
     if (withcode) {
         ReplyCString(ctx, "library_code");
         RedisModule_ReplyWithStringBuffer(ctx, lib->code, lib->codelen);

@@ -227,6 +227,16 @@ static const RAI_CommandDoc MODELSCAN = {
     .tips = "nondeterministic_output_order",
 };
 
+/* A GET of a key a read-through trigger watches, rewritten by the module's
+ * command filter (cmd_readthrough.c); clients need not send it. */
+static const RedisModuleCommandArg READTHROUGH_ARGS[] = {SPEC_KEY, END};
+static const RAI_CommandDoc READTHROUGH = {
+    .summary = "GET that waits for a read-through trigger on a miss (internal: GETs are rewritten into it)",
+    .complexity = "O(1), plus the trigger's run on a miss",
+    .since = "0.1.0",
+    .args = READTHROUGH_ARGS,
+};
+
 /* ================================================================ scripts */
 
 static const RedisModuleCommandArg ENTRY_POINTS[] = COUNTED("entry_point_count", "entry_point");
@@ -566,6 +576,7 @@ static const struct {
     {"ai.metrics", &METRICS},
     {"ai.function", &FUNCTION},     {"ai.fcall", &FCALL},
     {"ai.fcall_ro", &FCALL_RO},
+    {"ai._readthrough", &READTHROUGH},
 };
 
 const RAI_CommandDoc *RAI_CommandDocFor(const char *name) {

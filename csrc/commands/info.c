@@ -12,6 +12,7 @@
 #include "exec/infer_cache.h"
 #include "exec/run_queue.h"
 #include "exec/session_budget.h"
+#include "python/py_triggers.h"
 #include "types/type_tensor.h"
 
 static void AddTimeval(RedisModuleInfoCtx *ctx, const char *field, struct timeval tv) {
@@ -95,4 +96,5 @@ void RAI_InfoFunc(RedisModuleInfoCtx *ctx, int for_crash_report) {
     AddCpuSection(ctx);
     AddCacheSection(ctx);
     AddSessionsSection(ctx);
+    RAI_TriggersInfo(ctx);
 }

@@ -15,6 +15,7 @@ typedef struct Handover {
     RAI_RedisWork work;
     void *arg;
     int done;
+    int tag; /* the poster's RAI_SetWorkTag */
     struct Handover *next;
 } Handover;
 
@@ -28,6 +29,12 @@ static Handover *head, *tail;
 static int drain_scheduled;   /* a one-shot event will drain the list */
 static int main_thread_waits; /* in RAI_WaiterWait (written by the main thread, under lock) */
 static int doing_worker_work; /* main thread only: inside a worker's handed-over work */
+static int current_tag;       /* main thread only: the tag of that work */
+static __thread int poster_tag;
+
+void RAI_SetWorkTag(int tag) { poster_tag = tag; }
+
+int RAI_CurrentWorkTag(void) { return current_tag; }
 
 /* Main thread, lock held (dropped while each piece of work runs). */
 static void DrainLocked(RedisModuleCtx *ctx) {
@@ -37,7 +44,9 @@ static void DrainLocked(RedisModuleCtx *ctx) {
         if (head == NULL) tail = NULL;
         pthread_mutex_unlock(&lock);
         doing_worker_work = 1;
+        current_tag = h->tag;
         h->work(ctx, h->arg);
+        current_tag = 0;
         doing_worker_work = 0;
         pthread_mutex_lock(&lock);
         h->done = 1;
@@ -67,7 +76,7 @@ static void ScheduleDrain(void *unused) {
 void RAI_SyncRunStart(RedisModuleCtx *module_ctx) { timer_ctx = module_ctx; }
 
 int RAI_OnMainThread(RAI_RedisWork work, void *arg) {
-    Handover h = {work, arg, 0, NULL};
+    Handover h = {work, arg, 0, poster_tag, NULL};
     pthread_mutex_lock(&lock);
     if (tail) tail->next = &h;
     else head = &h;

@@ -25,6 +25,13 @@ int RAI_OnMainThread(RAI_RedisWork work, void *arg);
  * timers that do the work. */
 void RAI_SyncRunStart(RedisModuleCtx *module_ctx);
 
+/* A number the posting thread attaches to the work it hands over, which the
+ * main thread can read while it does that work: function triggers tag their
+ * execute() calls with their depth, so that the keyspace events those calls
+ * cause are known as a trigger's (py_triggers.c). */
+void RAI_SetWorkTag(int tag);     /* worker: for its work from now on; 0 clears */
+int RAI_CurrentWorkTag(void);     /* main thread: the tag of the work now running; 0 outside */
+
 typedef struct RAI_Waiter RAI_Waiter;
 
 /* Whether a command that cannot block may run its jobs here and wait: not

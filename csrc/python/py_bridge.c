@@ -233,6 +233,14 @@ PyObject *RAI_PyScriptWrap(RAI_Script *s) {
     return (PyObject *)obj;
 }
 
+RAI_Model *RAI_PyModelOf(PyObject *obj) {
+    return Py_IS_TYPE(obj, &ModelType) ? ((ModelObject *)obj)->model : NULL;
+}
+
+RAI_Script *RAI_PyScriptOf(PyObject *obj) {
+    return Py_IS_TYPE(obj, &ScriptType) ? ((ScriptObject *)obj)->script : NULL;
+}
+
 /* ------------------------------------------------------- calls into Redis */
 
 /* raw: bulk strings as bytes (a function's tensor reads), else as str. */

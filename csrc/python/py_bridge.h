@@ -26,4 +26,9 @@ PyObject *RAI_PyScriptWrap(RAI_Script *s);
  * redis.execute() calls run as that user. The string must outlive the run. */
 void RAI_PyScriptCallerSet(const char *user);
 
+/* The model / script a Model / Script object holds (borrowed), or NULL
+ * without an exception for any other object. */
+RAI_Model *RAI_PyModelOf(PyObject *obj);
+RAI_Script *RAI_PyScriptOf(PyObject *obj);
+
 #endif

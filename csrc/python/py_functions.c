@@ -59,6 +59,23 @@ static int TakeFunctions(RAI_FunctionLib *lib, PyObject *functions) {
     return 1;
 }
 
+/* ((name, event, prefix bytes, read-through), ...) into the library; 0 if the shape is not that. */
+static int TakeTriggers(RAI_FunctionLib *lib, PyObject *triggers) {
+    if (!PyTuple_Check(triggers)) return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(triggers); i++) {
+        const char *name, *event, *prefix;
+        Py_ssize_t prefixlen;
+        int readthrough;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(triggers, i), "ssy#p", &name, &event, &prefix, &prefixlen,
+                              &readthrough)) {
+            PyErr_Clear();
+            return 0;
+        }
+        RAI_FunctionLibAddTrigger(lib, name, event, prefix, (size_t)prefixlen, readthrough);
+    }
+    return 1;
+}
+
 void RAI_PyFunctionLoad(RAI_Job *job) {
     RAI_FunctionLoad *load = job->payload;
     RAI_FunctionLib *lib = load->lib;
@@ -70,8 +87,8 @@ void RAI_PyFunctionLoad(RAI_Job *job) {
                                     : NULL;
     if (loaded == NULL) {
         FailWithException(job);
-    } else if (!PyTuple_Check(loaded) || PyTuple_GET_SIZE(loaded) != 2 ||
-               !TakeFunctions(lib, PyTuple_GET_ITEM(loaded, 1))) {
+    } else if (!PyTuple_Check(loaded) || PyTuple_GET_SIZE(loaded) != 3 ||
+               !TakeFunctions(lib, PyTuple_GET_ITEM(loaded, 1)) || !TakeTriggers(lib, PyTuple_GET_ITEM(loaded, 2))) {
         RAI_JobSetError(job, "ERR the library loader returned a malformed result");
     } else {
         lib->py_handle = PyTuple_GET_ITEM(loaded, 0);

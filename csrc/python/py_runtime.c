@@ -34,6 +34,7 @@ static const char *const ENTRY_POINT_NAMES[RAI_PY_ENTRY_COUNT] = {
     [RAI_PY_DROP_SESSIONS] = "drop_sessions",
     [RAI_PY_LOAD_LIBRARY] = "load_library",
     [RAI_PY_CALL_FUNCTION] = "call_function",
+    [RAI_PY_FIRE_TRIGGER] = "fire_trigger",
 };
 
 static PyObject *entry_points[RAI_PY_ENTRY_COUNT];
@@ -98,6 +99,18 @@ static void FormatException(const char *what, char *err, size_t errlen) {
     PyErr_Clear();
 }
 
+static RAI_PyShimExtension shim_extension;
+
+void RAI_PySetShimExtension(RAI_PyShimExtension extend) { shim_extension = extend; }
+
+/* `_redisai_shim`: the bridge's module plus what module.c added (the
+ * function runs' methods, whose file includes what would include this one). */
+static PyObject *InitShimModule(void) {
+    PyObject *module = RAI_PyInitShimModule();
+    if (module != NULL && shim_extension != NULL && shim_extension(module) != 0) Py_CLEAR(module);
+    return module;
+}
+
 static int InitInterpreter(const char *venv, char *err, size_t errlen) {
     char executable[PATH_MAX + 16];
     snprintf(executable, sizeof(executable), "%s/bin/python", venv);
@@ -105,7 +118,7 @@ static int InitInterpreter(const char *venv, char *err, size_t errlen) {
         snprintf(err, errlen, "venv %s has no bin/python", venv);
         return -1;
     }
-    if (PyImport_AppendInittab("_redisai_shim", RAI_PyInitShimModule) != 0) {
+    if (PyImport_AppendInittab("_redisai_shim", InitShimModule) != 0) {
         snprintf(err, errlen, "cannot register the _redisai_shim module");
         return -1;
     }

@@ -22,6 +22,7 @@ typedef enum {
     RAI_PY_DROP_SESSIONS,
     RAI_PY_LOAD_LIBRARY,
     RAI_PY_CALL_FUNCTION,
+    RAI_PY_FIRE_TRIGGER,
     RAI_PY_ENTRY_COUNT
 } RAI_PyEntry;
 
@@ -39,5 +40,11 @@ int RAI_PyStart(const char *module_path, char *err, size_t errlen);
  * thread (at module load), it waits for a helper thread to do the import,
  * so the main thread never takes the GIL after start-up. */
 int RAI_PyLoadBackend(RAI_Backend b, char *version, size_t vlen, char *err, size_t errlen);
+
+/* Before RAI_PyStart: a function that adds to `_redisai_shim` when it is
+ * made (GIL held; returns 0, or -1 with a Python exception). */
+struct _object; /* PyObject, for files that do not include Python.h */
+typedef int (*RAI_PyShimExtension)(struct _object *module);
+void RAI_PySetShimExtension(RAI_PyShimExtension extend);
 
 #endif

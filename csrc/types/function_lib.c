@@ -41,6 +41,13 @@ void RAI_FunctionLibRelease(RAI_FunctionLib *lib) {
     if (lib->py_handle) RAI_PostDroppedSessionHandle(RAI_NextSessionId(), lib->py_handle);
     for (int i = 0; i < lib->nfunctions; i++) RedisModule_Free(lib->functions[i].name);
     RedisModule_Free(lib->functions);
+    for (int i = 0; i < lib->ntriggers; i++) {
+        RedisModule_Free(lib->triggers[i].name);
+        RedisModule_Free(lib->triggers[i].event);
+        RedisModule_Free(lib->triggers[i].prefix);
+    }
+    RedisModule_Free(lib->triggers);
+    RedisModule_Free(lib->loaded_by);
     RedisModule_Free(lib->name);
     RedisModule_Free(lib->code);
     RedisModule_Free(lib);
@@ -52,6 +59,34 @@ void RAI_FunctionLibAdd(RAI_FunctionLib *lib, const char *name, int flags) {
     lib->functions[lib->nfunctions].flags = flags;
     lib->nfunctions++;
 }
+
+void RAI_FunctionLibAddTrigger(RAI_FunctionLib *lib, const char *name, const char *event, const char *prefix,
+                               size_t prefixlen, int readthrough) {
+    lib->triggers = RedisModule_Realloc(lib->triggers, sizeof(RAI_Trigger) * (size_t)(lib->ntriggers + 1));
+    RAI_Trigger *t = &lib->triggers[lib->ntriggers++];
+    t->name = RedisModule_Strdup(name);
+    t->event = RedisModule_Strdup(event);
+    t->prefix = RedisModule_Alloc(prefixlen + 1);
+    memcpy(t->prefix, prefix, prefixlen);
+    t->prefix[prefixlen] = '\0';
+    t->prefixlen = prefixlen;
+    t->readthrough = readthrough;
+}
+
+/* Counted when the registry changes, read on every keyspace event and GET. */
+static int ntriggers, nreadthrough;
+
+static void Recount(void) {
+    ntriggers = nreadthrough = 0;
+    for (size_t i = 0; i < nlibs; i++) {
+        ntriggers += libs[i]->ntriggers;
+        for (int t = 0; t < libs[i]->ntriggers; t++) nreadthrough += libs[i]->triggers[t].readthrough;
+    }
+}
+
+int RAI_FunctionTriggerCount(void) { return ntriggers; }
+
+int RAI_FunctionReadThroughCount(void) { return nreadthrough; }
 
 size_t RAI_FunctionLibCount(void) { return nlibs; }
 
@@ -97,6 +132,7 @@ void RAI_FunctionLibInstall(RAI_FunctionLib *lib) {
     if (at >= 0) {
         RAI_FunctionLibRelease(libs[at]);
         libs[at] = lib;
+        Recount();
         return;
     }
     if (nlibs == caplibs) {
@@ -104,6 +140,7 @@ void RAI_FunctionLibInstall(RAI_FunctionLib *lib) {
         libs = RedisModule_Realloc(libs, sizeof(*libs) * caplibs);
     }
     libs[nlibs++] = lib;
+    Recount();
 }
 
 int RAI_FunctionLibRemove(const char *name) {
@@ -112,12 +149,14 @@ int RAI_FunctionLibRemove(const char *name) {
     RAI_FunctionLibRelease(libs[at]);
     memmove(&libs[at], &libs[at + 1], sizeof(*libs) * (nlibs - (size_t)at - 1));
     nlibs--;
+    Recount();
     return 1;
 }
 
 void RAI_FunctionLibRemoveAll(void) {
     for (size_t i = 0; i < nlibs; i++) RAI_FunctionLibRelease(libs[i]);
     nlibs = 0;
+    Recount();
 }
 
 int RAI_FunctionNameValid(const char *name, size_t len) {

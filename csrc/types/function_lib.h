@@ -29,6 +29,17 @@ typedef struct {
     int flags;
 } RAI_Function;
 
+/* A keyspace trigger a library registered: its callback runs on a function
+ * worker for each `event` (a keyspace event name, e.g. "set", "hset", "del",
+ * "expired", "keymiss"; "*" any but keymiss) on a key starting with `prefix`. */
+typedef struct {
+    char *name;
+    char *event;
+    char *prefix;
+    size_t prefixlen;
+    int readthrough; /* keymiss with commands=["GET"]: the GET that missed waits for its answer */
+} RAI_Trigger;
+
 typedef struct RAI_FunctionLib {
     int refcount; /* atomic: a call job keeps its library alive past a DELETE */
     char *name;
@@ -37,6 +48,9 @@ typedef struct RAI_FunctionLib {
     int nfunctions;
     RAI_Function *functions;
     void *py_handle; /* the library's Python object; NULL if its import failed at start-up */
+    int ntriggers;
+    RAI_Trigger *triggers;
+    char *loaded_by; /* the ACL user whose AI.FUNCTION LOAD made it (its triggers run as it); NULL: "default" */
 } RAI_FunctionLib;
 
 /* A library with no functions yet; takes copies of name and code. */
@@ -49,7 +63,15 @@ void RAI_FunctionLibRelease(RAI_FunctionLib *lib);
 /* Appends a function (import results). */
 void RAI_FunctionLibAdd(RAI_FunctionLib *lib, const char *name, int flags);
 
+/* Appends a trigger (import results). */
+void RAI_FunctionLibAddTrigger(RAI_FunctionLib *lib, const char *name, const char *event, const char *prefix,
+                               size_t prefixlen, int readthrough);
+
 /* ----------------------------------------------------------------- registry */
+
+/* Triggers of all installed libraries: cheap, for the keyspace-event hot path. */
+int RAI_FunctionTriggerCount(void);
+int RAI_FunctionReadThroughCount(void); /* of them, read-through ones (the GET filter's hot path) */
 
 size_t RAI_FunctionLibCount(void);
 RAI_FunctionLib *RAI_FunctionLibAt(size_t i); /* borrowed, in load order */

@@ -73,3 +73,12 @@ def function_execute(user: bytes, read_only: bool, slot: int,
     (no writes if read_only; in cluster mode only keys of `slot`, -1: none):
     (True, reply) or (False, the server's error text). raw: bulk strings as
     bytes, not str."""
+
+def run_job(target: Model | Script, fn: str | None,
+            inputs: list[tuple[str, tuple[int, ...], object]], noutputs: int) -> tuple[bool, object]:
+    """Run a model (fn None) or a script's function `fn` for a function's
+    redisAI runner, as an ordinary run job on its device queue; inputs are
+    (type name, shape, buffer). (True, [Tensor, ...]) or (False, error text)."""
+
+def get_script(key: str) -> Script | None:
+    """The script stored under `key`, or None, for createScriptRunner."""

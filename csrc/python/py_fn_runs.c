@@ -1,0 +1,270 @@
+/* py_fn_runs.c -- model and script runs for in-server functions: what
+ * redisAI's modelRunnerRun / scriptRunnerRun / DAG runners end in.
+ *
+ * A function runs on a function worker. Running the model there, inline,
+ * would skip the model's device queue: no batching with other clients'
+ * runs, no loaded-session budget, no AI.INFO counts, and as many concurrent
+ * runs of a model as there are function threads. So a run here is an
+ * ordinary run job of the model (or script), made from the function's
+ * tensors and queued by the main thread like MODELEXECUTE's (RAI_QueueModelRun
+ * pins the session, parks the run while an evicted session loads); the
+ * function's thread waits on a condition variable without the GIL, takes
+ * the outputs, and the main thread counts the run and frees the job.
+ *
+ * Why the queueing is on the main thread: a model's queue slot and its
+ * session-budget state are main-thread data (exec/session_budget.h). The
+ * function's thread never holds the GIL while it waits for either the main
+ * thread or the job (invariant 2). */
+#include "python/py_fn_runs.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "exec/run_queue.h"
+#include "exec/session_budget.h"
+#include "exec/sync_run.h"
+#include "python/py_bridge.h"
+#include "python/py_gil.h"
+#include "python/py_jobs.h"
+#include "types/type_script.h"
+
+#define ERR_FN_SHUTDOWN "ERR the server is shutting down, the run was not queued"
+#define ERR_FN_NO_QUEUE "ERR Could not initialize queue on requested device"
+
+static RAI_FnRunCounter counter;
+
+void RAI_FnRunsSetCounter(RAI_FnRunCounter count) { counter = count; }
+
+/* ------------------------------------------------------------- the waiting */
+
+/* On the function thread's stack while its job runs. */
+typedef struct FnWait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+} FnWait;
+
+/* Device worker: the job is the function thread's again. The worker touches
+ * nothing of it after the unlock. */
+static void WakeFunction(RAI_Job *job) {
+    FnWait *w = job->payload;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void RunModels(RAI_Job **jobs, int n) { RAI_PyRunModel(jobs, n); }
+
+static void RunScript(RAI_Job **jobs, int n) {
+    (void)n;
+    RAI_PyRunScript(jobs[0]);
+}
+
+/* Batchable with MODELEXECUTE's runs of the same model (run_queue.c batches
+ * any batchable kinds of one model). */
+static const RAI_JobOps FnModelRunJob = {"function's model run", 1, RunModels, WakeFunction};
+static const RAI_JobOps FnScriptRunJob = {"function's script run", 0, RunScript, WakeFunction};
+
+/* Main thread: the job to its device queue, or failed at once. */
+static void QueueOnMain(RedisModuleCtx *ctx, void *arg) {
+    (void)ctx;
+    RAI_Job *job = arg;
+    RAI_RunQueue *queue = job->model ? RAI_RunQueueOf(&job->model->queue, job->model->device)
+                                     : RAI_RunQueueOf(&job->script->queue, job->script->device);
+    job->queued_us = RedisModule_MonotonicMicroseconds();
+    if (queue == NULL) {
+        RAI_JobSetError(job, ERR_FN_NO_QUEUE);
+        WakeFunction(job);
+    } else if (job->model) {
+        RAI_QueueModelRun(job, queue);
+    } else {
+        RAI_RunQueuePush(queue, job);
+    }
+}
+
+/* Main thread: counts the run (AI.INFO, AI.METRICS) and frees the job; a
+ * session it kept over the budget may go now. */
+static void CountAndFreeOnMain(RedisModuleCtx *ctx, void *arg) {
+    (void)ctx;
+    RAI_Job *job = arg;
+    if (counter) counter(job, job->noutputs > 0 && job->outputs ? job->outputs[0] : NULL);
+    RAI_JobFree(job);
+    RAI_SessionSettle();
+}
+
+/* No GIL: queues the job, waits for it, and keeps its outputs (retained in
+ * outs) or its error (copied into *err, to be freed). The job is gone after. */
+static void RunAndWait(RAI_Job *job, RAI_Tensor **outs, char **err) {
+    FnWait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    job->payload = &w;
+    if (!RAI_OnMainThread(QueueOnMain, job)) {
+        job->payload = NULL;
+        *err = RedisModule_Strdup(ERR_FN_SHUTDOWN);
+        RAI_JobFree(job);
+        return;
+    }
+    pthread_mutex_lock(&w.lock);
+    while (!w.done) pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    job->payload = NULL;
+    if (job->error) *err = RedisModule_Strdup(job->error);
+    for (int i = 0; !job->error && i < job->noutputs; i++) outs[i] = RAI_TensorRetain(job->outputs[i]);
+    /* At shutdown the job is left to the exiting process. */
+    RAI_OnMainThread(CountAndFreeOnMain, job);
+}
+
+/* ------------------------------------------------------------ from Python */
+
+/* (type name, shape, buffer) as a new tensor (a copy: the job must not see
+ * the function change its array while a worker reads it). */
+static RAI_Tensor *TensorFromTriple(PyObject *item) {
+    const char *type_name;
+    PyObject *shape, *data;
+    if (!PyArg_ParseTuple(item, "sO!O", &type_name, &PyTuple_Type, &shape, &data)) return NULL;
+    RAI_DType dtype = RAI_DTYPE_COUNT;
+    for (int i = 0; i < RAI_DTYPE_COUNT; i++) {
+        if (strcmp(RAI_DTYPES[i].name, type_name) == 0 && RAI_DTYPES[i].format != NULL) dtype = (RAI_DType)i;
+    }
+    Py_ssize_t ndims = PyTuple_GET_SIZE(shape);
+    if (dtype == RAI_DTYPE_COUNT || ndims > RAI_TENSOR_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "ERR unsupported tensor type %s or rank %zd", type_name, ndims);
+        return NULL;
+    }
+    int64_t dims[RAI_TENSOR_MAX_DIMS];
+    for (Py_ssize_t i = 0; i < ndims; i++) {
+        dims[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(shape, i));
+        if (dims[i] < 0 && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "ERR invalid tensor dimension");
+        if (PyErr_Occurred()) return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_C_CONTIGUOUS) != 0) return NULL;
+    int overflow;
+    size_t len = RAI_ShapeLength(dims, (int)ndims, &overflow);
+    const char *bad = overflow ? "ERR tensor shape overflows" : RAI_TensorCheckBlob(dtype, len, view.buf, (size_t)view.len);
+    RAI_Tensor *t = bad ? NULL : RAI_TensorFromBlob(dtype, (int)ndims, dims, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    if (bad) PyErr_SetString(PyExc_ValueError, bad);
+    return t;
+}
+
+static int TakeInputs(RAI_Job *job, PyObject *inputs) {
+    PyObject *seq = PySequence_Fast(inputs, "inputs must be a sequence of (type, shape, buffer)");
+    if (seq == NULL) return 0;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    job->inputs = RedisModule_Calloc(n > 0 ? (size_t)n : 1, sizeof(RAI_Tensor *));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        RAI_Tensor *t = TensorFromTriple(PySequence_Fast_GET_ITEM(seq, i));
+        if (t == NULL) break;
+        job->inputs[job->ninputs++] = t;
+    }
+    Py_DECREF(seq);
+    return !PyErr_Occurred();
+}
+
+/* The job of a model or script view, NULL with a Python exception. */
+static RAI_Job *JobFor(PyObject *target, PyObject *fn, PyObject *inputs, int noutputs) {
+    RAI_Model *m = RAI_PyModelOf(target);
+    RAI_Script *s = m ? NULL : RAI_PyScriptOf(target);
+    const char *fname = fn == Py_None ? NULL : PyUnicode_AsUTF8(fn);
+    if (m == NULL && s == NULL) {
+        PyErr_SetString(PyExc_TypeError, "run_job() needs a Model or a Script");
+        return NULL;
+    }
+    if ((s != NULL) != (fname != NULL)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a script run needs a function name, a model run none");
+        return NULL;
+    }
+    if (noutputs < 0 || noutputs > 4096) {
+        PyErr_SetString(PyExc_ValueError, "ERR invalid number of outputs");
+        return NULL;
+    }
+    RAI_Job *job = m ? RAI_JobNew(&FnModelRunJob, m) : RAI_ScriptJobNew(&FnScriptRunJob, s);
+    job->noutputs = noutputs;
+    job->outputs = RedisModule_Calloc(noutputs > 0 ? (size_t)noutputs : 1, sizeof(RAI_Tensor *));
+    if (s) {
+        job->call = RedisModule_Calloc(1, sizeof(*job->call));
+        job->call->fn = RedisModule_Strdup(fname);
+    }
+    if (!TakeInputs(job, inputs)) {
+        RAI_JobFree(job);
+        return NULL;
+    }
+    return job;
+}
+
+/* run_job(model_or_script, fn, inputs, noutputs): (True, [Tensor, ...]) or
+ * (False, error text). fn: a script's function, None for a model. */
+static PyObject *ShimRunJob(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *target, *fn, *inputs;
+    int noutputs;
+    if (!PyArg_ParseTuple(args, "OOOi", &target, &fn, &inputs, &noutputs)) return NULL;
+    RAI_Job *job = JobFor(target, fn, inputs, noutputs);
+    if (job == NULL) return NULL;
+    RAI_Tensor **outs = RedisModule_Calloc(noutputs > 0 ? (size_t)noutputs : 1, sizeof(RAI_Tensor *));
+    char *err = NULL;
+    void *gil = RAI_GilSuspend();
+    RunAndWait(job, outs, &err);
+    RAI_GilResume(gil);
+    PyObject *result;
+    if (err) {
+        result = Py_BuildValue("(Os)", Py_False, err);
+    } else {
+        PyObject *list = PyList_New(noutputs);
+        for (int i = 0; list && i < noutputs; i++) {
+            PyObject *t = outs[i] ? RAI_PyTensorWrap(outs[i]) : NULL;
+            if (t == NULL) Py_CLEAR(list);
+            else PyList_SET_ITEM(list, i, t);
+        }
+        result = list ? Py_BuildValue("(ON)", Py_True, list) : NULL;
+    }
+    for (int i = 0; i < noutputs; i++) RAI_TensorRelease(outs[i]);
+    RedisModule_Free(outs);
+    RedisModule_Free(err);
+    return result;
+}
+
+/* ------------------------------------------------------------ script lookup */
+
+typedef struct {
+    const char *key;
+    size_t keylen;
+    RAI_Script *script;
+} ScriptLookup;
+
+static void LookUpScript(RedisModuleCtx *ctx, void *arg) {
+    ScriptLookup *l = arg;
+    RedisModuleString *name = RedisModule_CreateString(ctx, l->key, l->keylen);
+    RedisModuleKey *k = RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
+    if (RedisModule_KeyType(k) == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(k) == RAI_ScriptType)
+        l->script = RAI_ScriptRetain(RedisModule_ModuleTypeGetValue(k));
+    RedisModule_CloseKey(k);
+    RedisModule_FreeString(ctx, name);
+}
+
+/* get_script(key): the script stored under key, or None. */
+static PyObject *ShimGetScript(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *key;
+    Py_ssize_t keylen;
+    if (!PyArg_ParseTuple(args, "s#", &key, &keylen)) return NULL;
+    ScriptLookup l = {key, (size_t)keylen, NULL};
+    void *gil = RAI_GilSuspend();
+    int ran = RAI_OnMainThread(LookUpScript, &l);
+    RAI_GilResume(gil);
+    if (!ran) return PyErr_Format(PyExc_RuntimeError, ERR_FN_SHUTDOWN);
+    if (l.script == NULL) Py_RETURN_NONE;
+    PyObject *obj = RAI_PyScriptWrap(l.script);
+    RAI_ScriptRelease(l.script);
+    return obj;
+}
+
+static PyMethodDef FnRunMethods[] = {
+    {"run_job", ShimRunJob, METH_VARARGS,
+     "Run a model or a script function on its device queue for a function: (True, outputs) or (False, error)."},
+    {"get_script", ShimGetScript, METH_VARARGS, "The script stored under a key, or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+int RAI_PyFnRunsAddMethods(PyObject *module) { return PyModule_AddFunctions(module, FnRunMethods); }
