@@ -310,7 +310,8 @@ def createModelRunner(key: str | bytes) -> PyGraphRunner:  # noqa: N802
     """A runner of the model stored under `key` ("given key do not contain RedisAI model")."""
     _check_key("AI.MODELGET", key, _NOT_A_MODEL)
     try:
-        model = _shim().get_model(key.decode() if isinstance(key, bytes) else key)
+        model = _shim().get_model(key.decode() if isinstance(key, bytes) else key,
+                                  _libraries.current_call().user)
     except RuntimeError:
         raise RedisAIFunctionError(_NOT_A_MODEL) from None
     return PyGraphRunner(model, None)

@@ -544,9 +544,9 @@ def test_modelstore_inside_multi_and_lua(r: redis.Redis) -> None:
 
 def test_info_modules_sections_and_cpu_queue_fields(r: redis.Redis) -> None:
     sections = info_sections(r)
-    # RedisAI's sections in RedisAI's order, then ours (the inference cache, loaded sessions).
+    # RedisAI's sections in RedisAI's order, then ours (the inference cache, loaded sessions, functions).
     assert list(sections) == ["Modules", "ai_versions", "ai_git", "ai_load_time_configs",
-                              "ai_backends_info", "ai_cpu", "ai_cache", "ai_sessions"]
+                              "ai_backends_info", "ai_cpu", "ai_cache", "ai_sessions", "ai_functions"]
     assert list(sections["ai_cache"]) == [f"ai_cache_{f}" for f in (
         "entries", "bytes", "budget", "hits", "misses", "inserts", "evictions", "expired")]
     assert list(sections["ai_versions"]) == ["ai_RedisAI_version", "ai_low_level_API_version",

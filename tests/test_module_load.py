@@ -49,12 +49,12 @@ def run_failing_load(tmp_path: Path, module: Path, *module_args: str) -> str:
 
 
 def test_info_modules_has_redisais_five_sections_in_order_then_ours(r):
-    """RedisAI's five sections in RedisAI's order; ours (the inference cache, loaded sessions)
-    come after them."""
+    """RedisAI's five sections in RedisAI's order; ours (the inference cache, loaded sessions,
+    functions and triggers) come after them."""
     sections = info_sections(r)
     assert [name for name, _ in sections] == [
         "Modules", "ai_versions", "ai_git", "ai_load_time_configs", "ai_backends_info", "ai_cpu",
-        "ai_cache", "ai_sessions",
+        "ai_cache", "ai_sessions", "ai_functions",
     ]
     fields = dict(sections)
     assert list(fields["ai_versions"]) == [

@@ -380,15 +380,17 @@ static PyObject *ShimFunctionExecute(PyObject *self, PyObject *args) {
  * redisAI.model_execute(), if the user that ran the script may read it. */
 static PyObject *ShimGetModel(PyObject *self, PyObject *args) {
     (void)self;
-    const char *key;
+    const char *key, *user = NULL;
     Py_ssize_t keylen;
-    if (!PyArg_ParseTuple(args, "s#", &key, &keylen)) return NULL;
-    if (script_caller == NULL)
+    if (!PyArg_ParseTuple(args, "s#|y", &key, &keylen, &user)) return NULL;
+    /* A function names its caller; a script's call runs as the user that ran the script. */
+    if (user == NULL) user = script_caller;
+    if (user == NULL)
         return PyErr_Format(PyExc_RuntimeError, "ERR redisAI.model_execute runs only on its script's own "
                                                 "thread, as the user that ran it");
     const char *err = NULL;
     void *gil = RAI_GilSuspend();
-    RAI_Model *m = RAI_ModelFromWorker(key, (size_t)keylen, script_caller, &err);
+    RAI_Model *m = RAI_ModelFromWorker(key, (size_t)keylen, user, &err);
     RAI_GilResume(gil);
     if (m == NULL) return PyErr_Format(PyExc_RuntimeError, "%s", err);
     PyObject *obj = RAI_PyModelWrap(m);
@@ -414,7 +416,8 @@ static PyObject *ShimLog(PyObject *self, PyObject *args) {
 static PyMethodDef ShimMethods[] = {
     {"log", ShimLog, METH_VARARGS, "Write a line to the Redis log at the given level."},
     {"call", ShimCall, METH_VARARGS, "Run a Redis command (replicated) and return its reply."},
-    {"get_model", ShimGetModel, METH_VARARGS, "The model stored under a key."},
+    {"get_model", ShimGetModel, METH_VARARGS,
+     "The model stored under a key, looked up as ACL user `user` (default: the running script's caller)."},
     {"function_execute", ShimFunctionExecute, METH_VARARGS,
      "Run a Redis command for a function, as its caller's ACL user: (ok, reply or error text)."},
     {NULL, NULL, 0, NULL},

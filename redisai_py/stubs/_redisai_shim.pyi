@@ -64,8 +64,9 @@ def log(level: str, message: str) -> None:
 def call(command: str, args: list[str | bytes] | tuple[str | bytes, ...]) -> object:
     """Run a Redis command (replicated) for a script's redis.execute and return its reply."""
 
-def get_model(key: str) -> Model:
-    """The model stored under `key`, for redisAI.model_execute inside a script."""
+def get_model(key: str, user: bytes | None = None) -> Model:
+    """The model stored under `key`, looked up as ACL user `user` (a function's
+    caller), or as the user that ran the running script (redisAI.model_execute)."""
 
 def function_execute(user: bytes, read_only: bool, slot: int,
                      command: list[str | bytes] | tuple[str | bytes, ...], raw: bool = False) -> tuple[bool, object]:
