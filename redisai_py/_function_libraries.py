@@ -81,6 +81,17 @@ class RegisteredTrigger:
     readthrough: bool = False
 
 
+def _check_registration(kind: str, name: Any, callback: Any, registered: dict[str, Any]) -> None:
+    """A function's or trigger's name and callback, with Redis Functions' error texts."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise FunctionError(f"ERR {kind} names can only contain letters, numbers, or underscores(_) "
+                            "and must be at least one character long")
+    if name in registered:
+        raise FunctionError(f"ERR {kind} {name} already exists")
+    if not callable(callback):
+        raise FunctionError(f"ERR the callback of {kind.lower()} {name} is not callable")
+
+
 class Library:
     """A loaded library: its module (kept alive for its globals), functions and triggers."""
 
@@ -101,13 +112,7 @@ class _Builder:
         self.triggers: dict[str, RegisteredTrigger] = {}
 
     def add_trigger(self, name: str, callback: Callable[..., Any], event: Any, prefix: Any, commands: Any) -> None:
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise FunctionError("ERR Trigger names can only contain letters, numbers, or underscores(_) "
-                                "and must be at least one character long")
-        if name in self.triggers:
-            raise FunctionError(f"ERR Trigger {name} already exists")
-        if not callable(callback):
-            raise FunctionError(f"ERR the callback of trigger {name} is not callable")
+        _check_registration("Trigger", name, callback, self.triggers)
         if not isinstance(event, str) or not _EVENT.fullmatch(event):
             raise FunctionError(f"ERR the event of trigger {name} must be a keyspace event name "
                                 "(set, hset, del, expired, keymiss, ...) or *")
@@ -125,13 +130,7 @@ class _Builder:
         self.triggers[name] = RegisteredTrigger(name, callback, event, prefix, readthrough)
 
     def add(self, name: str, callback: Callable[..., Any], flags: Any) -> None:
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise FunctionError("ERR Function names can only contain letters, numbers, or underscores(_) "
-                                "and must be at least one character long")
-        if name in self.functions:
-            raise FunctionError(f"ERR Function {name} already exists")
-        if not callable(callback):
-            raise FunctionError(f"ERR the callback of function {name} is not callable")
+        _check_registration("Function", name, callback, self.functions)
         if isinstance(flags, str):
             flags = (flags,)
         bits = 0

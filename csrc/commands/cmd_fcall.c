@@ -140,11 +140,7 @@ static int RunCall(RedisModuleCtx *ctx, RAI_Job *job) {
         RAI_JobFree(job);
         return RedisModule_ReplyWithError(ctx, ERR_CANNOT_WAIT);
     }
-    job->waiter = RAI_WaiterNew();
-    RAI_RunQueuePush(queue, job);
-    RAI_WaiterWait(job->waiter, ctx);
-    RAI_WaiterFree(job->waiter);
-    job->waiter = NULL;
+    RAI_PushAndWait(ctx, queue, job);
     FinishCall(ctx, job);
     RAI_JobFree(job);
     return REDISMODULE_OK;

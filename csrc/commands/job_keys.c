@@ -131,7 +131,7 @@ static void QueueRun(RAI_Job *job, RAI_RunQueue *queue) {
     else RAI_RunQueuePush(queue, job);
 }
 
-static void QueueLoad(RAI_Job *job, RAI_RunQueue *queue) { RAI_RunQueuePush(queue, job); }
+static void Push(RAI_Job *job, RAI_RunQueue *queue) { RAI_RunQueuePush(queue, job); }
 
 /* Main thread, where the client cannot be blocked (MULTI, Lua, AOF load):
  * queues job with `queue_it` and waits for it without the GIL, serving
@@ -143,6 +143,10 @@ static void QueueAndWait(RedisModuleCtx *ctx, RAI_Job *job, RAI_RunQueue *queue,
     RAI_WaiterWait(job->waiter, ctx);
     RAI_WaiterFree(job->waiter);
     job->waiter = NULL;
+}
+
+void RAI_PushAndWait(RedisModuleCtx *ctx, RAI_RunQueue *queue, RAI_Job *job) {
+    QueueAndWait(ctx, job, queue, Push);
 }
 
 int RAI_RunJobAndWait(RedisModuleCtx *ctx, RAI_Job *job) {
@@ -252,7 +256,7 @@ static void LoadAndWait(RedisModuleCtx *ctx, RAI_Job *job) {
         RAI_JobLoadNow(job);
         return;
     }
-    QueueAndWait(ctx, job, RAI_LoaderQueue(), QueueLoad);
+    RAI_PushAndWait(ctx, RAI_LoaderQueue(), job);
 }
 
 int RAI_StoreWithSession(RedisModuleCtx *ctx, RAI_Job *job, RedisModuleString **argv, int argc) {

@@ -44,6 +44,12 @@ int RAI_RunJob_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
  * Takes ownership of job. */
 int RAI_RunJobAndWait(RedisModuleCtx *ctx, RAI_Job *job);
 
+/* Main thread, where the client cannot be blocked (MULTI, Lua, AOF load):
+ * pushes job on queue and waits for it without the GIL, doing meanwhile the
+ * Redis work workers hand over (exec/sync_run.h). The caller then owns the
+ * finished job. */
+void RAI_PushAndWait(RedisModuleCtx *ctx, RAI_RunQueue *queue, RAI_Job *job);
+
 /* Ends AI.MODELSTORE / AI.SCRIPTSTORE for a load job (model or script set,
  * key type checked): the session is made on the loader thread while the
  * client waits, then the key is set, the command replicated and OK replied.
