@@ -12,10 +12,12 @@ SHIM := $(VENV)/lib/python3.11/site-packages/redisai_py/redisai_shim.so
 PYTEST_ARGS ?=
 SERVER ?= redis
 # What `make test` runs again on Valkey: the stories of data, models, scripts,
-# DAGs, persistence, replicas and ACLs, and one cluster story (failover).
+# DAGs, persistence, replicas and ACLs, the inference cache, the session budget,
+# functions, and one cluster story (failover).
 VALKEY_TESTS ?= tests/test_tensors.py tests/test_models.py tests/test_scripts.py tests/test_dag.py \
 	tests/test_persistence.py tests/test_model_persistence.py tests/test_replication.py \
 	tests/test_keys_and_acl.py tests/test_inference_in_transactions.py tests/test_inference_cache.py tests/test_functions.py \
+	tests/test_model_sessions.py \
 	tests/test_cluster.py::test_killed_primary_fails_over_and_the_replica_serves_the_same_data
 
 .PHONY: run test install system build bench fuzz clean
