@@ -235,3 +235,27 @@ register_trigger("answer_on_miss", read_through, event="keymiss", prefix="answer
 def answer_key(paragraph_id: str, question: str, tag: str = TAG) -> str:
     return f"answer:{tag}:{paragraph_id}:{normalize_question(question)}"
 
+
+
+def main() -> None:
+    """Writes the story's pieces for docs/guide_question_answering.md: tokenizer.json, qa_model.pt
+    and qa.py (the library) into the folder given (default: the current one)."""
+    import argparse
+    from pathlib import Path
+
+    from tokenizers import Tokenizer
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("folder", nargs="?", default=".", type=Path)
+    folder = parser.parse_args().folder
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer_json = train_tokenizer()
+    vocab_size = Tokenizer.from_str(tokenizer_json).get_vocab_size()
+    (folder / "tokenizer.json").write_text(tokenizer_json)
+    (folder / "qa_model.pt").write_bytes(tiny_qa_model(vocab_size))
+    (folder / "qa.py").write_text(LIBRARY)
+    print(f"wrote {folder}/tokenizer.json ({vocab_size} words), {folder}/qa_model.pt, {folder}/qa.py")
+
+
+if __name__ == "__main__":
+    main()
