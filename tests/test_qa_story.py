@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 
 from conftest import RedisServer, wait_until
-from qa_pipeline import (LIBRARY, PARAGRAPHS, QUESTIONS, TAG, ReferencePipeline, answer_key,
-                         tiny_qa_model, train_tokenizer)
+from qa_pipeline import (LIBRARY, PARAGRAPHS, QUESTIONS, TAG, ReferencePipeline, answer_key, best_span,
+                         best_span_numpy, tiny_qa_model, train_tokenizer)
 
 SHARED_SERVER_MODULE_ARGS = ["FUNCTION_THREADS", "2"]
 
@@ -152,3 +153,13 @@ def test_the_guide_shows_the_library_this_story_runs() -> None:
     """docs/guide_question_answering.md prints the library; it must be the one tested here."""
     guide = (Path(__file__).resolve().parent.parent / "docs" / "guide_question_answering.md").read_text()
     assert f"```python\n{LIBRARY}```" in guide
+
+
+def test_the_numpy_span_search_picks_what_the_plain_loop_picks() -> None:
+    """The library (and the benchmark's client) search the span with numpy; the reference
+    with a plain loop. Ties included (rounded logits make many)."""
+    rng = np.random.default_rng(3)
+    for length in (1, 2, 7, 8, 9, 40):
+        for _ in range(50):
+            start, end = (np.round(rng.standard_normal(length + 5), 1).astype(np.float32) for _ in range(2))
+            assert best_span_numpy(start, end, 3, 3 + length) == best_span(start, end, 3, 3 + length)
