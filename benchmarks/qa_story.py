@@ -1,0 +1,250 @@
+"""The question-answering story (issue 14): AI.FCALL qa against the same pipeline done by a client.
+
+What it measures
+    The story of docs/guide_question_answering.md on a private server (FUNCTION_THREADS 2, or
+    $QA_FUNCTION_THREADS):
+    the tokenizer and the tiny TorchScript QA model of tests/qa_pipeline.py, the `qa` library,
+    and 50 paragraphs written as paragraph:{qa}:<i>, which the library's `set` trigger has
+    tokenized into context:{qa}:<i> before timing starts. One question is a (paragraph,
+    question) pair, the pairs rotating over the 50 paragraphs and the story's 3 questions.
+
+    * AI.FCALL: `AI.FCALL qa 1 context:{qa}:<i> <question>`; the server tokenizes the question,
+      joins it with the context tensor, runs the model through the `redisAI` runners (the
+      model's device queue), decodes the best span, SETs it under its answer key (PX) and
+      replies with it.
+    * client pipeline: redis-py does the same work in the client: AI.TENSORGET of the context
+      (BLOB), tokenize the question (`tokenizers`, the same tokenizer), then one pipelined
+      round trip of AI.TENSORSET of the joined input, AI.MODELEXECUTE and AI.TENSORGET of both
+      outputs (BLOB), then the same best-span decode. It does not SET the answer (the function
+      does: the comparison leans toward the client).
+
+    Both are checked to give the same answer for every pair before timing.
+    1 client: one loop in this process, the two ways interleaved (the order rotating), timed
+    with time.perf_counter_ns. 16 clients: 16 processes, each asking its share in a loop, one
+    way then the other; per-question latencies and questions/s over the wall time.
+    Goal (issue 14): p50 of AI.FCALL <= 0.5x the client pipeline's.
+
+How to run
+    .venv/bin/python benchmarks/qa_story.py [--quick]
+
+    It starts its own redis-server on a free loopback port and stops it by PID. Results go to
+    benchmarks/results/qa_story.{md,json,png} (--quick: benchmarks/results/quick/).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import redis
+
+import _bench_common as common
+import qa_pipeline  # tests/qa_pipeline.py (on sys.path through _bench_common)
+
+NAME = "qa_story"
+TAG = qa_pipeline.TAG
+N_PARAGRAPHS, CLIENTS = 50, 16
+# Function workers share one GIL: more than 2 made 16 clients slower in trials (GIL hand-offs).
+FUNCTION_THREADS = int(os.environ.get("QA_FUNCTION_THREADS", "2"))
+P50_RATIO_GOAL = 0.5
+WAYS = ("AI.FCALL", "client pipeline")
+
+
+def paragraphs() -> list[str]:
+    """50 paragraphs made of the story's sentences (every word is in the tokenizer's vocabulary)."""
+    base = qa_pipeline.PARAGRAPHS
+    return [" ".join(base[(i + k) % len(base)] for k in range(1 + i % 3)) for i in range(N_PARAGRAPHS)]
+
+
+def pairs() -> list[tuple[int, str]]:
+    questions = qa_pipeline.QUESTIONS
+    return [(i, questions[i % len(questions)]) for i in range(N_PARAGRAPHS)] + \
+           [(i, questions[(i + 1) % len(questions)]) for i in range(N_PARAGRAPHS)]
+
+
+class Asker:
+    """Asks questions one way or the other over one connection."""
+
+    def __init__(self, port: int, tokenizer_json: str, name: str) -> None:
+        from tokenizers import Tokenizer
+
+        self.client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=60)
+        self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        self.cls = self.tokenizer.token_to_id("[CLS]")
+        self.sep = self.tokenizer.token_to_id("[SEP]")
+        self.input_key = f"input:{TAG}:{name}"
+
+    def fcall(self, paragraph: int, question: str) -> bytes:
+        return self.client.execute_command("AI.FCALL", "qa", 1, f"context:{TAG}:{paragraph}", question)
+
+    def client_pipeline(self, paragraph: int, question: str) -> bytes:
+        blob = self.client.execute_command("AI.TENSORGET", f"context:{TAG}:{paragraph}", "BLOB")
+        context = np.frombuffer(blob, dtype=np.int64)
+        q = [self.cls] + self.tokenizer.encode(qa_pipeline.normalize_question(question)).ids + [self.sep]
+        ids = np.concatenate([np.array(q, dtype=np.int64), context])
+        start_key, end_key = f"start:{TAG}:{self.input_key}", f"end:{TAG}:{self.input_key}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command("AI.TENSORSET", self.input_key, "INT64", 1, len(ids), "BLOB", ids.tobytes())
+        pipe.execute_command("AI.MODELEXECUTE", f"model:{TAG}", "INPUTS", 1, self.input_key,
+                             "OUTPUTS", 2, start_key, end_key)
+        pipe.execute_command("AI.TENSORGET", start_key, "BLOB")
+        pipe.execute_command("AI.TENSORGET", end_key, "BLOB")
+        _, _, start, end = pipe.execute()
+        s, e = qa_pipeline.best_span_numpy(np.frombuffer(start, dtype=np.float32),
+                                     np.frombuffer(end, dtype=np.float32), len(q), len(ids) - 1)
+        return " ".join(self.tokenizer.id_to_token(int(i)) for i in ids[s:e + 1]).encode()
+
+    def way(self, name: str) -> Any:
+        return self.fcall if name == "AI.FCALL" else self.client_pipeline
+
+
+def setup(client: redis.Redis, tokenizer_json: str, model: bytes) -> None:
+    client.set(f"tokenizer:{TAG}", tokenizer_json)
+    client.execute_command("AI.MODELSTORE", f"model:{TAG}", "TORCH", "CPU", "BLOB", model)
+    client.execute_command("AI.FUNCTION", "LOAD", qa_pipeline.LIBRARY)
+    for i, text in enumerate(paragraphs()):
+        client.set(f"paragraph:{TAG}:{i}", text)
+    deadline = time.monotonic() + 60
+    while not all(client.exists(f"context:{TAG}:{i}") for i in range(N_PARAGRAPHS)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the set trigger did not tokenize the paragraphs in 60 s")
+        time.sleep(0.05)
+
+
+def check_same_answers(asker: Asker) -> None:
+    for paragraph, question in pairs():
+        fcall, local = asker.fcall(paragraph, question), asker.client_pipeline(paragraph, question)
+        if fcall != local:
+            raise RuntimeError(f"answers differ for ({paragraph}, {question!r}): {fcall!r} vs {local!r}")
+
+
+def single_client(asker: Asker, n: int, warmup: int) -> dict[str, dict[str, float]]:
+    todo = pairs()
+    counters = dict.fromkeys(WAYS, 0)
+
+    def step(way: str) -> Any:
+        def ask() -> None:
+            paragraph, question = todo[counters[way] % len(todo)]
+            counters[way] += 1
+            asker.way(way)(paragraph, question)
+        return ask
+
+    samples = common.interleaved({way: step(way) for way in WAYS}, n, warmup)
+    return {way: common.percentiles_us(ns) for way, ns in samples.items()}
+
+
+def _client_process(port: int, tokenizer_json: str, index: int, way: str, n: int,
+                    start_at: float, out: Any) -> None:
+    asker = Asker(port, tokenizer_json, f"c{index}")
+    todo = pairs()
+    ask = asker.way(way)
+    ask(*todo[index % len(todo)])  # connect and warm up before the common start
+    while time.time() < start_at:
+        time.sleep(0.001)
+    latencies = np.zeros(n, dtype=np.int64)
+    began = time.time()
+    for k in range(n):
+        paragraph, question = todo[(index * 7 + k) % len(todo)]
+        t0 = time.perf_counter_ns()
+        ask(paragraph, question)
+        latencies[k] = time.perf_counter_ns() - t0
+    out.put((began, time.time(), latencies.tobytes()))
+
+
+def many_clients(port: int, tokenizer_json: str, way: str, per_client: int) -> dict[str, float]:
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 5.0  # spawned interpreters import numpy, redis and tokenizers first
+    procs = [ctx.Process(target=_client_process,
+                         args=(port, tokenizer_json, i, way, per_client, start_at, out))
+             for i in range(CLIENTS)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    late = max(began for began, _, _ in results) - start_at
+    if late > 0.5:
+        print(f"note: the last client began {late:.1f} s after the common start (slow spawn)")
+    wall = max(done for _, done, _ in results) - min(began for began, _, _ in results)
+    latencies = np.concatenate([np.frombuffer(blob, dtype=np.int64) for _, _, blob in results])
+    stats = common.percentiles_us(latencies)
+    stats["questions_per_s"] = latencies.size / wall
+    return stats
+
+
+def report_lines(single: dict[str, dict[str, float]], many: dict[str, dict[str, float]]) -> list[str]:
+    lines = ["| way | clients | p50 ms | p90 ms | p99 ms | questions/s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for clients, stats in ((1, single), (CLIENTS, many)):
+        for way in WAYS:
+            s = stats[way]
+            qps = s.get("questions_per_s", 1e6 / s["mean"])
+            lines.append(f"| {way} | {clients} | {s['p50'] / 1000:.2f} | {s['p90'] / 1000:.2f} | "
+                         f"{s['p99'] / 1000:.2f} | {qps:,.0f} |")
+    lines.append("")
+    for clients, stats in ((1, single), (CLIENTS, many)):
+        ratio = stats["AI.FCALL"]["p50"] / stats["client pipeline"]["p50"]
+        lines.append(f"p50 AI.FCALL / client pipeline at {clients} client{'s' if clients > 1 else ''}: "
+                     f"{ratio:.2f}x (goal <= {P50_RATIO_GOAL}x: {'met' if ratio <= P50_RATIO_GOAL else 'missed'})")
+    return lines
+
+
+def chart(single: dict[str, dict[str, float]], many: dict[str, dict[str, float]]) -> Any:
+    def draw(plt: Any) -> Any:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        width = 0.38
+        x = np.arange(2)
+        for k, way in enumerate(WAYS):
+            values = [single[way]["p50"] / 1000, many[way]["p50"] / 1000]
+            bars = ax.bar(x + (k - 0.5) * width, values, width, label=way)
+            common.annotate_bars(ax, bars, [f"{v:.2f}" for v in values])
+        ax.set_xticks(x, ["1 client", f"{CLIENTS} clients"])
+        ax.set_yscale("log")  # 1 client's ~1 ms next to 16 clients' tens of ms
+        ax.set_ylabel("p50 latency per question (ms, log scale)")
+        ax.set_title("QA story: AI.FCALL qa vs the same pipeline in a redis-py client")
+        ax.legend()
+        return fig
+    return draw
+
+
+def main() -> int:
+    args = common.parse_args(__doc__, quick="40 single-client questions per way, 5 per client at 16 clients")
+    n, warmup, per_client = (40, 10, 5) if args.quick else (1000, 100, 100)
+    tokenizer_json = qa_pipeline.train_tokenizer()
+    from tokenizers import Tokenizer
+
+    model = qa_pipeline.tiny_qa_model(Tokenizer.from_str(tokenizer_json).get_vocab_size())
+    watch = common.Watch()
+    with common.running_server(["FUNCTION_THREADS", str(FUNCTION_THREADS)]) as server:
+        client = server.client()
+        setup(client, tokenizer_json, model)
+        env = common.environment(client)
+        asker = Asker(server.port, tokenizer_json, "main")
+        check_same_answers(asker)
+        single = single_client(asker, n, warmup)
+        many = {way: many_clients(server.port, tokenizer_json, way, per_client) for way in WAYS}
+        calls = dict(zip(*[iter(client.execute_command("AI.INFO", f"model:{TAG}"))] * 2))[b"calls"]
+    env.update(watch.fields())
+    lines = report_lines(single, many)
+    common.show(lines)
+    common.write_report(
+        NAME, title="QA story: AI.FCALL qa against the same pipeline in a client", env=env,
+        about=[f"- {N_PARAGRAPHS} paragraphs tokenized by the `set` trigger; the tiny TorchScript QA model "
+               f"and WordLevel tokenizer of tests/qa_pipeline.py; FUNCTION_THREADS {FUNCTION_THREADS}",
+               f"- 1 client: {n:,} questions per way, interleaved (after {warmup} warm-up); "
+               f"{CLIENTS} clients: {CLIENTS} processes x {per_client} questions per way; "
+               f"{calls:,} model runs in all (AI.INFO)"],
+        body=lines,
+        data={"single_client_us": single, "many_clients_us": many, "model_runs": int(calls)},
+        charts={"": chart(single, many)},
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
