@@ -17,7 +17,7 @@ SERVER ?= redis
 VALKEY_TESTS ?= tests/test_tensors.py tests/test_models.py tests/test_scripts.py tests/test_dag.py \
 	tests/test_persistence.py tests/test_model_persistence.py tests/test_replication.py \
 	tests/test_keys_and_acl.py tests/test_inference_in_transactions.py tests/test_inference_cache.py tests/test_functions.py \
-	tests/test_model_sessions.py \
+	tests/test_model_sessions.py tests/test_function_runners.py tests/test_function_triggers.py tests/test_qa_story.py \
 	tests/test_cluster.py::test_killed_primary_fails_over_and_the_replica_serves_the_same_data
 
 .PHONY: run test install system build bench fuzz clean
