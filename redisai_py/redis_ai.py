@@ -46,11 +46,10 @@ thread so the callback's event loop can run other coroutines meanwhile.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import shlex
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+import weakref
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -250,25 +249,59 @@ def _run_job(target: Any, fn: str | None, inputs: list[PyTensor], noutputs: int)
     return [PyTensor(np.asarray(view)) for view in result]
 
 
-_executor_lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
+class _AwaitedRuns:
+    """The runs this thread's event loop awaits: each a future, resolved when
+    the shim's port for this thread (an eventfd the device workers signal)
+    says its job ended. No thread waits in between."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._fd = _shim().run_port_fd()
+        # Weak: a run nobody awaits any more (its call was killed, or never
+        # awaited it) leaves nothing behind; its result is dropped on arrival.
+        self._pending: weakref.WeakValueDictionary[int, asyncio.Future[list[PyTensor]]] = \
+            weakref.WeakValueDictionary()
+        loop.add_reader(self._fd, self._deliver)
+
+    def start(self, target: Any, fn: str | None, inputs: list[PyTensor], noutputs: int) -> asyncio.Future[list[PyTensor]]:
+        try:
+            token = _shim().run_job_start(target, fn, [_as_job_input(t) for t in inputs], noutputs)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise RedisAIFunctionError(str(exc)) from None
+        future: asyncio.Future[list[PyTensor]] = self.loop.create_future()
+        self._pending[token] = future
+        return future
+
+    def _deliver(self) -> None:
+        for token, ok, result in _shim().run_port_take():
+            future = self._pending.pop(token, None)
+            if future is None or future.done():  # nobody awaits it any more
+                continue
+            if ok:
+                future.set_result([PyTensor(np.asarray(view)) for view in result])
+            else:
+                future.set_exception(RedisAIFunctionError(result))
+
+    def close(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self._fd)
 
 
-def _waiters() -> ThreadPoolExecutor:
-    """Threads that wait for async runs (each waits without the GIL)."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="redisai-fn-run")
-        return _executor
+_this_thread = threading.local()
 
 
-def _awaitable(what: str, run: Callable[[], Any]) -> asyncio.Future[Any]:
+def _awaited_runs(what: str) -> _AwaitedRuns:
+    """This thread's awaited runs, bound to its running event loop."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         raise RedisAIFunctionError(f"ERR {what} must be awaited inside an async def callback") from None
-    return loop.run_in_executor(_waiters(), contextvars.copy_context().run, run)
+    runs: _AwaitedRuns | None = getattr(_this_thread, "runs", None)
+    if runs is None or runs.loop is not loop:
+        if runs is not None:
+            runs.close()
+        runs = _this_thread.runs = _AwaitedRuns(loop)
+    return runs
 
 
 class PyGraphRunner:
@@ -287,14 +320,14 @@ class PyGraphRunner:
         if not self._valid:
             raise RedisAIFunctionError("PyGraphRunner is invalid")
 
-    def _take(self) -> Callable[[], list[PyTensor]]:
-        """The run, once: the runner is spent from here on."""
+    def _take(self) -> tuple[Any, str | None, list[PyTensor], int]:
+        """The run (target, fn, inputs, outputs), once: the runner is spent from here on."""
         self._check()
         self._valid = False
-        target, fn, inputs, noutputs = self._target, self._fn, list(self._inputs), self._outputs
+        run = self._target, self._fn, self._inputs, self._outputs
         self._target = None
         self._inputs = []
-        return lambda: _run_job(target, fn, inputs, noutputs)
+        return run
 
 
 def _runner(value: Any, script: bool) -> PyGraphRunner:
@@ -308,12 +341,15 @@ def _runner(value: Any, script: bool) -> PyGraphRunner:
 
 def createModelRunner(key: str | bytes) -> PyGraphRunner:  # noqa: N802
     """A runner of the model stored under `key` ("given key do not contain RedisAI model")."""
-    _check_key("AI.MODELGET", key, _NOT_A_MODEL)
+    call = _libraries.current_call()
     try:
-        model = _shim().get_model(key.decode() if isinstance(key, bytes) else key,
-                                  _libraries.current_call().user)
-    except RuntimeError:
-        raise RedisAIFunctionError(_NOT_A_MODEL) from None
+        # One visit to the main thread: the ACL key rule, the call's cluster slot, the type.
+        model = _shim().get_model(key.decode() if isinstance(key, bytes) else str(key), call.user, call.slot)
+    except RuntimeError as exc:
+        text = str(exc)
+        if text.startswith(("WRONGTYPE", "ERR model key is empty")):
+            text = _NOT_A_MODEL
+        raise RedisAIFunctionError(text) from None
     return PyGraphRunner(model, None)
 
 
@@ -330,12 +366,13 @@ def modelRunnerAddOutput(runner: PyGraphRunner, name: str) -> int:  # noqa: N802
 
 def modelRunnerRun(runner: PyGraphRunner) -> list[PyTensor]:  # noqa: N802
     """Runs the model now, on its device queue; its outputs."""
-    return _runner(runner, False)._take()()
+    return _run_job(*_runner(runner, False)._take())
 
 
 def modelRunnerRunAsync(runner: PyGraphRunner) -> asyncio.Future[list[PyTensor]]:  # noqa: N802
     """`await` it inside an `async def` callback: the outputs."""
-    return _awaitable("modelRunnerRunAsync", _runner(runner, False)._take())
+    run = _runner(runner, False)._take()
+    return _awaited_runs("modelRunnerRunAsync").start(*run)
 
 
 def createScriptRunner(key: str | bytes, fn: str) -> PyGraphRunner:  # noqa: N802
@@ -366,11 +403,12 @@ def scriptRunnerAddOutput(runner: PyGraphRunner) -> int:  # noqa: N802
 
 
 def scriptRunnerRun(runner: PyGraphRunner) -> list[PyTensor]:  # noqa: N802
-    return _runner(runner, True)._take()()
+    return _run_job(*_runner(runner, True)._take())
 
 
 def scriptRunnerRunAsync(runner: PyGraphRunner) -> asyncio.Future[list[PyTensor]]:  # noqa: N802
-    return _awaitable("scriptRunnerRunAsync", _runner(runner, True)._take())
+    run = _runner(runner, True)._take()
+    return _awaited_runs("scriptRunnerRunAsync").start(*run)
 
 
 # ---------------------------------------------------------------------- DAG
@@ -431,12 +469,13 @@ class PyDAGRunner:
         """`await` it inside an `async def` callback."""
         if not self._valid:
             raise RedisAIFunctionError("PyDAGRunner is invalid")
+        runs = _awaited_runs("PyDAGRunner.Run()")
         self._valid = False
         ops, self._ops = self._ops, []
-        return _awaitable("PyDAGRunner.Run()", lambda: _run_dag(ops))
+        return runs.loop.create_task(_run_dag(ops, runs))
 
 
-def _run_dag(ops: list[tuple[str, Any]]) -> list[PyTensor]:
+async def _run_dag(ops: list[tuple[str, Any]], runs: _AwaitedRuns) -> list[PyTensor]:
     tensors: dict[str, PyTensor] = {}
     fetched: list[str] = []
     for kind, op in ops:
@@ -448,7 +487,7 @@ def _run_dag(ops: list[tuple[str, Any]]) -> list[PyTensor]:
             target, fn, inputs, outputs = op
             if any(name not in tensors for name in inputs):
                 raise RedisAIFunctionError(_MISSING_IN_DAG)
-            results = _run_job(target, fn, [tensors[name] for name in inputs], len(outputs))
+            results = await runs.start(target, fn, [tensors[name] for name in inputs], len(outputs))
             tensors.update(zip(outputs, results))
     if any(name not in tensors for name in fetched):
         raise RedisAIFunctionError(_MISSING_IN_DAG)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from conftest import RedisServer
+from conftest import RedisServer, wait_until
 from keyspace import assert_intact, snapshot
 from model_builders import onnx_add, torch_add
 
@@ -75,6 +75,16 @@ def reuse(keys, args):
 def async_without_await(keys, args):
     return redisAI.modelRunnerRunAsync(redisAI.createModelRunner(keys[0]))
 
+async def started_not_awaited(keys, args):
+    a, b = inputs(args)
+    runner = redisAI.createModelRunner(keys[0])
+    redisAI.modelRunnerAddInput(runner, "a", a)
+    redisAI.modelRunnerAddInput(runner, "b", b)
+    redisAI.modelRunnerAddOutput(runner, "sum")
+    redisAI.modelRunnerAddOutput(runner, "product")
+    redisAI.modelRunnerRunAsync(runner)
+    return "left running"
+
 def runner_of(keys, args):
     redisAI.createModelRunner(keys[0])
     return "made"
@@ -90,7 +100,7 @@ def store_result(keys, args):
     redisAI.setTensorInKey(keys[1], total)
     return "OK"
 
-for f in (model_sync, model_async, many_async, reuse, async_without_await, runner_of):
+for f in (model_sync, model_async, many_async, reuse, async_without_await, started_not_awaited, runner_of):
     register_function(f.__name__, f, flags=["no-writes"])
 register_function("store_result", store_result)
 '''
@@ -198,6 +208,17 @@ def test_awaited_runs_go_through_the_queue_and_can_run_together(r: redis.Redis, 
     assert info(r, "m")[b"calls"] == 7
 
 
+def test_a_run_nobody_awaits_still_runs_and_its_result_is_dropped(r: redis.Redis, torch_blob: bytes) -> None:
+    """The run ends after its call has replied; the function thread that
+    started it takes the late result and carries on with the next calls."""
+    r.execute_command("AI.MODELSTORE", "m", "TORCH", "CPU", "BLOB", torch_blob)
+    assert r.execute_command("AI.FCALL", "started_not_awaited", 1, "m", 1, 2) == b"left running"
+    wait_until(lambda: info(r, "m")[b"calls"] == 1)
+    for i in range(4):  # both function threads, each awaiting after its late result
+        assert r.execute_command("AI.FCALL", "model_async", 1, "m", i, 0) == [10.0 + i, 20.0]
+    assert info(r, "m")[b"calls"] == 5 and info(r, "m")[b"errors"] == 0
+
+
 def test_function_runs_batch_with_each_other_on_a_model_with_batchsize(r: redis.Redis, torch_blob: bytes) -> None:
     """MINBATCHSIZE 4 holds the first runs until four samples wait: only a
     queue that sees the function's runs as model runs can release them."""
@@ -251,13 +272,24 @@ def wrong(keys, args):
     redisAI.modelRunnerAddOutput(runner, "product")
     return redisAI.modelRunnerRun(runner)
 
+async def wrong_async(keys, args):
+    runner = redisAI.createModelRunner(keys[0])
+    t = redisAI.createTensorFromValues("FLOAT", [3], [1.0, 2.0, 3.0])
+    redisAI.modelRunnerAddInput(runner, "a", t)
+    redisAI.modelRunnerAddInput(runner, "b", t)
+    redisAI.modelRunnerAddOutput(runner, "sum")
+    redisAI.modelRunnerAddOutput(runner, "product")
+    return await redisAI.modelRunnerRunAsync(runner)
+
 register_function("wrong", wrong, flags=["no-writes"])
+register_function("wrong_async", wrong_async, flags=["no-writes"])
 ''')
     r.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", onnx_add())
-    with pytest.raises(redis.ResponseError, match="Got invalid dimensions for input"):
-        r.execute_command("AI.FCALL", "wrong", 1, "m")
+    for function in ("wrong", "wrong_async"):
+        with pytest.raises(redis.ResponseError, match="Got invalid dimensions for input"):
+            r.execute_command("AI.FCALL", function, 1, "m")
     stats = info(r, "m")
-    assert stats[b"calls"] == 1 and stats[b"errors"] == 1
+    assert stats[b"calls"] == 2 and stats[b"errors"] == 2
     assert r.ping()
 
 

@@ -31,6 +31,7 @@ import redis
 
 from conftest import SERVER_KIND, RedisServer, ServerFactory, wait_until
 from keyspace import assert_intact, snapshot
+from model_builders import torch_add
 
 MAIN_THREAD_GIL = "the Redis main thread took the GIL"
 # Module-wide server: each story starts from an empty keyspace and no libraries.
@@ -623,6 +624,7 @@ def test_a_bad_function_threads_argument_fails_the_load(server_factory: ServerFa
 # ------------------------------------------------------------------ cluster
 
 SLOTTED = '''#!python name=slotted
+import redisAI
 from redisai_py.functions import execute, hashtag, register_function
 
 def set_key(keys, args):
@@ -643,6 +645,7 @@ register_function("set_key", set_key)
 register_function("set_other", set_other)
 register_function("set_tagged", set_tagged)
 register_function("local_only", local_only, flags=["no-cluster"])
+register_function("runner_of", lambda keys, args: redisAI.createModelRunner(args[0]) and "made")
 '''
 
 
@@ -663,6 +666,13 @@ def test_in_a_cluster_execute_touches_only_the_calls_slot(tmp_path) -> None:
             client.execute_command("AI.FCALL", "set_other", 1, "{user1}:a", far_key)
         with pytest.raises(redis.ResponseError, match="may touch keys only when AI.FCALL names keys"):
             client.execute_command("AI.FCALL", "set_other", 0, near_key)
+        # A model runner is a read of the model's key: the same slot rule.
+        client.execute_command("AI.MODELSTORE", "{user1}:m", "TORCH", "CPU", "BLOB", torch_add())
+        assert client.execute_command("AI.FCALL", "runner_of", 1, "{user1}:a", "{user1}:m") == b"made"
+        with pytest.raises(redis.ResponseError, match="only touch keys in the slot of the keys AI.FCALL names"):
+            client.execute_command("AI.FCALL", "runner_of", 1, "{user1}:a", far_key)
+        with pytest.raises(redis.ResponseError, match="may touch keys only when AI.FCALL names keys"):
+            client.execute_command("AI.FCALL", "runner_of", 0, "{user1}:m")
         made = client.execute_command("AI.FCALL", "set_tagged", 1, "{user1}:a")
         assert client.get(made) == b"made"
         with pytest.raises(redis.ResponseError, match="'no-cluster' flag is set"):

@@ -79,9 +79,20 @@ static void FreeArgs(RedisModuleCtx *ctx, RedisModuleString **args, int argc) {
     RedisModule_Free(args);
 }
 
+/* Cluster mode: the refusal if `key` is outside the call's slot, else NULL.
+ * A function must name its keys in AI.FCALL (so the client reached the node
+ * that serves them), as Redis Functions require. */
+static const char *KeyOutsideTheSlot(RedisModuleCtx *ctx, const char *key, size_t len, int slot) {
+    if (slot == RAI_CALL_ANY_SLOT || !(RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_CLUSTER))
+        return NULL;
+    if (slot < 0) return "ERR execute() may touch keys only when AI.FCALL names keys (cluster mode)";
+    if (RAI_KeySlot(key, len) != slot)
+        return "ERR execute() may only touch keys in the slot of the keys AI.FCALL names (cluster mode)";
+    return NULL;
+}
+
 /* Cluster mode: NULL if every key of the command hashes to the call's slot,
- * else the refusal. A function must name its keys in AI.FCALL (so the client
- * reached the node that serves them), as Redis Functions require. */
+ * else the refusal. */
 static const char *OutsideTheSlot(RedisModuleCtx *ctx, RedisModuleString **args, int argc, int slot) {
     if (slot == RAI_CALL_ANY_SLOT || !(RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_CLUSTER))
         return NULL;
@@ -91,9 +102,7 @@ static const char *OutsideTheSlot(RedisModuleCtx *ctx, RedisModuleString **args,
     for (int i = 0; positions && i < nkeys && refusal == NULL; i++) {
         size_t len;
         const char *key = RedisModule_StringPtrLen(args[positions[i]], &len);
-        if (slot < 0) refusal = "ERR execute() may touch keys only when AI.FCALL names keys (cluster mode)";
-        else if (RAI_KeySlot(key, len) != slot)
-            refusal = "ERR execute() may only touch keys in the slot of the keys AI.FCALL names (cluster mode)";
+        refusal = KeyOutsideTheSlot(ctx, key, len, slot);
     }
     RedisModule_Free(positions);
     return refusal;
@@ -234,9 +243,10 @@ typedef struct {
     const char *key;
     size_t keylen;
     const char *user;
+    int slot;
     RAI_Model *model;
     int type;
-    int refused;
+    const char *refusal;
 } Lookup;
 
 /* Whether ACL user `name` may read `key` (ACLCheckKeyPermissions: the key
@@ -254,8 +264,9 @@ static int MayRead(RedisModuleString *key, const char *name) {
 static void DoLookup(RedisModuleCtx *ctx, void *arg) {
     Lookup *l = arg;
     RedisModuleString *name = RedisModule_CreateString(ctx, l->key, l->keylen);
-    l->refused = !MayRead(name, l->user);
-    RedisModuleKey *k = l->refused ? NULL : RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
+    l->refusal = !MayRead(name, l->user) ? "NOPERM this user has no permissions to access the model's key"
+                                         : KeyOutsideTheSlot(ctx, l->key, l->keylen, l->slot);
+    RedisModuleKey *k = l->refusal ? NULL : RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
     l->type = k ? RedisModule_KeyType(k) : REDISMODULE_KEYTYPE_EMPTY;
     if (l->type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(k) == RAI_ModelType)
         l->model = RAI_ModelRetain(RedisModule_ModuleTypeGetValue(k));
@@ -263,13 +274,13 @@ static void DoLookup(RedisModuleCtx *ctx, void *arg) {
     RedisModule_FreeString(ctx, name);
 }
 
-RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char *user, const char **err) {
-    Lookup l = {key, keylen, user, NULL, 0, 0};
+RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char *user, int slot, const char **err) {
+    Lookup l = {key, keylen, user, slot, NULL, 0, NULL};
     if (!RAI_OnMainThread(DoLookup, &l)) {
         *err = ERR_SHUTDOWN;
         return NULL;
     }
-    if (l.refused) *err = "NOPERM this user has no permissions to access the model's key";
+    if (l.refusal) *err = l.refusal;
     else if (l.model == NULL)
         *err = l.type == REDISMODULE_KEYTYPE_EMPTY ? "ERR model key is empty" : REDISMODULE_ERRORMSG_WRONGTYPE;
     return l.model;

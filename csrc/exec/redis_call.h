@@ -55,8 +55,9 @@ char *RAI_CallerUserName(RedisModuleCtx *ctx);
  * setters CONFIG SET. */
 int RAI_CallerMayRun(RedisModuleCtx *ctx, const char *command, const char *subcommand);
 
-/* The model under `key`, retained, if ACL user `user` may read that key;
- * NULL with *err set to the reply text. */
-RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char *user, const char **err);
+/* The model under `key`, retained, if ACL user `user` may read that key
+ * and (cluster mode) it is in `slot` (RAI_CallAs's slot rule); NULL with
+ * *err set to the reply text. */
+RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char *user, int slot, const char **err);
 
 #endif

@@ -376,13 +376,15 @@ static PyObject *ShimFunctionExecute(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* get_model(key): the model stored under key, for a script's
- * redisAI.model_execute(), if the user that ran the script may read it. */
+/* get_model(key[, user[, slot]]): the model stored under key, for a
+ * script's redisAI.model_execute() or a function's model runner, if the user
+ * may read it (and, for a function in cluster mode, it is in the call's slot). */
 static PyObject *ShimGetModel(PyObject *self, PyObject *args) {
     (void)self;
     const char *key, *user = NULL;
     Py_ssize_t keylen;
-    if (!PyArg_ParseTuple(args, "s#|y", &key, &keylen, &user)) return NULL;
+    int slot = RAI_CALL_ANY_SLOT;
+    if (!PyArg_ParseTuple(args, "s#|yi", &key, &keylen, &user, &slot)) return NULL;
     /* A function names its caller; a script's call runs as the user that ran the script. */
     if (user == NULL) user = script_caller;
     if (user == NULL)
@@ -390,7 +392,7 @@ static PyObject *ShimGetModel(PyObject *self, PyObject *args) {
                                                 "thread, as the user that ran it");
     const char *err = NULL;
     void *gil = RAI_GilSuspend();
-    RAI_Model *m = RAI_ModelFromWorker(key, (size_t)keylen, user, &err);
+    RAI_Model *m = RAI_ModelFromWorker(key, (size_t)keylen, user, slot, &err);
     RAI_GilResume(gil);
     if (m == NULL) return PyErr_Format(PyExc_RuntimeError, "%s", err);
     PyObject *obj = RAI_PyModelWrap(m);
@@ -417,7 +419,8 @@ static PyMethodDef ShimMethods[] = {
     {"log", ShimLog, METH_VARARGS, "Write a line to the Redis log at the given level."},
     {"call", ShimCall, METH_VARARGS, "Run a Redis command (replicated) and return its reply."},
     {"get_model", ShimGetModel, METH_VARARGS,
-     "The model stored under a key, looked up as ACL user `user` (default: the running script's caller)."},
+     "The model stored under a key, looked up as ACL user `user` (default: the running script's caller) "
+     "within the call's cluster slot."},
     {"function_execute", ShimFunctionExecute, METH_VARARGS,
      "Run a Redis command for a function, as its caller's ACL user: (ok, reply or error text)."},
     {NULL, NULL, 0, NULL},

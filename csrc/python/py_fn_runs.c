@@ -14,11 +14,21 @@
  * Why the queueing is on the main thread: a model's queue slot and its
  * session-budget state are main-thread data (exec/session_budget.h). The
  * function's thread never holds the GIL while it waits for either the main
- * thread or the job (invariant 2). */
+ * thread or the job (invariant 2).
+ *
+ * An awaited run (modelRunnerRunAsync, a DAG runner's Run) is the same job,
+ * but the function's thread does not wait for it: the job ends into the
+ * thread's port, an eventfd its asyncio loop watches, so the loop goes on
+ * with other awaited work meanwhile and resumes the awaiting coroutine with
+ * one thread wake, as a synchronous run does. */
 #include "python/py_fn_runs.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "exec/run_queue.h"
 #include "exec/session_budget.h"
@@ -61,10 +71,49 @@ static void RunScript(RAI_Job **jobs, int n) {
     RAI_PyRunScript(jobs[0]);
 }
 
+/* ----------------------------------------------------------- awaited runs */
+
+/* A function thread's finished awaited runs. One per thread that awaited a
+ * run, made then and kept for the thread's life (function threads live as
+ * long as the server), so a job that ends after its call was killed still
+ * has somewhere to go. */
+typedef struct RunPort {
+    int fd; /* eventfd: readable while jobs wait in finished */
+    pthread_mutex_t lock;
+    RAI_Job *finished; /* linked through job->next: a finished job is in no queue */
+} RunPort;
+
+static __thread RunPort *thread_port;
+
+static RunPort *ThisThreadsPort(void) {
+    if (thread_port) return thread_port;
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) return NULL;
+    RunPort *port = RedisModule_Calloc(1, sizeof(*port));
+    port->fd = fd;
+    pthread_mutex_init(&port->lock, NULL);
+    return thread_port = port;
+}
+
+/* Device worker (or the main thread, for a run that could not be queued):
+ * the job to its thread's port, and the loop woken. */
+static void FinishAwaited(RAI_Job *job) {
+    RunPort *port = job->payload;
+    pthread_mutex_lock(&port->lock);
+    job->next = port->finished;
+    port->finished = job;
+    pthread_mutex_unlock(&port->lock);
+    uint64_t one = 1;
+    while (write(port->fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+}
+
 /* Batchable with MODELEXECUTE's runs of the same model (run_queue.c batches
  * any batchable kinds of one model). */
 static const RAI_JobOps FnModelRunJob = {"function's model run", 1, RunModels, WakeFunction};
 static const RAI_JobOps FnScriptRunJob = {"function's script run", 0, RunScript, WakeFunction};
+static const RAI_JobOps FnModelAwaitJob = {"function's model run", 1, RunModels, FinishAwaited};
+static const RAI_JobOps FnScriptAwaitJob = {"function's script run", 0, RunScript, FinishAwaited};
 
 /* Main thread: the job to its device queue, or failed at once. */
 static void QueueOnMain(RedisModuleCtx *ctx, void *arg) {
@@ -75,7 +124,7 @@ static void QueueOnMain(RedisModuleCtx *ctx, void *arg) {
     job->queued_us = RedisModule_MonotonicMicroseconds();
     if (queue == NULL) {
         RAI_JobSetError(job, ERR_FN_NO_QUEUE);
-        WakeFunction(job);
+        job->ops->done(job);
     } else if (job->model) {
         RAI_QueueModelRun(job, queue);
     } else {
@@ -163,7 +212,7 @@ static int TakeInputs(RAI_Job *job, PyObject *inputs) {
 }
 
 /* The job of a model or script view, NULL with a Python exception. */
-static RAI_Job *JobFor(PyObject *target, PyObject *fn, PyObject *inputs, int noutputs) {
+static RAI_Job *JobFor(PyObject *target, PyObject *fn, PyObject *inputs, int noutputs, int awaited) {
     RAI_Model *m = RAI_PyModelOf(target);
     RAI_Script *s = m ? NULL : RAI_PyScriptOf(target);
     const char *fname = fn == Py_None ? NULL : PyUnicode_AsUTF8(fn);
@@ -179,7 +228,8 @@ static RAI_Job *JobFor(PyObject *target, PyObject *fn, PyObject *inputs, int nou
         PyErr_SetString(PyExc_ValueError, "ERR invalid number of outputs");
         return NULL;
     }
-    RAI_Job *job = m ? RAI_JobNew(&FnModelRunJob, m) : RAI_ScriptJobNew(&FnScriptRunJob, s);
+    RAI_Job *job = m ? RAI_JobNew(awaited ? &FnModelAwaitJob : &FnModelRunJob, m)
+                     : RAI_ScriptJobNew(awaited ? &FnScriptAwaitJob : &FnScriptRunJob, s);
     job->noutputs = noutputs;
     job->outputs = RedisModule_Calloc(noutputs > 0 ? (size_t)noutputs : 1, sizeof(RAI_Tensor *));
     if (s) {
@@ -200,7 +250,7 @@ static PyObject *ShimRunJob(PyObject *self, PyObject *args) {
     PyObject *target, *fn, *inputs;
     int noutputs;
     if (!PyArg_ParseTuple(args, "OOOi", &target, &fn, &inputs, &noutputs)) return NULL;
-    RAI_Job *job = JobFor(target, fn, inputs, noutputs);
+    RAI_Job *job = JobFor(target, fn, inputs, noutputs, 0);
     if (job == NULL) return NULL;
     RAI_Tensor **outs = RedisModule_Calloc(noutputs > 0 ? (size_t)noutputs : 1, sizeof(RAI_Tensor *));
     char *err = NULL;
@@ -222,6 +272,99 @@ static PyObject *ShimRunJob(PyObject *self, PyObject *args) {
     for (int i = 0; i < noutputs; i++) RAI_TensorRelease(outs[i]);
     RedisModule_Free(outs);
     RedisModule_Free(err);
+    return result;
+}
+
+/* run_job_start(model_or_script, fn, inputs, noutputs): queues the run for
+ * this thread's port and returns its token; the loop learns it ended from
+ * run_port_fd() and takes it with run_port_take(). */
+static PyObject *ShimRunJobStart(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *target, *fn, *inputs;
+    int noutputs;
+    if (!PyArg_ParseTuple(args, "OOOi", &target, &fn, &inputs, &noutputs)) return NULL;
+    RunPort *port = ThisThreadsPort();
+    if (port == NULL) return PyErr_SetFromErrno(PyExc_OSError);
+    RAI_Job *job = JobFor(target, fn, inputs, noutputs, 1);
+    if (job == NULL) return NULL;
+    job->payload = port;
+    void *gil = RAI_GilSuspend();
+    int queued = RAI_OnMainThread(QueueOnMain, job);
+    RAI_GilResume(gil);
+    if (!queued) {
+        job->payload = NULL;
+        RAI_JobFree(job);
+        return PyErr_Format(PyExc_RuntimeError, ERR_FN_SHUTDOWN);
+    }
+    /* The token is only compared, never followed: the job may be gone by now. */
+    return PyLong_FromVoidPtr(job);
+}
+
+/* run_port_fd(): the eventfd this thread's awaited runs signal. */
+static PyObject *ShimRunPortFd(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    RunPort *port = ThisThreadsPort();
+    return port ? PyLong_FromLong(port->fd) : PyErr_SetFromErrno(PyExc_OSError);
+}
+
+/* (token, True, [Tensor, ...]) or (token, False, error text). */
+static PyObject *FinishedRun(RAI_Job *job) {
+    PyObject *token = PyLong_FromVoidPtr(job);
+    if (job->error) return Py_BuildValue("(NOs)", token, Py_False, job->error);
+    PyObject *list = PyList_New(job->noutputs);
+    for (int i = 0; list && i < job->noutputs; i++) {
+        PyObject *t = job->outputs[i] ? RAI_PyTensorWrap(job->outputs[i]) : NULL;
+        if (t == NULL) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, t);
+    }
+    if (list == NULL) {
+        Py_DECREF(token);
+        return NULL;
+    }
+    return Py_BuildValue("(NON)", token, Py_True, list);
+}
+
+/* Main thread: counts and frees a list of finished jobs. */
+static void CountAndFreeAllOnMain(RedisModuleCtx *ctx, void *arg) {
+    RAI_Job *job = arg, *next;
+    for (; job; job = next) {
+        next = job->next;
+        CountAndFreeOnMain(ctx, job);
+    }
+}
+
+/* run_port_take(): this thread's runs that ended since the last call, in the
+ * order they ended. */
+static PyObject *ShimRunPortTake(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    RunPort *port = thread_port;
+    if (port == NULL) return PyList_New(0);
+    uint64_t count;
+    while (read(port->fd, &count, sizeof(count)) < 0 && errno == EINTR) {
+    }
+    pthread_mutex_lock(&port->lock);
+    RAI_Job *newest = port->finished, *oldest = NULL, *next;
+    port->finished = NULL;
+    pthread_mutex_unlock(&port->lock);
+    for (RAI_Job *job = newest; job; job = next) { /* reversed: the oldest first */
+        next = job->next;
+        job->next = oldest;
+        oldest = job;
+    }
+    PyObject *result = PyList_New(0);
+    for (RAI_Job *job = oldest; result && job; job = job->next) {
+        job->payload = NULL;
+        PyObject *item = FinishedRun(job);
+        if (item == NULL || PyList_Append(result, item) != 0) Py_CLEAR(result);
+        Py_XDECREF(item);
+    }
+    if (oldest) {
+        void *gil = RAI_GilSuspend();
+        RAI_OnMainThread(CountAndFreeAllOnMain, oldest); /* at shutdown: left to the exiting process */
+        RAI_GilResume(gil);
+    }
     return result;
 }
 
@@ -263,6 +406,11 @@ static PyObject *ShimGetScript(PyObject *self, PyObject *args) {
 static PyMethodDef FnRunMethods[] = {
     {"run_job", ShimRunJob, METH_VARARGS,
      "Run a model or a script function on its device queue for a function: (True, outputs) or (False, error)."},
+    {"run_job_start", ShimRunJobStart, METH_VARARGS,
+     "Queue a model or script run for an awaiting function: its token (see run_port_take)."},
+    {"run_port_fd", ShimRunPortFd, METH_NOARGS, "The eventfd this thread's awaited runs signal when they end."},
+    {"run_port_take", ShimRunPortTake, METH_NOARGS,
+     "This thread's ended awaited runs: [(token, True, outputs) or (token, False, error), ...]."},
     {"get_script", ShimGetScript, METH_VARARGS, "The script stored under a key, or None."},
     {NULL, NULL, 0, NULL},
 };

@@ -64,9 +64,11 @@ def log(level: str, message: str) -> None:
 def call(command: str, args: list[str | bytes] | tuple[str | bytes, ...]) -> object:
     """Run a Redis command (replicated) for a script's redis.execute and return its reply."""
 
-def get_model(key: str, user: bytes | None = None) -> Model:
+def get_model(key: str, user: bytes | None = None, slot: int = -2) -> Model:
     """The model stored under `key`, looked up as ACL user `user` (a function's
-    caller), or as the user that ran the running script (redisAI.model_execute)."""
+    caller), or as the user that ran the running script (redisAI.model_execute).
+    In cluster mode a function's lookup names its call's slot (-1: the call
+    named no keys), and a key outside it is refused as execute() refuses it."""
 
 def function_execute(user: bytes, read_only: bool, slot: int,
                      command: list[str | bytes] | tuple[str | bytes, ...], raw: bool = False) -> tuple[bool, object]:
@@ -80,6 +82,19 @@ def run_job(target: Model | Script, fn: str | None,
     """Run a model (fn None) or a script's function `fn` for a function's
     redisAI runner, as an ordinary run job on its device queue; inputs are
     (type name, shape, buffer). (True, [Tensor, ...]) or (False, error text)."""
+
+def run_job_start(target: Model | Script, fn: str | None,
+                  inputs: list[tuple[str, tuple[int, ...], object]], noutputs: int) -> int:
+    """Queue the same run as run_job for an awaiting function without waiting
+    for it: its token. The run ends into this thread's port (run_port_fd)."""
+
+def run_port_fd() -> int:
+    """The eventfd this thread's awaited runs signal when they end (made on
+    first use, kept for the thread's life)."""
+
+def run_port_take() -> list[tuple[int, bool, object]]:
+    """This thread's awaited runs that ended since the last call, oldest
+    first: (token, True, [Tensor, ...]) or (token, False, error text)."""
 
 def get_script(key: str) -> Script | None:
     """The script stored under `key`, or None, for createScriptRunner."""
