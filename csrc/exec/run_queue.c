@@ -278,6 +278,11 @@ static RAI_RunQueue *QueueNew(const char *name, int nthreads, int background) {
             return q->nthreads > 0 ? q : NULL; /* a queue with no worker would hang clients */
         }
         q->nthreads++;
+        /* For top -H, perf and /proc: which queue a busy thread serves. */
+        char thread_name[RAI_QUEUE_NAME_MAX + 16];
+        snprintf(thread_name, sizeof(thread_name), "ai:%s.%d", q->name, i + 1);
+        thread_name[15] = '\0'; /* the kernel's limit, NUL included */
+        pthread_setname_np(q->threads[i], thread_name);
     }
     return q;
 }
