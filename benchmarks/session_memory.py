@@ -37,8 +37,8 @@ How to run
     .venv/bin/python benchmarks/session_memory.py [--quick]
 
     It starts its own redis-servers on free loopback ports and stops them by PID. Results go to
-    benchmarks/results/session_memory.{md,json,png}. About 5 minutes on 2 shared cores (--quick:
-    a tenth of the copies, about 2 minutes).
+    benchmarks/results/session_memory.{md,json,png}. About 2.5 minutes on 2 shared cores (--quick:
+    a tenth of the copies, about 2 minutes: 24 server starts take most of it).
 """
 
 from __future__ import annotations
