@@ -448,8 +448,9 @@ def report(result: dict[str, Any]) -> None:
         f"right after the run {'within' if rss['within_bound'] else 'OVER'}, after MEMORY PURGE "
         f"{'within' if rss['purged_within_bound'] else 'OVER'} |",
         f"| memory per loaded ONNX session | {result['memory_per_loaded_session']['measured_rss'] / 1024:.0f} KiB "
-        f"measured (purged RSS drop when all are released / sessions), {result['memory_per_loaded_session']['estimate'] / 1024:.0f} "
-        "KiB estimated |",
+        f"returned to the OS when all are released (purged RSS drop / sessions: a lower bound, the "
+        f"allocators keep freed pages; benchmarks/session_memory.py measures the growth), "
+        f"{result['memory_per_loaded_session']['estimate'] / 1024:.0f} KiB estimated |",
         "", *phase_rows(result), "",
         f"Warm and cold latencies in bold are phase (b)'s, from the scheduled send time. What limits them: "
         f"{os.cpu_count()} cores shared by the {CLIENTS} client processes, the server's main thread, "
