@@ -125,6 +125,57 @@ register_trigger("boom", boom, event="set", prefix="x")
     assert r.get("x1") == b"v" and r.ping()
 
 
+RUNAWAY = '''#!python name=runaway
+from redisai_py.functions import execute, register_trigger
+
+def spin(record):
+    while True:
+        pass
+
+def note(record):
+    execute("SET", "noted:" + record["key"], "yes")
+
+register_trigger("spin", spin, event="set", prefix="spin:")
+register_trigger("spin_on_miss", spin, event="keymiss", prefix="slow:", commands=["GET"])
+register_trigger("note", note, event="set", prefix="note:")
+'''
+
+
+def test_function_kill_stops_a_runaway_trigger(server_factory: ServerFactory) -> None:
+    """One function thread: a trigger that never returns would hold it for good."""
+    import threading
+    import time
+
+    server = server_factory(module_args=["FUNCTION_THREADS", "1", "FUNCTION_TIMEOUT", "300"])
+    r = server.client()
+    r.execute_command("AI.FUNCTION", "LOAD", RUNAWAY)
+    r.set("spin:1", "v")
+    time.sleep(0.5)  # past FUNCTION_TIMEOUT
+    assert r.execute_command("AI.FUNCTION", "KILL") == b"OK"
+    wait_until(lambda: functions_info(r)["trigger_errors"] == 1, what="the killed trigger counted")
+    assert "runaway.spin killed by AI.FUNCTION KILL" in str(functions_info(r)["trigger_last_error"])
+    r.set("note:1", "v")  # the thread is free again
+    wait_until(lambda: r.get("noted:note:1") == b"yes", what="the next trigger")
+
+    outcome: list[str] = []
+
+    def get() -> None:
+        try:
+            outcome.append(repr(server.client().get("slow:1")))
+        except redis.ResponseError as exc:
+            outcome.append(str(exc))
+
+    reader = threading.Thread(target=get)
+    reader.start()
+    time.sleep(0.5)
+    assert r.ping()  # the main thread serves while the read-through spins
+    assert r.execute_command("AI.FUNCTION", "KILL") == b"OK"
+    reader.join(10)
+    assert outcome == ["the function was killed by AI.FUNCTION KILL"]
+    with pytest.raises(redis.ResponseError, match="^NOTBUSY"):
+        r.execute_command("AI.FUNCTION", "KILL")
+
+
 # ------------------------------------------------------- recursion, bounds
 
 

@@ -206,20 +206,15 @@ static PyObject *CallArgs(const RAI_FunctionCall *call) {
 
 /* ---------------------------------------------------------- running calls */
 
-/* The calls inside Python now, for AI.FUNCTION KILL. An entry lives on its
- * worker's stack. Lock order: the GIL (if held), then this mutex; nobody
- * takes the GIL while holding it. */
-typedef struct Running {
-    unsigned long ident; /* the worker's Python thread id */
-    uint64_t started_us;
-    int kill; /* asked to stop, not yet raised */
-    struct Running *next;
-} Running;
-
+/* The calls inside Python now, for AI.FUNCTION KILL. Lock order: the GIL
+ * (if held), then this mutex; nobody takes the GIL while holding it. */
 static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
-static Running *running;
+static RAI_RunningCall *running;
 
-static void Enter(Running *r) {
+void RAI_PyCallEnter(RAI_RunningCall *r) {
+    r->ident = PyThread_get_thread_ident();
+    r->started_us = RedisModule_MonotonicMicroseconds();
+    r->kill = 0;
     pthread_mutex_lock(&running_lock);
     r->next = running;
     running = r;
@@ -229,9 +224,9 @@ static void Enter(Running *r) {
 /* GIL held, as at Enter: a kill delivered from here on cannot find the
  * entry, and one delivered before but not yet raised is withdrawn, so it
  * never reaches the worker's next call. */
-static void Leave(Running *r) {
+void RAI_PyCallLeave(RAI_RunningCall *r) {
     pthread_mutex_lock(&running_lock);
-    for (Running **p = &running; *p; p = &(*p)->next) {
+    for (RAI_RunningCall **p = &running; *p; p = &(*p)->next) {
         if (*p == r) {
             *p = r->next;
             break;
@@ -248,7 +243,7 @@ static void *Killer(void *unused) {
     (void)unused;
     int gil = RAI_GilEnsure();
     pthread_mutex_lock(&running_lock);
-    for (Running *r = running; r; r = r->next) {
+    for (RAI_RunningCall *r = running; r; r = r->next) {
         if (!r->kill) continue;
         PyThreadState_SetAsyncExc(r->ident, RAI_PyFunctionKilledType());
         r->kill = 0;
@@ -263,7 +258,7 @@ int RAI_PyFunctionKill(long long min_ms, int *nrunning) {
     int asked = 0;
     *nrunning = 0;
     pthread_mutex_lock(&running_lock);
-    for (Running *r = running; r; r = r->next) {
+    for (RAI_RunningCall *r = running; r; r = r->next) {
         (*nrunning)++;
         if (now >= RAI_DeadlineAfterMs(r->started_us, min_ms)) {
             r->kill = 1;
@@ -287,12 +282,11 @@ void RAI_PyFunctionCall(RAI_Job *job) {
     RAI_FunctionCall *call = job->payload;
     RAI_GilTake();
     PyObject *packed = CallArgs(call);
-    uint64_t start = RedisModule_MonotonicMicroseconds();
-    Running self = {PyThread_get_thread_ident(), start, 0, NULL};
-    Enter(&self);
+    RAI_RunningCall self;
+    RAI_PyCallEnter(&self);
     PyObject *result = packed ? PyObject_Call(RAI_PyEntryPoint(RAI_PY_CALL_FUNCTION), packed, NULL) : NULL;
-    Leave(&self);
-    job->duration_us = RedisModule_MonotonicMicroseconds() - start;
+    RAI_PyCallLeave(&self);
+    job->duration_us = RedisModule_MonotonicMicroseconds() - self.started_us;
     if (result == NULL && PyErr_ExceptionMatches(RAI_PyFunctionKilledType())) {
         PyErr_Clear(); /* raised after the callback, where Python could not word it */
         RAI_JobSetError(job, "ERR the function was killed by AI.FUNCTION KILL");

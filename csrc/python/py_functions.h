@@ -4,6 +4,8 @@
 #ifndef RAI_PY_FUNCTIONS_H
 #define RAI_PY_FUNCTIONS_H
 
+#include <stdint.h>
+
 #include "exec/job.h"
 
 /* Imports the library of a load job's RAI_FunctionLoad payload in a fresh
@@ -15,9 +17,23 @@ void RAI_PyFunctionLoad(RAI_Job *job);
  * args): fills the payload's reply, or the job's error. */
 void RAI_PyFunctionCall(RAI_Job *job);
 
+/* A callback inside Python now (a function call's or a trigger's), for
+ * AI.FUNCTION KILL: it lives on its worker's stack between Enter and Leave,
+ * both called with the GIL held around the callback. */
+typedef struct RAI_RunningCall {
+    unsigned long ident; /* the worker's Python thread id */
+    uint64_t started_us;
+    int kill; /* asked to stop, not yet raised */
+    struct RAI_RunningCall *next;
+} RAI_RunningCall;
+
+void RAI_PyCallEnter(RAI_RunningCall *call);
+void RAI_PyCallLeave(RAI_RunningCall *call);
+
 /* AI.FUNCTION KILL (main thread, never takes the GIL): asks every call that
  * has run for at least min_ms to stop, by raising FunctionKilled in it from
- * a short-lived thread. Sets *running to the calls running now; returns how
+ * a short-lived thread (a trigger's callback too: its run counts as failed).
+ * Sets *running to the calls running now; returns how
  * many were asked. A call inside C code (a sleep, a framework op, waiting
  * for execute()) stops when it is back in Python. */
 int RAI_PyFunctionKill(long long min_ms, int *running);

@@ -37,6 +37,8 @@
 #include "exec/job.h"
 #include "exec/run_queue.h"
 #include "exec/sync_run.h"
+#include "python/py_bridge.h"
+#include "python/py_functions.h"
 #include "python/py_gil.h"
 #include "python/py_runtime.h"
 #include "types/function_lib.h"
@@ -91,6 +93,11 @@ static void RememberText(const char *lib, const char *trigger, const char *msg) 
 
 /* The pending Python exception, remembered and cleared. */
 static void RememberError(const char *lib, const char *trigger) {
+    if (PyErr_ExceptionMatches(RAI_PyFunctionKilledType())) { /* it has no text of its own */
+        PyErr_Clear();
+        RememberText(lib, trigger, "killed by AI.FUNCTION KILL");
+        return;
+    }
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyObject *text = value ? PyObject_Str(value) : NULL;
@@ -133,10 +140,13 @@ static void RunTrigger(RAI_Job **jobs, int n) {
     const char *user = lib->loaded_by ? lib->loaded_by : "default";
     RAI_SetWorkTag(rec->depth + 1);
     RAI_GilTake();
+    RAI_RunningCall self; /* AI.FUNCTION KILL reaches a runaway trigger too */
+    RAI_PyCallEnter(&self);
     PyObject *result = PyObject_CallFunction(RAI_PyEntryPoint(RAI_PY_FIRE_TRIGGER), "Osy#ssyiO",
                                              (PyObject *)lib->py_handle, t->name, rec->key,
                                              (Py_ssize_t)rec->keylen, rec->event, rec->type, user, rec->slot,
                                              rec->want_reply ? Py_True : Py_False);
+    RAI_PyCallLeave(&self);
     __atomic_add_fetch(&runs, 1, __ATOMIC_RELAXED);
     if (result == NULL) {
         RememberError(lib->name, t->name);
