@@ -10,12 +10,14 @@
 
 #include "exec/run_queue.h"
 
-/* One piece of Redis work a worker hands over (it lives on that worker's stack). */
+/* One piece of Redis work a worker hands over: on that worker's stack while
+ * it waits, or allocated for work nobody waits for (RAI_PostToMainThread). */
 typedef struct Handover {
     RAI_RedisWork work;
     void *arg;
     int done;
-    int tag; /* the poster's RAI_SetWorkTag */
+    int tag;       /* the poster's RAI_SetWorkTag */
+    int allocated; /* nobody waits: freed once done */
     struct Handover *next;
 } Handover;
 
@@ -49,6 +51,10 @@ static void DrainLocked(RedisModuleCtx *ctx) {
         current_tag = 0;
         doing_worker_work = 0;
         pthread_mutex_lock(&lock);
+        if (h->allocated) {
+            RedisModule_Free(h);
+            continue;
+        }
         h->done = 1;
         pthread_cond_broadcast(&changed);
     }
@@ -75,18 +81,33 @@ static void ScheduleDrain(void *unused) {
 
 void RAI_SyncRunStart(RedisModuleCtx *module_ctx) { timer_ctx = module_ctx; }
 
-int RAI_OnMainThread(RAI_RedisWork work, void *arg) {
-    Handover h = {work, arg, 0, poster_tag, NULL};
-    pthread_mutex_lock(&lock);
-    if (tail) tail->next = &h;
-    else head = &h;
-    tail = &h;
+/* Lock held: h to the list's end, and the main thread told. */
+static void AppendLocked(Handover *h) {
+    if (tail) tail->next = h;
+    else head = h;
+    tail = h;
     if (main_thread_waits) {
         pthread_cond_broadcast(&changed);
     } else if (!drain_scheduled) {
         drain_scheduled = 1;
         RedisModule_EventLoopAddOneShot(ScheduleDrain, NULL);
     }
+}
+
+int RAI_PostToMainThread(RAI_RedisWork work, void *arg) {
+    if (RAI_RunQueuesStopping()) return 0; /* the main thread may serve no more */
+    Handover *h = RedisModule_Calloc(1, sizeof(*h));
+    *h = (Handover){work, arg, 0, poster_tag, 1, NULL};
+    pthread_mutex_lock(&lock);
+    AppendLocked(h);
+    pthread_mutex_unlock(&lock);
+    return 1;
+}
+
+int RAI_OnMainThread(RAI_RedisWork work, void *arg) {
+    Handover h = {work, arg, 0, poster_tag, 0, NULL};
+    pthread_mutex_lock(&lock);
+    AppendLocked(&h);
     /* At shutdown the main thread stops serving events: give up rather than
      * wait for ever (a timed wait, so the flag is seen). */
     while (!h.done) {

@@ -21,6 +21,12 @@ typedef void (*RAI_RedisWork)(RedisModuleCtx *ctx, void *arg);
  * server began to shut down first (the main thread serves no more). */
 int RAI_OnMainThread(RAI_RedisWork work, void *arg);
 
+/* Worker: work(ctx, arg) on the main thread soon, without waiting for it
+ * (counting a finished run, freeing what it held). 0, without queueing it,
+ * once the server began to shut down: the caller leaves arg to the exiting
+ * process. */
+int RAI_PostToMainThread(RAI_RedisWork work, void *arg);
+
 /* At module load: a context that stays valid (a detached one), for the
  * timers that do the work. */
 void RAI_SyncRunStart(RedisModuleCtx *module_ctx);

@@ -73,15 +73,34 @@ static void RunScript(RAI_Job **jobs, int n) {
 
 /* ----------------------------------------------------------- awaited runs */
 
-/* A function thread's finished awaited runs. One per thread that awaited a
- * run, made then and kept for the thread's life (function threads live as
- * long as the server), so a job that ends after its call was killed still
- * has somewhere to go. */
+/* What a port keeps of an ended awaited run: its outputs (retained) or its
+ * error. The job itself is counted and freed on the main thread at once, so
+ * a run nobody takes (its call returned without awaiting it) holds no
+ * session and lags no stats. */
+typedef struct EndedRun {
+    uint64_t token;
+    int noutputs;
+    RAI_Tensor **outputs;
+    char *error;
+    struct EndedRun *next;
+} EndedRun;
+
+/* A function thread's ended awaited runs. One per thread that awaited a run,
+ * made then and kept for the thread's life (function threads live as long
+ * as the server), so a run that ends after its call was killed still has
+ * somewhere to go. */
 typedef struct RunPort {
-    int fd; /* eventfd: readable while jobs wait in finished */
+    int fd; /* eventfd: readable while runs wait in ended */
     pthread_mutex_t lock;
-    RAI_Job *finished; /* linked through job->next: a finished job is in no queue */
+    EndedRun *ended; /* the newest first */
+    uint64_t next_token; /* this thread's only */
 } RunPort;
+
+/* The payload of an awaited run's job. */
+typedef struct Awaited {
+    RunPort *port;
+    uint64_t token;
+} Awaited;
 
 static __thread RunPort *thread_port;
 
@@ -95,17 +114,45 @@ static RunPort *ThisThreadsPort(void) {
     return thread_port = port;
 }
 
+static void CountAndFreeOnMain(RedisModuleCtx *ctx, void *arg);
+
+static EndedRun *EndedRunOf(RAI_Job *job, uint64_t token) {
+    EndedRun *e = RedisModule_Calloc(1, sizeof(*e));
+    e->token = token;
+    if (job->error) {
+        e->error = RedisModule_Strdup(job->error);
+        return e;
+    }
+    e->noutputs = job->noutputs;
+    e->outputs = RedisModule_Calloc(job->noutputs > 0 ? (size_t)job->noutputs : 1, sizeof(RAI_Tensor *));
+    for (int i = 0; i < job->noutputs; i++) e->outputs[i] = job->outputs[i] ? RAI_TensorRetain(job->outputs[i]) : NULL;
+    return e;
+}
+
+static void EndedRunFree(EndedRun *e) {
+    for (int i = 0; i < e->noutputs; i++) RAI_TensorRelease(e->outputs[i]);
+    RedisModule_Free(e->outputs);
+    RedisModule_Free(e->error);
+    RedisModule_Free(e);
+}
+
 /* Device worker (or the main thread, for a run that could not be queued):
- * the job to its thread's port, and the loop woken. */
+ * the outcome to its thread's port, the loop woken, the job to the main
+ * thread to be counted and freed (without waiting for that). */
 static void FinishAwaited(RAI_Job *job) {
-    RunPort *port = job->payload;
+    Awaited *a = job->payload;
+    RunPort *port = a->port;
+    EndedRun *e = EndedRunOf(job, a->token);
+    job->payload = NULL;
+    RedisModule_Free(a);
     pthread_mutex_lock(&port->lock);
-    job->next = port->finished;
-    port->finished = job;
+    e->next = port->ended;
+    port->ended = e;
     pthread_mutex_unlock(&port->lock);
     uint64_t one = 1;
     while (write(port->fd, &one, sizeof(one)) < 0 && errno == EINTR) {
     }
+    RAI_PostToMainThread(CountAndFreeOnMain, job); /* at shutdown: left to the exiting process */
 }
 
 /* Batchable with MODELEXECUTE's runs of the same model (run_queue.c batches
@@ -159,8 +206,7 @@ static void RunAndWait(RAI_Job *job, RAI_Tensor **outs, char **err) {
     job->payload = NULL;
     if (job->error) *err = RedisModule_Strdup(job->error);
     for (int i = 0; !job->error && i < job->noutputs; i++) outs[i] = RAI_TensorRetain(job->outputs[i]);
-    /* At shutdown the job is left to the exiting process. */
-    RAI_OnMainThread(CountAndFreeOnMain, job);
+    RAI_PostToMainThread(CountAndFreeOnMain, job); /* at shutdown: left to the exiting process */
 }
 
 /* ------------------------------------------------------------ from Python */
@@ -287,17 +333,20 @@ static PyObject *ShimRunJobStart(PyObject *self, PyObject *args) {
     if (port == NULL) return PyErr_SetFromErrno(PyExc_OSError);
     RAI_Job *job = JobFor(target, fn, inputs, noutputs, 1);
     if (job == NULL) return NULL;
-    job->payload = port;
+    uint64_t token = ++port->next_token;
+    Awaited *a = RedisModule_Alloc(sizeof(*a));
+    *a = (Awaited){port, token};
+    job->payload = a; /* FinishAwaited frees it: maybe before the hand-off below returns */
     void *gil = RAI_GilSuspend();
     int queued = RAI_OnMainThread(QueueOnMain, job);
     RAI_GilResume(gil);
     if (!queued) {
         job->payload = NULL;
+        RedisModule_Free(a);
         RAI_JobFree(job);
         return PyErr_Format(PyExc_RuntimeError, ERR_FN_SHUTDOWN);
     }
-    /* The token is only compared, never followed: the job may be gone by now. */
-    return PyLong_FromVoidPtr(job);
+    return PyLong_FromUnsignedLongLong(token);
 }
 
 /* run_port_fd(): the eventfd this thread's awaited runs signal. */
@@ -309,12 +358,12 @@ static PyObject *ShimRunPortFd(PyObject *self, PyObject *unused) {
 }
 
 /* (token, True, [Tensor, ...]) or (token, False, error text). */
-static PyObject *FinishedRun(RAI_Job *job) {
-    PyObject *token = PyLong_FromVoidPtr(job);
-    if (job->error) return Py_BuildValue("(NOs)", token, Py_False, job->error);
-    PyObject *list = PyList_New(job->noutputs);
-    for (int i = 0; list && i < job->noutputs; i++) {
-        PyObject *t = job->outputs[i] ? RAI_PyTensorWrap(job->outputs[i]) : NULL;
+static PyObject *EndedRunTuple(const EndedRun *e) {
+    PyObject *token = PyLong_FromUnsignedLongLong(e->token);
+    if (e->error) return Py_BuildValue("(NOs)", token, Py_False, e->error);
+    PyObject *list = PyList_New(e->noutputs);
+    for (int i = 0; list && i < e->noutputs; i++) {
+        PyObject *t = e->outputs[i] ? RAI_PyTensorWrap(e->outputs[i]) : NULL;
         if (t == NULL) Py_CLEAR(list);
         else PyList_SET_ITEM(list, i, t);
     }
@@ -323,15 +372,6 @@ static PyObject *FinishedRun(RAI_Job *job) {
         return NULL;
     }
     return Py_BuildValue("(NON)", token, Py_True, list);
-}
-
-/* Main thread: counts and frees a list of finished jobs. */
-static void CountAndFreeAllOnMain(RedisModuleCtx *ctx, void *arg) {
-    RAI_Job *job = arg, *next;
-    for (; job; job = next) {
-        next = job->next;
-        CountAndFreeOnMain(ctx, job);
-    }
 }
 
 /* run_port_take(): this thread's runs that ended since the last call, in the
@@ -345,25 +385,21 @@ static PyObject *ShimRunPortTake(PyObject *self, PyObject *unused) {
     while (read(port->fd, &count, sizeof(count)) < 0 && errno == EINTR) {
     }
     pthread_mutex_lock(&port->lock);
-    RAI_Job *newest = port->finished, *oldest = NULL, *next;
-    port->finished = NULL;
+    EndedRun *newest = port->ended, *oldest = NULL, *next;
+    port->ended = NULL;
     pthread_mutex_unlock(&port->lock);
-    for (RAI_Job *job = newest; job; job = next) { /* reversed: the oldest first */
-        next = job->next;
-        job->next = oldest;
-        oldest = job;
+    for (EndedRun *e = newest; e; e = next) { /* reversed: the oldest first */
+        next = e->next;
+        e->next = oldest;
+        oldest = e;
     }
     PyObject *result = PyList_New(0);
-    for (RAI_Job *job = oldest; result && job; job = job->next) {
-        job->payload = NULL;
-        PyObject *item = FinishedRun(job);
+    for (EndedRun *e = oldest; e; e = next) {
+        next = e->next;
+        PyObject *item = result ? EndedRunTuple(e) : NULL;
         if (item == NULL || PyList_Append(result, item) != 0) Py_CLEAR(result);
         Py_XDECREF(item);
-    }
-    if (oldest) {
-        void *gil = RAI_GilSuspend();
-        RAI_OnMainThread(CountAndFreeAllOnMain, oldest); /* at shutdown: left to the exiting process */
-        RAI_GilResume(gil);
+        EndedRunFree(e);
     }
     return result;
 }
