@@ -85,6 +85,33 @@ def server_cpu_s(pid: int) -> tuple[float, float]:
     return main, process_cpu_s(pid) - main
 
 
+def _thread_role(pid: int, tid: int) -> str:
+    """What a redis-server thread does, from its name: the module names its run
+    queues' workers ai:<QUEUE>.<n> (threads they start, such as a backend's
+    intra-op pool, inherit the name); Redis's own and the libraries' others."""
+    if tid == pid:
+        return "main"
+    try:
+        name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+    except OSError:
+        return "other"
+    return name[3:].rsplit(".", 1)[0] if name.startswith("ai:") else "other"
+
+
+def server_thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of a redis-server's threads by role: "main", each run queue
+    by its name ("CPU", "FUNCTIONS", "LOADER", ...) and "other"."""
+    roles: dict[str, float] = {}
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return roles
+    for tid in tids:
+        role = _thread_role(pid, tid)
+        roles[role] = roles.get(role, 0.0) + thread_cpu_s(pid, tid)
+    return roles
+
+
 def children_of(pid: int, tid: int | None = None) -> list[int]:
     """Child processes that thread `tid` (default: the main thread) of `pid` started."""
     try:

@@ -22,6 +22,9 @@ What it measures
     1 client: one loop in this process, the two ways interleaved (the order rotating), timed
     with time.perf_counter_ns. 16 clients: 16 processes, each asking its share in a loop, one
     way then the other; per-question latencies and questions/s over the wall time.
+    CPU per question: one client asks n questions one way, then n the other, and the CPU each
+    thread used meanwhile is read from /proc (the module names its workers ai:<QUEUE>.<n>):
+    where a way spends its time on this 2-core machine, and what bounds its latency.
     Goal (issue 14): p50 of AI.FCALL <= 0.5x the client pipeline's.
 
 How to run
@@ -137,6 +140,28 @@ def single_client(asker: Asker, n: int, warmup: int) -> dict[str, dict[str, floa
     return {way: common.percentiles_us(ns) for way, ns in samples.items()}
 
 
+CPU_ROLES = ("client", "main", "FUNCTIONS", "CPU", "other")
+
+
+def cpu_per_question(pid: int, asker: Asker, n: int) -> dict[str, dict[str, float]]:
+    """CPU microseconds per question by thread, one way after the other from one client:
+    the benchmark's own process ("client"), the server's main thread, its function
+    workers, its CPU device queue's worker (and the backend pools it starts), the rest."""
+    todo = pairs()
+    per_way: dict[str, dict[str, float]] = {}
+    for way in WAYS:
+        ask = asker.way(way)
+        server_before, client_before = common.server_thread_cpu_s(pid), time.process_time()
+        for k in range(n):
+            ask(*todo[k % len(todo)])
+        server_after, client_after = common.server_thread_cpu_s(pid), time.process_time()
+        roles = {role: (server_after[role] - server_before.get(role, 0.0)) * 1e6 / n for role in server_after}
+        known = {role: roles.pop(role, 0.0) for role in CPU_ROLES[1:-1]}
+        per_way[way] = {"client": (client_after - client_before) * 1e6 / n, **known,
+                        "other": sum(roles.values())}
+    return per_way
+
+
 def _client_process(port: int, tokenizer_json: str, index: int, way: str, n: int,
                     start_at: float, out: Any) -> None:
     asker = Asker(port, tokenizer_json, f"c{index}")
@@ -175,6 +200,17 @@ def many_clients(port: int, tokenizer_json: str, way: str, per_client: int) -> d
     stats = common.percentiles_us(latencies)
     stats["questions_per_s"] = latencies.size / wall
     return stats
+
+
+def cpu_lines(cpu: dict[str, dict[str, float]]) -> list[str]:
+    lines = ["CPU per question, 1 client (µs; /proc per thread, 10 ms ticks):", "",
+             "| way | " + " | ".join(CPU_ROLES) + " | total |",
+             "| --- |" + " ---: |" * (len(CPU_ROLES) + 1)]
+    for way in WAYS:
+        roles = cpu[way]
+        lines.append(f"| {way} | " + " | ".join(f"{roles[r]:.0f}" for r in CPU_ROLES) +
+                     f" | {sum(roles.values()):.0f} |")
+    return lines
 
 
 def report_lines(single: dict[str, dict[str, float]], many: dict[str, dict[str, float]]) -> list[str]:
@@ -227,10 +263,11 @@ def main() -> int:
         asker = Asker(server.port, tokenizer_json, "main")
         check_same_answers(asker)
         single = single_client(asker, n, warmup)
+        cpu = cpu_per_question(server.proc.pid, asker, n)
         many = {way: many_clients(server.port, tokenizer_json, way, per_client) for way in WAYS}
         calls = dict(zip(*[iter(client.execute_command("AI.INFO", f"model:{TAG}"))] * 2))[b"calls"]
     env.update(watch.fields())
-    lines = report_lines(single, many)
+    lines = report_lines(single, many) + [""] + cpu_lines(cpu)
     common.show(lines)
     common.write_report(
         NAME, title="QA story: AI.FCALL qa against the same pipeline in a client", env=env,
@@ -240,7 +277,8 @@ def main() -> int:
                f"{CLIENTS} clients: {CLIENTS} processes x {per_client} questions per way; "
                f"{calls:,} model runs in all (AI.INFO)"],
         body=lines,
-        data={"single_client_us": single, "many_clients_us": many, "model_runs": int(calls)},
+        data={"single_client_us": single, "many_clients_us": many, "cpu_per_question_us": cpu,
+              "model_runs": int(calls)},
         charts={"": chart(single, many)},
     )
     return 0
