@@ -39,8 +39,9 @@ Runners (Gears' names and argument order; each single use):
 A run is an ordinary run job on the model's (script's) device queue, queued
 by the main thread as AI.MODELEXECUTE's are: it batches with other clients'
 runs, obeys the loaded-session budget and counts in AI.INFO. The function's
-thread waits for it without the GIL; the async forms wait on a helper
-thread so the callback's event loop can run other coroutines meanwhile.
+thread waits for it without the GIL; the async forms do not wait: the run
+ends into this thread's port (an eventfd its event loop watches), so other
+coroutines run meanwhile.
 """
 
 from __future__ import annotations
