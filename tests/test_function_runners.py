@@ -29,6 +29,16 @@ def inputs(args):
     b = redisAI.createTensorFromValues("FLOAT", [2], [10.0, 20.0])
     return a, b
 
+def sum_and_product(keys, args):
+    """A runner of the add model with the inputs of args, both outputs asked for."""
+    a, b = inputs(args)
+    runner = redisAI.createModelRunner(keys[0])
+    redisAI.modelRunnerAddInput(runner, "a", a)
+    redisAI.modelRunnerAddInput(runner, "b", b)
+    redisAI.modelRunnerAddOutput(runner, "sum")
+    redisAI.modelRunnerAddOutput(runner, "product")
+    return runner
+
 def model_sync(keys, args):
     a, b = inputs(args)
     runner = redisAI.createModelRunner(keys[0])
@@ -41,12 +51,7 @@ def model_sync(keys, args):
             list(redisAI.tensorGetDims(total))]
 
 async def model_async(keys, args):
-    a, b = inputs(args)
-    runner = redisAI.createModelRunner(keys[0])
-    redisAI.modelRunnerAddInput(runner, "a", a)
-    redisAI.modelRunnerAddInput(runner, "b", b)
-    redisAI.modelRunnerAddOutput(runner, "sum")
-    redisAI.modelRunnerAddOutput(runner, "product")
+    runner = sum_and_product(keys, args)
     total, _ = await redisAI.modelRunnerRunAsync(runner)
     return redisAI.tensorToFlatList(total)
 
@@ -63,12 +68,7 @@ async def many_async(keys, args):
     return [redisAI.tensorToFlatList(out[0])[0] for out in await asyncio.gather(*runs)]
 
 def reuse(keys, args):
-    a, b = inputs(args)
-    runner = redisAI.createModelRunner(keys[0])
-    redisAI.modelRunnerAddInput(runner, "a", a)
-    redisAI.modelRunnerAddInput(runner, "b", b)
-    redisAI.modelRunnerAddOutput(runner, "sum")
-    redisAI.modelRunnerAddOutput(runner, "product")
+    runner = sum_and_product(keys, args)
     redisAI.modelRunnerRun(runner)
     return redisAI.modelRunnerRun(runner)
 
@@ -76,12 +76,7 @@ def async_without_await(keys, args):
     return redisAI.modelRunnerRunAsync(redisAI.createModelRunner(keys[0]))
 
 async def started_not_awaited(keys, args):
-    a, b = inputs(args)
-    runner = redisAI.createModelRunner(keys[0])
-    redisAI.modelRunnerAddInput(runner, "a", a)
-    redisAI.modelRunnerAddInput(runner, "b", b)
-    redisAI.modelRunnerAddOutput(runner, "sum")
-    redisAI.modelRunnerAddOutput(runner, "product")
+    runner = sum_and_product(keys, args)
     redisAI.modelRunnerRunAsync(runner)
     return "left running"
 
@@ -90,12 +85,7 @@ def runner_of(keys, args):
     return "made"
 
 def store_result(keys, args):
-    a, b = inputs(args)
-    runner = redisAI.createModelRunner(keys[0])
-    redisAI.modelRunnerAddInput(runner, "a", a)
-    redisAI.modelRunnerAddInput(runner, "b", b)
-    redisAI.modelRunnerAddOutput(runner, "sum")
-    redisAI.modelRunnerAddOutput(runner, "product")
+    runner = sum_and_product(keys, args)
     total, _ = redisAI.modelRunnerRun(runner)
     redisAI.setTensorInKey(keys[1], total)
     return "OK"
