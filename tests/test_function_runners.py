@@ -253,23 +253,20 @@ def test_a_failed_run_is_the_backends_error_and_counts_as_an_error(r: redis.Redi
 import redisAI
 from redisai_py.functions import register_function
 
-def wrong(keys, args):
+def wrong_runner(keys):
     runner = redisAI.createModelRunner(keys[0])
     t = redisAI.createTensorFromValues("FLOAT", [3], [1.0, 2.0, 3.0])
     redisAI.modelRunnerAddInput(runner, "a", t)
     redisAI.modelRunnerAddInput(runner, "b", t)
     redisAI.modelRunnerAddOutput(runner, "sum")
     redisAI.modelRunnerAddOutput(runner, "product")
-    return redisAI.modelRunnerRun(runner)
+    return runner
+
+def wrong(keys, args):
+    return redisAI.modelRunnerRun(wrong_runner(keys))
 
 async def wrong_async(keys, args):
-    runner = redisAI.createModelRunner(keys[0])
-    t = redisAI.createTensorFromValues("FLOAT", [3], [1.0, 2.0, 3.0])
-    redisAI.modelRunnerAddInput(runner, "a", t)
-    redisAI.modelRunnerAddInput(runner, "b", t)
-    redisAI.modelRunnerAddOutput(runner, "sum")
-    redisAI.modelRunnerAddOutput(runner, "product")
-    return await redisAI.modelRunnerRunAsync(runner)
+    return await redisAI.modelRunnerRunAsync(wrong_runner(keys))
 
 register_function("wrong", wrong, flags=["no-writes"])
 register_function("wrong_async", wrong_async, flags=["no-writes"])
