@@ -2,7 +2,8 @@
 
 What it measures
     The story of docs/guide_question_answering.md on a private server (FUNCTION_THREADS 2, or
-    $QA_FUNCTION_THREADS):
+    $QA_FUNCTION_THREADS; INTRA_OP_PARALLELISM 1, or $QA_INTRA_OP: on 2 cores torch's second
+    intra-op thread costs both ways more than it gives, measured 20-25 % of the FCALL's latency):
     the tokenizer and the tiny TorchScript QA model of tests/qa_pipeline.py, the `qa` library,
     and 50 paragraphs written as paragraph:{qa}:<i>, which the library's `set` trigger has
     tokenized into context:{qa}:<i> before timing starts. One question is a (paragraph,
@@ -53,6 +54,7 @@ TAG = qa_pipeline.TAG
 N_PARAGRAPHS, CLIENTS = 50, 16
 # Function workers share one GIL: more than 2 made 16 clients slower in trials (GIL hand-offs).
 FUNCTION_THREADS = int(os.environ.get("QA_FUNCTION_THREADS", "2"))
+INTRA_OP = int(os.environ.get("QA_INTRA_OP", "1"))  # 0: torch's default (one thread per core)
 P50_RATIO_GOAL = 0.5
 WAYS = ("AI.FCALL", "client pipeline")
 
@@ -256,7 +258,10 @@ def main() -> int:
 
     model = qa_pipeline.tiny_qa_model(Tokenizer.from_str(tokenizer_json).get_vocab_size())
     watch = common.Watch()
-    with common.running_server(["FUNCTION_THREADS", str(FUNCTION_THREADS)]) as server:
+    module_args = ["FUNCTION_THREADS", str(FUNCTION_THREADS)]
+    if INTRA_OP > 0:
+        module_args += ["INTRA_OP_PARALLELISM", str(INTRA_OP)]
+    with common.running_server(module_args) as server:
         client = server.client()
         setup(client, tokenizer_json, model)
         env = common.environment(client)
@@ -272,7 +277,8 @@ def main() -> int:
     common.write_report(
         NAME, title="QA story: AI.FCALL qa against the same pipeline in a client", env=env,
         about=[f"- {N_PARAGRAPHS} paragraphs tokenized by the `set` trigger; the tiny TorchScript QA model "
-               f"and WordLevel tokenizer of tests/qa_pipeline.py; FUNCTION_THREADS {FUNCTION_THREADS}",
+               f"and WordLevel tokenizer of tests/qa_pipeline.py; FUNCTION_THREADS {FUNCTION_THREADS}, "
+               f"INTRA_OP_PARALLELISM {INTRA_OP or 'torch default'}",
                f"- 1 client: {n:,} questions per way, interleaved (after {warmup} warm-up); "
                f"{CLIENTS} clients: {CLIENTS} processes x {per_client} questions per way; "
                f"{calls:,} model runs in all (AI.INFO)"],
