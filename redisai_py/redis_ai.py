@@ -164,20 +164,16 @@ def tensorGetDims(tensor: PyTensor) -> tuple[int, ...]:  # noqa: N802
 
 
 def _read_key(key: Any) -> PyTensor:
+    """The tensor under `key`, shared with Redis (read-only, no copy): one visit
+    to the main thread, checked as the caller's ACL user and, in cluster mode,
+    against the call's slot, as an execute() of the key would be."""
+    call = _libraries.current_call()
     try:
-        reply = _libraries.execute_as_caller(("AI.TENSORGET", key, "META", "BLOB"), raw=True)
-    except _libraries.CommandError as exc:
+        view = _shim().get_tensor(key.decode() if isinstance(key, bytes) else str(key), call.user, call.slot)
+    except RuntimeError as exc:
         text = str(exc)
-        if text.startswith("WRONGTYPE"):
-            text = "ERR key is not a tensor"
-        elif text.startswith("ERR tensor key is empty"):  # AI.TENSORGET adds "or in a different shard"
-            text = "ERR tensor key is empty"
-        raise RedisAIFunctionError(text) from None
-    fields = dict(zip(reply[::2], reply[1::2]))
-    dtype_name = fields[b"dtype"].decode()
-    if dtype_name not in _TYPES:
-        raise RedisAIFunctionError(f"ERR unsupported tensor type {dtype_name}")
-    return PyTensor(np.frombuffer(fields[b"blob"], dtype=_TYPES[dtype_name]).reshape(tuple(fields[b"shape"])))
+        raise RedisAIFunctionError("ERR key is not a tensor" if text.startswith("WRONGTYPE") else text) from None
+    return PyTensor(np.asarray(view))
 
 
 def getTensorFromKey(key: str | bytes) -> PyTensor:  # noqa: N802

@@ -646,6 +646,7 @@ register_function("set_other", set_other)
 register_function("set_tagged", set_tagged)
 register_function("local_only", local_only, flags=["no-cluster"])
 register_function("runner_of", lambda keys, args: redisAI.createModelRunner(args[0]) and "made")
+register_function("tensor_of", lambda keys, args: redisAI.tensorToFlatList(redisAI.getTensorFromKey(args[0])))
 '''
 
 
@@ -673,6 +674,10 @@ def test_in_a_cluster_execute_touches_only_the_calls_slot(tmp_path) -> None:
             client.execute_command("AI.FCALL", "runner_of", 1, "{user1}:a", far_key)
         with pytest.raises(redis.ResponseError, match="may touch keys only when AI.FCALL names keys"):
             client.execute_command("AI.FCALL", "runner_of", 0, "{user1}:m")
+        client.execute_command("AI.TENSORSET", "{user1}:t", "FLOAT", 1, "VALUES", 3)  # and a tensor read
+        assert client.execute_command("AI.FCALL", "tensor_of", 1, "{user1}:a", "{user1}:t") == [3.0]
+        with pytest.raises(redis.ResponseError, match="only touch keys in the slot of the keys AI.FCALL names"):
+            client.execute_command("AI.FCALL", "tensor_of", 1, "{user1}:a", far_key)
         made = client.execute_command("AI.FCALL", "set_tagged", 1, "{user1}:a")
         assert client.get(made) == b"made"
         with pytest.raises(redis.ResponseError, match="'no-cluster' flag is set"):
@@ -719,9 +724,13 @@ def bad(keys, args):
     if what == "overwrite":
         return redisAI.setTensorInKey(keys[0], redisAI.createTensorFromValues("FLOAT", [1], [1.0]))
 
+def read_arg(keys, args):
+    return redisAI.tensorToFlatList(redisAI.getTensorFromKey(args[0]))
+
 register_function("double_it", double_it)
 register_function("from_values", from_values)
 register_function("bad", bad)
+register_function("read_arg", read_arg, flags=["no-writes"])
 '''
 
 
@@ -753,13 +762,28 @@ def test_redisai_tensor_functions_raise_gears_errors(r: redis.Redis, what: str, 
     assert_intact(r, before)
 
 
-def test_redisai_tensor_writes_obey_fcall_ro_and_acl(shared_server: RedisServer, r: redis.Redis) -> None:
+def test_redisai_tensor_reads_and_writes_obey_fcall_ro_and_acl(shared_server: RedisServer, r: redis.Redis) -> None:
     load(r, TENSORS.replace('register_function("double_it", double_it)',
                             'register_function("double_it", double_it, flags=["no-writes"])'))
     r.execute_command("AI.TENSORSET", "tenantA:in", "FLOAT", 1, "VALUES", 1)
     with pytest.raises(redis.ResponseError, match="[Ww]rite"):
         r.execute_command("AI.FCALL_RO", "double_it", 2, "tenantA:in", "tenantA:out")
     assert r.exists("tenantA:out") == 0
+    # A read goes by the caller's key patterns too, whatever key the function names.
+    r.execute_command("AI.TENSORSET", "tenantB:in", "FLOAT", 1, "VALUES", 2)
+    r.execute_command("ACL", "SETUSER", "readerA", "on", ">pw", "resetkeys", "~tenantA:*", "-@all", "+ai.fcall")
+    reader = shared_server.client(username="readerA", password="pw")
+    assert reader.execute_command("AI.FCALL", "read_arg", 0, "tenantA:in") == [1.0]
+    with pytest.raises(redis.exceptions.NoPermissionError, match="tensor's key"):
+        reader.execute_command("AI.FCALL", "read_arg", 0, "tenantB:in")
+
+
+def test_a_string_tensor_is_not_read_into_a_function(r: redis.Redis) -> None:
+    """Gears' API has no STRING tensors: the read says so rather than give its bytes."""
+    load(r, TENSORS)
+    r.execute_command("AI.TENSORSET", "s", "STRING", 1, "VALUES", "text")
+    with pytest.raises(redis.ResponseError, match="^unsupported tensor type STRING$"):
+        r.execute_command("AI.FCALL", "read_arg", 0, "s")
 
 
 # ---------------------------------------------------------------------- kill

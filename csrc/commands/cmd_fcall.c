@@ -51,6 +51,7 @@ static void ReplyTree(RedisModuleCtx *ctx, const RAI_FnReply *r) {
 
 static int FinishCall(RedisModuleCtx *ctx, RAI_Job *job) {
     RAI_FunctionCall *call = job->payload;
+    RAI_DoPostedWork(ctx); /* the call's model runs counted before its reply */
     if (job->error) return RedisModule_ReplyWithError(ctx, job->error);
     ReplyTree(ctx, call->reply);
     return REDISMODULE_OK;

@@ -12,6 +12,7 @@
 #include "exec/sync_run.h"
 #include "rm_api.h"
 #include "types/type_model.h"
+#include "types/type_tensor.h"
 
 #define ERR_SHUTDOWN "ERR the server is shutting down"
 #define ERR_LOADING "LOADING Redis is loading the dataset in memory"
@@ -239,12 +240,14 @@ void RAI_CallReplyFree(RAI_CallReply *reply) {
     RedisModule_Free(reply);
 }
 
+/* A worker's read of one model or tensor key, done on the main thread. */
 typedef struct {
     const char *key;
     size_t keylen;
     const char *user;
     int slot;
-    RAI_Model *model;
+    RedisModuleType *want; /* RAI_ModelType or RAI_TensorType */
+    void *value;           /* retained */
     int type;
     const char *refusal;
 } Lookup;
@@ -264,24 +267,36 @@ static int MayRead(RedisModuleString *key, const char *name) {
 static void DoLookup(RedisModuleCtx *ctx, void *arg) {
     Lookup *l = arg;
     RedisModuleString *name = RedisModule_CreateString(ctx, l->key, l->keylen);
-    l->refusal = !MayRead(name, l->user) ? "NOPERM this user has no permissions to access the model's key"
-                                         : KeyOutsideTheSlot(ctx, l->key, l->keylen, l->slot);
+    const char *noperm = l->want == RAI_ModelType ? "NOPERM this user has no permissions to access the model's key"
+                                                  : "NOPERM this user has no permissions to access the tensor's key";
+    l->refusal = !MayRead(name, l->user) ? noperm : KeyOutsideTheSlot(ctx, l->key, l->keylen, l->slot);
     RedisModuleKey *k = l->refusal ? NULL : RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
     l->type = k ? RedisModule_KeyType(k) : REDISMODULE_KEYTYPE_EMPTY;
-    if (l->type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(k) == RAI_ModelType)
-        l->model = RAI_ModelRetain(RedisModule_ModuleTypeGetValue(k));
+    if (l->type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(k) == l->want) {
+        void *value = RedisModule_ModuleTypeGetValue(k);
+        l->value = l->want == RAI_ModelType ? (void *)RAI_ModelRetain(value) : (void *)RAI_TensorRetain(value);
+    }
     if (k) RedisModule_CloseKey(k);
     RedisModule_FreeString(ctx, name);
 }
 
-RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char *user, int slot, const char **err) {
-    Lookup l = {key, keylen, user, slot, NULL, 0, NULL};
-    if (!RAI_OnMainThread(DoLookup, &l)) {
+/* The retained value, or NULL with *err set (`empty`: the reply when the key does not exist). */
+static void *LookUp(Lookup *l, const char *empty, const char **err) {
+    if (!RAI_OnMainThread(DoLookup, l)) {
         *err = ERR_SHUTDOWN;
         return NULL;
     }
-    if (l.refusal) *err = l.refusal;
-    else if (l.model == NULL)
-        *err = l.type == REDISMODULE_KEYTYPE_EMPTY ? "ERR model key is empty" : REDISMODULE_ERRORMSG_WRONGTYPE;
-    return l.model;
+    if (l->refusal) *err = l->refusal;
+    else if (l->value == NULL) *err = l->type == REDISMODULE_KEYTYPE_EMPTY ? empty : REDISMODULE_ERRORMSG_WRONGTYPE;
+    return l->value;
+}
+
+RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char *user, int slot, const char **err) {
+    Lookup l = {key, keylen, user, slot, RAI_ModelType, NULL, 0, NULL};
+    return LookUp(&l, "ERR model key is empty", err);
+}
+
+RAI_Tensor *RAI_TensorFromWorker(const char *key, size_t keylen, const char *user, int slot, const char **err) {
+    Lookup l = {key, keylen, user, slot, RAI_TensorType, NULL, 0, NULL};
+    return LookUp(&l, "ERR tensor key is empty", err);
 }

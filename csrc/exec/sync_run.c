@@ -104,6 +104,30 @@ int RAI_PostToMainThread(RAI_RedisWork work, void *arg) {
     return 1;
 }
 
+void RAI_DoPostedWork(RedisModuleCtx *ctx) {
+    pthread_mutex_lock(&lock);
+    Handover **p = &head, *prev = NULL;
+    while (*p) {
+        Handover *h = *p;
+        if (!h->allocated) {
+            prev = h;
+            p = &h->next;
+            continue;
+        }
+        *p = h->next;
+        if (tail == h) tail = prev;
+        pthread_mutex_unlock(&lock);
+        doing_worker_work = 1;
+        h->work(ctx, h->arg);
+        doing_worker_work = 0;
+        RedisModule_Free(h);
+        pthread_mutex_lock(&lock);
+        p = &head; /* the list may have changed meanwhile: from the start again (it is short) */
+        prev = NULL;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 int RAI_OnMainThread(RAI_RedisWork work, void *arg) {
     Handover h = {work, arg, 0, poster_tag, 0, NULL};
     pthread_mutex_lock(&lock);

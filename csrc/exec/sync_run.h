@@ -27,6 +27,12 @@ int RAI_OnMainThread(RAI_RedisWork work, void *arg);
  * process. */
 int RAI_PostToMainThread(RAI_RedisWork work, void *arg);
 
+/* Main thread: does the posted work queued so far now, before a reply that
+ * must follow it (a function's reply after its runs were counted: a client
+ * that gets the reply and asks AI.INFO sees them). Work a worker waits for
+ * stays queued. */
+void RAI_DoPostedWork(RedisModuleCtx *ctx);
+
 /* At module load: a context that stays valid (a detached one), for the
  * timers that do the work. */
 void RAI_SyncRunStart(RedisModuleCtx *module_ctx);

@@ -400,6 +400,27 @@ static PyObject *ShimGetModel(PyObject *self, PyObject *args) {
     return obj;
 }
 
+/* get_tensor(key, user, slot): the tensor stored under key, shared (a
+ * read-only view), for a function's getTensorFromKey, if the user may read
+ * it (and, in cluster mode, it is in the call's slot). */
+static PyObject *ShimGetTensor(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *key, *user;
+    Py_ssize_t keylen;
+    int slot;
+    if (!PyArg_ParseTuple(args, "s#yi", &key, &keylen, &user, &slot)) return NULL;
+    const char *err = NULL;
+    void *gil = RAI_GilSuspend();
+    RAI_Tensor *t = RAI_TensorFromWorker(key, (size_t)keylen, user, slot, &err);
+    RAI_GilResume(gil);
+    if (t == NULL) return PyErr_Format(PyExc_RuntimeError, "%s", err);
+    PyObject *obj = RAI_DTYPES[t->dtype].format ? RAI_PyTensorWrap(t)
+                                                : PyErr_Format(PyExc_RuntimeError, "ERR unsupported tensor type %s",
+                                                               RAI_DTYPES[t->dtype].name);
+    RAI_TensorRelease(t);
+    return obj;
+}
+
 /* ------------------------------------------------------------------ module */
 
 /* log(level, message): Python's logging handler forwards here. The GIL is
@@ -421,6 +442,8 @@ static PyMethodDef ShimMethods[] = {
     {"get_model", ShimGetModel, METH_VARARGS,
      "The model stored under a key, looked up as ACL user `user` (default: the running script's caller) "
      "within the call's cluster slot."},
+    {"get_tensor", ShimGetTensor, METH_VARARGS,
+     "The tensor stored under a key (a read-only view), looked up as ACL user `user` within the call's cluster slot."},
     {"function_execute", ShimFunctionExecute, METH_VARARGS,
      "Run a Redis command for a function, as its caller's ACL user: (ok, reply or error text)."},
     {NULL, NULL, 0, NULL},

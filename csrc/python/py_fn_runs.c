@@ -145,6 +145,9 @@ static void FinishAwaited(RAI_Job *job) {
     EndedRun *e = EndedRunOf(job, a->token);
     job->payload = NULL;
     RedisModule_Free(a);
+    /* Posted before the loop wakes: the function's later Redis work, queued
+     * behind it, and its reply (RAI_DoPostedWork) find the run counted. */
+    RAI_PostToMainThread(CountAndFreeOnMain, job); /* at shutdown: left to the exiting process */
     pthread_mutex_lock(&port->lock);
     e->next = port->ended;
     port->ended = e;
@@ -152,7 +155,6 @@ static void FinishAwaited(RAI_Job *job) {
     uint64_t one = 1;
     while (write(port->fd, &one, sizeof(one)) < 0 && errno == EINTR) {
     }
-    RAI_PostToMainThread(CountAndFreeOnMain, job); /* at shutdown: left to the exiting process */
 }
 
 /* Batchable with MODELEXECUTE's runs of the same model (run_queue.c batches

@@ -287,6 +287,7 @@ static int ReadThrough_Reply(RedisModuleCtx *ctx, RedisModuleString **argv, int 
     (void)argc;
     RAI_Job *job = RedisModule_GetBlockedClientPrivateData(ctx);
     TriggerRecord *rec = job->payload;
+    RAI_DoPostedWork(ctx); /* the trigger's model runs counted before the answer */
     switch (rec->reply_kind) {
     case RT_BULK: return RedisModule_ReplyWithStringBuffer(ctx, rec->reply, rec->replylen);
     case RT_ERROR: return RedisModule_ReplyWithError(ctx, rec->reply);

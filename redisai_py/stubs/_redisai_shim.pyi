@@ -70,6 +70,13 @@ def get_model(key: str, user: bytes | None = None, slot: int = -2) -> Model:
     In cluster mode a function's lookup names its call's slot (-1: the call
     named no keys), and a key outside it is refused as execute() refuses it."""
 
+def get_tensor(key: str, user: bytes, slot: int) -> Tensor:
+    """The tensor stored under `key`, shared with Redis (a read-only view, no
+    copy), looked up as ACL user `user` (a function's caller) within the
+    call's cluster slot, as get_model. RuntimeError with the reply's text:
+    NOPERM, a slot refusal, "ERR tensor key is empty", WRONGTYPE, or
+    "ERR unsupported tensor type STRING"."""
+
 def function_execute(user: bytes, read_only: bool, slot: int,
                      command: list[str | bytes] | tuple[str | bytes, ...], raw: bool = False) -> tuple[bool, object]:
     """Run a Redis command for a function's execute() as ACL user `user`
