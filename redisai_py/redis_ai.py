@@ -50,7 +50,7 @@ import asyncio
 import shlex
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -163,17 +163,22 @@ def tensorGetDims(tensor: PyTensor) -> tuple[int, ...]:  # noqa: N802
     return _tensor(tensor).shape
 
 
-def _read_key(key: Any) -> PyTensor:
-    """The tensor under `key`, shared with Redis (read-only, no copy): one visit
-    to the main thread, checked as the caller's ACL user and, in cluster mode,
-    against the call's slot, as an execute() of the key would be."""
+def _stored(get: Callable[[str, bytes, int], Any], key: Any, renamed: Mapping[str, str]) -> Any:
+    """What `get` (the shim's get_model, get_script or get_tensor) finds under `key`: one
+    visit to the main thread, checked as the caller's ACL user and, in cluster mode, against
+    the call's slot, as an execute() of the key would be. A refusal's text starting with a
+    key of `renamed` becomes its value (Gears' wording)."""
     call = _libraries.current_call()
     try:
-        view = _shim().get_tensor(key.decode() if isinstance(key, bytes) else str(key), call.user, call.slot)
+        return get(key.decode() if isinstance(key, bytes) else str(key), call.user, call.slot)
     except RuntimeError as exc:
         text = str(exc)
-        raise RedisAIFunctionError("ERR key is not a tensor" if text.startswith("WRONGTYPE") else text) from None
-    return PyTensor(np.asarray(view))
+        raise RedisAIFunctionError(next((new for old, new in renamed.items() if text.startswith(old)), text)) from None
+
+
+def _read_key(key: Any) -> PyTensor:
+    """The tensor under `key`, shared with Redis (read-only, no copy)."""
+    return PyTensor(np.asarray(_stored(_shim().get_tensor, key, {"WRONGTYPE": "ERR key is not a tensor"})))
 
 
 def getTensorFromKey(key: str | bytes) -> PyTensor:  # noqa: N802
@@ -216,18 +221,6 @@ def _shim() -> Any:
     import _redisai_shim  # type: ignore[import-not-found]  # built into the shim
 
     return _redisai_shim
-
-
-def _check_key(command: str, key: Any, not_found: str) -> None:
-    """The caller may read `key` (ACL rules, FCALL's cluster slot): the
-    same check an execute() of the key's META read makes."""
-    try:
-        _libraries.execute_as_caller((command, key, "META"), raw=True)
-    except _libraries.CommandError as exc:
-        text = str(exc)
-        if text.startswith(("WRONGTYPE", "ERR model key is empty", "ERR script key is empty")):
-            text = not_found
-        raise RedisAIFunctionError(text) from None
 
 
 def _as_job_input(tensor: Any) -> tuple[str, tuple[int, ...], np.ndarray]:
@@ -338,15 +331,7 @@ def _runner(value: Any, script: bool) -> PyGraphRunner:
 
 def createModelRunner(key: str | bytes) -> PyGraphRunner:  # noqa: N802
     """A runner of the model stored under `key` ("given key do not contain RedisAI model")."""
-    call = _libraries.current_call()
-    try:
-        # One visit to the main thread: the ACL key rule, the call's cluster slot, the type.
-        model = _shim().get_model(key.decode() if isinstance(key, bytes) else str(key), call.user, call.slot)
-    except RuntimeError as exc:
-        text = str(exc)
-        if text.startswith(("WRONGTYPE", "ERR model key is empty")):
-            text = _NOT_A_MODEL
-        raise RedisAIFunctionError(text) from None
+    model = _stored(_shim().get_model, key, {"WRONGTYPE": _NOT_A_MODEL, "ERR model key is empty": _NOT_A_MODEL})
     return PyGraphRunner(model, None)
 
 
@@ -376,10 +361,7 @@ def createScriptRunner(key: str | bytes, fn: str) -> PyGraphRunner:  # noqa: N80
     """A runner of function `fn` of the script stored under `key`."""
     if not isinstance(fn, str) or not fn:
         raise RedisAIFunctionError("ERR the script's function must be a non-empty str")
-    _check_key("AI.SCRIPTGET", key, _NOT_A_SCRIPT)
-    script = _shim().get_script(key.decode() if isinstance(key, bytes) else key)
-    if script is None:
-        raise RedisAIFunctionError(_NOT_A_SCRIPT)
+    script = _stored(_shim().get_script, key, {"WRONGTYPE": _NOT_A_SCRIPT, "ERR script key is empty": _NOT_A_SCRIPT})
     return PyGraphRunner(script, fn)
 
 

@@ -304,6 +304,20 @@ register_function("sneak", lambda keys, args: redisAI.createModelRunner(args[0])
     assert info(r, "tenantB:m")[b"calls"] == 0
 
 
+def test_a_tenant_cannot_run_a_script_outside_its_keys(shared_server: RedisServer, r: redis.Redis) -> None:
+    r.execute_command("AI.SCRIPTSTORE", "tenantB:s", "CPU", "ENTRY_POINTS", 1, "entry", "SOURCE", SCRIPT)
+    r.execute_command("ACL", "SETUSER", "tenantS", "on", ">pw", "resetkeys", "~tenantA:*", "-@all", "+ai.fcall")
+    r.execute_command("AI.FUNCTION", "LOAD", '''#!python name=sneaky_script
+import redisAI
+from redisai_py.functions import register_function
+register_function("sneak", lambda keys, args: redisAI.createScriptRunner(args[0], "add") and "made")
+''')
+    a = shared_server.client(username="tenantS", password="pw")
+    with pytest.raises(redis.exceptions.NoPermissionError, match="script's key"):
+        a.execute_command("AI.FCALL", "sneak", 0, "tenantB:s")
+    assert r.execute_command("AI.FCALL", "sneak", 0, "tenantB:s") == b"made"  # the default user may
+
+
 # ----------------------------------------------------------- script runners
 
 

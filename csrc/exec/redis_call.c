@@ -12,6 +12,7 @@
 #include "exec/sync_run.h"
 #include "rm_api.h"
 #include "types/type_model.h"
+#include "types/type_script.h"
 #include "types/type_tensor.h"
 
 #define ERR_SHUTDOWN "ERR the server is shutting down"
@@ -240,13 +241,15 @@ void RAI_CallReplyFree(RAI_CallReply *reply) {
     RedisModule_Free(reply);
 }
 
-/* A worker's read of one model or tensor key, done on the main thread. */
+/* A worker's read of one model, script or tensor key, done on the main thread. */
 typedef struct {
     const char *key;
     size_t keylen;
     const char *user;
     int slot;
-    RedisModuleType *want; /* RAI_ModelType or RAI_TensorType */
+    RedisModuleType *want; /* RAI_ModelType, RAI_ScriptType or RAI_TensorType */
+    const char *noperm;    /* the replies when the user may not read the key */
+    const char *empty;     /* ... and when it does not exist */
     void *value;           /* retained */
     int type;
     const char *refusal;
@@ -267,36 +270,46 @@ static int MayRead(RedisModuleString *key, const char *name) {
 static void DoLookup(RedisModuleCtx *ctx, void *arg) {
     Lookup *l = arg;
     RedisModuleString *name = RedisModule_CreateString(ctx, l->key, l->keylen);
-    const char *noperm = l->want == RAI_ModelType ? "NOPERM this user has no permissions to access the model's key"
-                                                  : "NOPERM this user has no permissions to access the tensor's key";
-    l->refusal = !MayRead(name, l->user) ? noperm : KeyOutsideTheSlot(ctx, l->key, l->keylen, l->slot);
+    l->refusal = !MayRead(name, l->user) ? l->noperm : KeyOutsideTheSlot(ctx, l->key, l->keylen, l->slot);
     RedisModuleKey *k = l->refusal ? NULL : RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
     l->type = k ? RedisModule_KeyType(k) : REDISMODULE_KEYTYPE_EMPTY;
     if (l->type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(k) == l->want) {
         void *value = RedisModule_ModuleTypeGetValue(k);
-        l->value = l->want == RAI_ModelType ? (void *)RAI_ModelRetain(value) : (void *)RAI_TensorRetain(value);
+        l->value = l->want == RAI_ModelType    ? (void *)RAI_ModelRetain(value)
+                   : l->want == RAI_ScriptType ? (void *)RAI_ScriptRetain(value)
+                                               : (void *)RAI_TensorRetain(value);
     }
     if (k) RedisModule_CloseKey(k);
     RedisModule_FreeString(ctx, name);
 }
 
-/* The retained value, or NULL with *err set (`empty`: the reply when the key does not exist). */
-static void *LookUp(Lookup *l, const char *empty, const char **err) {
+/* The retained value, or NULL with *err set. */
+static void *LookUp(Lookup *l, const char **err) {
     if (!RAI_OnMainThread(DoLookup, l)) {
         *err = ERR_SHUTDOWN;
         return NULL;
     }
     if (l->refusal) *err = l->refusal;
-    else if (l->value == NULL) *err = l->type == REDISMODULE_KEYTYPE_EMPTY ? empty : REDISMODULE_ERRORMSG_WRONGTYPE;
+    else if (l->value == NULL) *err = l->type == REDISMODULE_KEYTYPE_EMPTY ? l->empty : REDISMODULE_ERRORMSG_WRONGTYPE;
     return l->value;
 }
 
 RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char *user, int slot, const char **err) {
-    Lookup l = {key, keylen, user, slot, RAI_ModelType, NULL, 0, NULL};
-    return LookUp(&l, "ERR model key is empty", err);
+    Lookup l = {key, keylen, user, slot, RAI_ModelType, "NOPERM this user has no permissions to access the model's key",
+                "ERR model key is empty", NULL, 0, NULL};
+    return LookUp(&l, err);
+}
+
+RAI_Script *RAI_ScriptFromWorker(const char *key, size_t keylen, const char *user, int slot, const char **err) {
+    Lookup l = {key, keylen, user, slot, RAI_ScriptType,
+                "NOPERM this user has no permissions to access the script's key", "ERR script key is empty", NULL, 0,
+                NULL};
+    return LookUp(&l, err);
 }
 
 RAI_Tensor *RAI_TensorFromWorker(const char *key, size_t keylen, const char *user, int slot, const char **err) {
-    Lookup l = {key, keylen, user, slot, RAI_TensorType, NULL, 0, NULL};
-    return LookUp(&l, "ERR tensor key is empty", err);
+    Lookup l = {key, keylen, user, slot, RAI_TensorType,
+                "NOPERM this user has no permissions to access the tensor's key", "ERR tensor key is empty", NULL, 0,
+                NULL};
+    return LookUp(&l, err);
 }

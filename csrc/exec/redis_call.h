@@ -1,7 +1,7 @@
 /* redis_call.h -- a Redis command run for a worker thread as the ACL user of
  * the client that started it (a function's execute(), a script's
- * redis.execute()), and a model or tensor looked up for one (the redisAI
- * runners and getTensorFromKey, redisAI.model_execute()). Both are done on the main thread while the worker
+ * redis.execute()), and a model, script or tensor looked up for one (the
+ * redisAI runners and getTensorFromKey, redisAI.model_execute()). Both are done on the main thread while the worker
  * waits (sync_run.h); the caller must NOT hold the GIL (the main thread may be
  * waiting for another worker that needs it). Also the main thread's
  * questions about that client's ACL user, which the commands ask. */
@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "types/model.h"
+#include "types/script.h"
 #include "types/tensor.h"
 #include "rm_api.h"
 
@@ -60,6 +61,9 @@ int RAI_CallerMayRun(RedisModuleCtx *ctx, const char *command, const char *subco
  * and (cluster mode) it is in `slot` (RAI_CallAs's slot rule); NULL with
  * *err set to the reply text. */
 RAI_Model *RAI_ModelFromWorker(const char *key, size_t keylen, const char *user, int slot, const char **err);
+
+/* The same for the script under `key` (a function's createScriptRunner). */
+RAI_Script *RAI_ScriptFromWorker(const char *key, size_t keylen, const char *user, int slot, const char **err);
 
 /* The same for the tensor under `key` (a function's getTensorFromKey: no
  * command runs, no reply is built, the stored tensor is shared, not copied). */

@@ -10,8 +10,10 @@
  *   Script -- a script reference exposing its source and entry points.
  * Each holds a reference for as long as Python keeps the object, so a
  * framework that keeps a view past the run can never read freed memory.
- * The module also exports DTYPES, the shim's tensor types, so Python never
- * keeps a table of its own. Its Python face is declared once, in
+ * get_model, get_script and get_tensor hand Python such views of stored
+ * keys, looked up on the main thread (redis_call.h) with the caller's ACL
+ * key rule. The module also exports DTYPES, the shim's tensor types, so
+ * Python never keeps a table of its own. Its Python face is declared once, in
  * redisai_py/stubs/_redisai_shim.pyi (tests/test_python_boundary.py holds
  * the two together). */
 #include "python/py_bridge.h"
@@ -376,6 +378,46 @@ static PyObject *ShimFunctionExecute(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* What a worker may look up by key for Python (redis_call.h's lookups). */
+typedef enum { STORED_MODEL, STORED_SCRIPT, STORED_TENSOR } StoredKind;
+
+/* The view of the model, script or tensor under key, looked up on the main
+ * thread as `user` within `slot`; NULL with RuntimeError(the reply's text).
+ * The GIL is dropped while the main thread looks. */
+static PyObject *GetStored(StoredKind kind, const char *key, Py_ssize_t keylen, const char *user, int slot) {
+    const char *err = NULL;
+    void *found = NULL;
+    void *gil = RAI_GilSuspend();
+    switch (kind) {
+    case STORED_MODEL: found = RAI_ModelFromWorker(key, (size_t)keylen, user, slot, &err); break;
+    case STORED_SCRIPT: found = RAI_ScriptFromWorker(key, (size_t)keylen, user, slot, &err); break;
+    case STORED_TENSOR: found = RAI_TensorFromWorker(key, (size_t)keylen, user, slot, &err); break;
+    }
+    RAI_GilResume(gil);
+    if (found == NULL) return PyErr_Format(PyExc_RuntimeError, "%s", err);
+    PyObject *obj = NULL;
+    switch (kind) {
+    case STORED_MODEL:
+        obj = RAI_PyModelWrap(found);
+        RAI_ModelRelease(found);
+        break;
+    case STORED_SCRIPT:
+        obj = RAI_PyScriptWrap(found);
+        RAI_ScriptRelease(found);
+        break;
+    case STORED_TENSOR: {
+        RAI_Tensor *t = found;
+        /* Gears' API has no STRING tensors: say so rather than hand over their bytes. */
+        obj = RAI_DTYPES[t->dtype].format
+                  ? RAI_PyTensorWrap(t)
+                  : PyErr_Format(PyExc_RuntimeError, "ERR unsupported tensor type %s", RAI_DTYPES[t->dtype].name);
+        RAI_TensorRelease(t);
+        break;
+    }
+    }
+    return obj;
+}
+
 /* get_model(key[, user[, slot]]): the model stored under key, for a
  * script's redisAI.model_execute() or a function's model runner, if the user
  * may read it (and, for a function in cluster mode, it is in the call's slot). */
@@ -390,35 +432,28 @@ static PyObject *ShimGetModel(PyObject *self, PyObject *args) {
     if (user == NULL)
         return PyErr_Format(PyExc_RuntimeError, "ERR redisAI.model_execute runs only on its script's own "
                                                 "thread, as the user that ran it");
-    const char *err = NULL;
-    void *gil = RAI_GilSuspend();
-    RAI_Model *m = RAI_ModelFromWorker(key, (size_t)keylen, user, slot, &err);
-    RAI_GilResume(gil);
-    if (m == NULL) return PyErr_Format(PyExc_RuntimeError, "%s", err);
-    PyObject *obj = RAI_PyModelWrap(m);
-    RAI_ModelRelease(m);
-    return obj;
+    return GetStored(STORED_MODEL, key, keylen, user, slot);
 }
 
-/* get_tensor(key, user, slot): the tensor stored under key, shared (a
- * read-only view), for a function's getTensorFromKey, if the user may read
- * it (and, in cluster mode, it is in the call's slot). */
-static PyObject *ShimGetTensor(PyObject *self, PyObject *args) {
-    (void)self;
+/* get_script(key, user, slot) and get_tensor(key, user, slot): the script
+ * (for createScriptRunner) or tensor (getTensorFromKey: a read-only view,
+ * shared, not copied) under key, for a function, checked as get_model. */
+static PyObject *GetForFunction(PyObject *args, StoredKind kind) {
     const char *key, *user;
     Py_ssize_t keylen;
     int slot;
     if (!PyArg_ParseTuple(args, "s#yi", &key, &keylen, &user, &slot)) return NULL;
-    const char *err = NULL;
-    void *gil = RAI_GilSuspend();
-    RAI_Tensor *t = RAI_TensorFromWorker(key, (size_t)keylen, user, slot, &err);
-    RAI_GilResume(gil);
-    if (t == NULL) return PyErr_Format(PyExc_RuntimeError, "%s", err);
-    PyObject *obj = RAI_DTYPES[t->dtype].format ? RAI_PyTensorWrap(t)
-                                                : PyErr_Format(PyExc_RuntimeError, "ERR unsupported tensor type %s",
-                                                               RAI_DTYPES[t->dtype].name);
-    RAI_TensorRelease(t);
-    return obj;
+    return GetStored(kind, key, keylen, user, slot);
+}
+
+static PyObject *ShimGetScript(PyObject *self, PyObject *args) {
+    (void)self;
+    return GetForFunction(args, STORED_SCRIPT);
+}
+
+static PyObject *ShimGetTensor(PyObject *self, PyObject *args) {
+    (void)self;
+    return GetForFunction(args, STORED_TENSOR);
 }
 
 /* ------------------------------------------------------------------ module */
@@ -442,6 +477,8 @@ static PyMethodDef ShimMethods[] = {
     {"get_model", ShimGetModel, METH_VARARGS,
      "The model stored under a key, looked up as ACL user `user` (default: the running script's caller) "
      "within the call's cluster slot."},
+    {"get_script", ShimGetScript, METH_VARARGS,
+     "The script stored under a key, looked up as ACL user `user` within the call's cluster slot."},
     {"get_tensor", ShimGetTensor, METH_VARARGS,
      "The tensor stored under a key (a read-only view), looked up as ACL user `user` within the call's cluster slot."},
     {"function_execute", ShimFunctionExecute, METH_VARARGS,

@@ -36,7 +36,6 @@
 #include "python/py_bridge.h"
 #include "python/py_gil.h"
 #include "python/py_jobs.h"
-#include "types/type_script.h"
 
 #define ERR_FN_SHUTDOWN "ERR the server is shutting down, the run was not queued"
 #define ERR_FN_NO_QUEUE "ERR Could not initialize queue on requested device"
@@ -291,6 +290,19 @@ static RAI_Job *JobFor(PyObject *target, PyObject *fn, PyObject *inputs, int nou
     return job;
 }
 
+/* A run's outputs as a list of Tensor views (each retains its tensor); NULL
+ * with a Python error, also when the run left an output unset. */
+static PyObject *TensorList(RAI_Tensor **tensors, int n) {
+    PyObject *list = PyList_New(n);
+    for (int i = 0; list && i < n; i++) {
+        PyObject *t = tensors[i] ? RAI_PyTensorWrap(tensors[i])
+                                 : PyErr_Format(PyExc_RuntimeError, "ERR the run made no output %d", i);
+        if (t == NULL) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, t);
+    }
+    return list;
+}
+
 /* run_job(model_or_script, fn, inputs, noutputs): (True, [Tensor, ...]) or
  * (False, error text). fn: a script's function, None for a model. */
 static PyObject *ShimRunJob(PyObject *self, PyObject *args) {
@@ -309,12 +321,7 @@ static PyObject *ShimRunJob(PyObject *self, PyObject *args) {
     if (err) {
         result = Py_BuildValue("(Os)", Py_False, err);
     } else {
-        PyObject *list = PyList_New(noutputs);
-        for (int i = 0; list && i < noutputs; i++) {
-            PyObject *t = outs[i] ? RAI_PyTensorWrap(outs[i]) : NULL;
-            if (t == NULL) Py_CLEAR(list);
-            else PyList_SET_ITEM(list, i, t);
-        }
+        PyObject *list = TensorList(outs, noutputs);
         result = list ? Py_BuildValue("(ON)", Py_True, list) : NULL;
     }
     for (int i = 0; i < noutputs; i++) RAI_TensorRelease(outs[i]);
@@ -363,12 +370,7 @@ static PyObject *ShimRunPortFd(PyObject *self, PyObject *unused) {
 static PyObject *EndedRunTuple(const EndedRun *e) {
     PyObject *token = PyLong_FromUnsignedLongLong(e->token);
     if (e->error) return Py_BuildValue("(NOs)", token, Py_False, e->error);
-    PyObject *list = PyList_New(e->noutputs);
-    for (int i = 0; list && i < e->noutputs; i++) {
-        PyObject *t = e->outputs[i] ? RAI_PyTensorWrap(e->outputs[i]) : NULL;
-        if (t == NULL) Py_CLEAR(list);
-        else PyList_SET_ITEM(list, i, t);
-    }
+    PyObject *list = TensorList(e->outputs, e->noutputs);
     if (list == NULL) {
         Py_DECREF(token);
         return NULL;
@@ -406,41 +408,6 @@ static PyObject *ShimRunPortTake(PyObject *self, PyObject *unused) {
     return result;
 }
 
-/* ------------------------------------------------------------ script lookup */
-
-typedef struct {
-    const char *key;
-    size_t keylen;
-    RAI_Script *script;
-} ScriptLookup;
-
-static void LookUpScript(RedisModuleCtx *ctx, void *arg) {
-    ScriptLookup *l = arg;
-    RedisModuleString *name = RedisModule_CreateString(ctx, l->key, l->keylen);
-    RedisModuleKey *k = RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
-    if (RedisModule_KeyType(k) == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(k) == RAI_ScriptType)
-        l->script = RAI_ScriptRetain(RedisModule_ModuleTypeGetValue(k));
-    RedisModule_CloseKey(k);
-    RedisModule_FreeString(ctx, name);
-}
-
-/* get_script(key): the script stored under key, or None. */
-static PyObject *ShimGetScript(PyObject *self, PyObject *args) {
-    (void)self;
-    const char *key;
-    Py_ssize_t keylen;
-    if (!PyArg_ParseTuple(args, "s#", &key, &keylen)) return NULL;
-    ScriptLookup l = {key, (size_t)keylen, NULL};
-    void *gil = RAI_GilSuspend();
-    int ran = RAI_OnMainThread(LookUpScript, &l);
-    RAI_GilResume(gil);
-    if (!ran) return PyErr_Format(PyExc_RuntimeError, ERR_FN_SHUTDOWN);
-    if (l.script == NULL) Py_RETURN_NONE;
-    PyObject *obj = RAI_PyScriptWrap(l.script);
-    RAI_ScriptRelease(l.script);
-    return obj;
-}
-
 static PyMethodDef FnRunMethods[] = {
     {"run_job", ShimRunJob, METH_VARARGS,
      "Run a model or a script function on its device queue for a function: (True, outputs) or (False, error)."},
@@ -449,7 +416,6 @@ static PyMethodDef FnRunMethods[] = {
     {"run_port_fd", ShimRunPortFd, METH_NOARGS, "The eventfd this thread's awaited runs signal when they end."},
     {"run_port_take", ShimRunPortTake, METH_NOARGS,
      "This thread's ended awaited runs: [(token, True, outputs) or (token, False, error), ...]."},
-    {"get_script", ShimGetScript, METH_VARARGS, "The script stored under a key, or None."},
     {NULL, NULL, 0, NULL},
 };
 

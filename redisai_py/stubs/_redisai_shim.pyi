@@ -103,5 +103,7 @@ def run_port_take() -> list[tuple[int, bool, object]]:
     """This thread's awaited runs that ended since the last call, oldest
     first: (token, True, [Tensor, ...]) or (token, False, error text)."""
 
-def get_script(key: str) -> Script | None:
-    """The script stored under `key`, or None, for createScriptRunner."""
+def get_script(key: str, user: bytes, slot: int) -> Script:
+    """The script stored under `key`, for createScriptRunner, looked up as
+    get_model (the caller's ACL key rule, the call's cluster slot).
+    RuntimeError with the reply's text otherwise."""
