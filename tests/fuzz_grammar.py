@@ -665,12 +665,12 @@ def config(d: Draw) -> list[bytes]:
     can change what later commands do. MODEL_CHUNK_SIZE changes how models
     are chunked in replies and in RDB, so the harness sets it back before it
     compares DUMPs."""
-    kind = d.pick(("get", "get", "chunk", "path", "load", "cache", "sessions", "other"))
+    kind = d.pick(("get", "get", "chunk", "path", "load", "cache", "sessions", "spin", "other"))
     if kind == "get":
         return [b"AI.CONFIG", b"GET",
                 *d.some(lambda: d.pick((b"BACKENDSPATH", b"MODEL_CHUNK_SIZE", b"model_chunk_size",
                                         b"CACHE_MEMORY", b"MODEL_SESSIONS_MEMORY", b"MODEL_SESSIONS_MAX",
-                                        b"model_sessions_max", b"OTHER")), 0, 2)]
+                                        b"model_sessions_max", b"WORKER_SPIN_US", b"OTHER")), 0, 2)]
     if kind == "sessions":
         return [b"AI.CONFIG", d.pick((b"MODEL_SESSIONS_MEMORY", b"MODEL_SESSIONS_MAX", b"model_sessions_max")),
                 *d.some(lambda: session_budget(d), 0, 1 if d.chance(0.9) else 2)]
@@ -679,6 +679,9 @@ def config(d: Draw) -> list[bytes]:
             return [b"AI.CONFIG", b"CACHE_FLUSH"]
         size = _ascii(d.int(0, 1 << 20)) if d.chance(0.6) else d.pick(LIMIT_NUMBERS + NON_NUMBERS)
         return [b"AI.CONFIG", b"CACHE_MEMORY", *([size] if d.chance(0.9) else [])]
+    if kind == "spin":
+        spin = _ascii(d.int(0, 2000)) if d.chance(0.6) else d.pick(LIMIT_NUMBERS + NON_NUMBERS + (b"1000001",))
+        return [b"AI.CONFIG", b"WORKER_SPIN_US", *d.some(lambda: spin, 0, 1 if d.chance(0.9) else 2)]
     if kind == "chunk":
         size = _ascii(d.int(1, 4096)) if d.chance(0.6) else d.pick(LIMIT_NUMBERS + NON_NUMBERS)
         return [b"AI.CONFIG", b"MODEL_CHUNK_SIZE", *([size] if d.chance(0.9) else [])]

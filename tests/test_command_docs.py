@@ -72,7 +72,9 @@ SYNTAX = {
     "ai.config": "BACKENDSPATH path|LOADBACKEND TF|TFLITE|TORCH|ONNX path|MODEL_CHUNK_SIZE chunk_size"
                  "|CACHE_MEMORY cache_memory|CACHE_FLUSH"
                  "|MODEL_SESSIONS_MEMORY sessions_memory|MODEL_SESSIONS_MAX sessions_max"
-                 "|GET BACKENDSPATH|MODEL_CHUNK_SIZE|CACHE_MEMORY|MODEL_SESSIONS_MEMORY|MODEL_SESSIONS_MAX",
+                 "|WORKER_SPIN_US worker_spin_us"
+                 "|GET BACKENDSPATH|MODEL_CHUNK_SIZE|CACHE_MEMORY|MODEL_SESSIONS_MEMORY|MODEL_SESSIONS_MAX"
+                 "|WORKER_SPIN_US",
     "ai.metrics": "",
     "ai.function": "LOAD [REPLACE] function-code|DELETE library-name"
                    "|LIST [LIBRARYNAME library-name-pattern] [WITHCODE]|FLUSH [ASYNC|SYNC]|KILL",
@@ -336,8 +338,8 @@ def test_every_documented_config_name_can_be_read(server):
     doc = command_docs(client(server, 3), "AI.CONFIG")["ai.config"]
     names = oneof_tokens(doc, "name")
     assert names == ["BACKENDSPATH", "MODEL_CHUNK_SIZE", "CACHE_MEMORY", "MODEL_SESSIONS_MEMORY",
-                     "MODEL_SESSIONS_MAX"]
-    assert [c.execute_command("AI.CONFIG", "GET", n) is not None for n in names] == [True] * 5
+                     "MODEL_SESSIONS_MAX", "WORKER_SPIN_US"]
+    assert [c.execute_command("AI.CONFIG", "GET", n) is not None for n in names] == [True] * 6
 
 
 # --------------------------------------------------------------------------

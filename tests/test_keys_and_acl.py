@@ -279,9 +279,10 @@ CONFIG_SETTERS = [
     ("AI.CONFIG", "CACHE_FLUSH"),
     ("AI.CONFIG", "MODEL_SESSIONS_MEMORY", 1),
     ("AI.CONFIG", "MODEL_SESSIONS_MAX", 1),
+    ("AI.CONFIG", "WORKER_SPIN_US", 0),
 ]
 CONFIG_NAMES = ["BACKENDSPATH", "MODEL_CHUNK_SIZE", "CACHE_MEMORY", "MODEL_SESSIONS_MEMORY",
-                "MODEL_SESSIONS_MAX"]
+                "MODEL_SESSIONS_MAX", "WORKER_SPIN_US"]
 NO_CONFIG_SET = "no permissions to change AI.CONFIG settings \\(that needs the right to run CONFIG SET\\)"
 
 

@@ -607,6 +607,48 @@ def test_threads_per_queue_gives_each_queue_that_many_workers(server_factory: Se
                               "ai_queue_CPU_bthread_n2_used_cpu_total"]
 
 
+def worker_cpu_s(r: redis.Redis) -> float:
+    return float(info_sections(r)["ai_cpu"]["ai_queue_CPU_bthread_n1_used_cpu_total"])
+
+
+def test_worker_spin_is_read_and_changed_with_ai_config(server_factory: ServerFactory) -> None:
+    r = server_factory(module_args=["WORKER_SPIN_US", "0"]).client()
+    assert r.execute_command("AI.CONFIG", "GET", "WORKER_SPIN_US") == 0
+    assert r.execute_command("AI.CONFIG", "WORKER_SPIN_US", 250) == b"OK"
+    assert r.execute_command("AI.CONFIG", "GET", "WORKER_SPIN_US") == 250
+    for bad in ("-1", "1000001", "abc", "1.5", ""):
+        with pytest.raises(redis.ResponseError, match="^WORKER_SPIN_US: microseconds, 0 to 1000000$"):
+            r.execute_command("AI.CONFIG", "WORKER_SPIN_US", bad)
+    with pytest.raises(redis.ResponseError, match="^WORKER_SPIN_US: missing value$"):
+        r.execute_command("AI.CONFIG", "WORKER_SPIN_US")
+    assert r.execute_command("AI.CONFIG", "GET", "WORKER_SPIN_US") == 250
+
+
+def test_worker_spin_defaults_to_a_millisecond(r: redis.Redis) -> None:
+    assert r.execute_command("AI.CONFIG", "GET", "WORKER_SPIN_US") == 1000
+
+
+@pytest.mark.parametrize("spin_us, spins", [(200_000, True), (0, False)])
+def test_a_worker_polls_for_the_spin_time_after_a_burst_then_sleeps(
+        server_factory: ServerFactory, spin_us: int, spins: bool) -> None:
+    # Requests that come back to back arm the worker: once the queue runs
+    # dry it polls for WORKER_SPIN_US (here 200 ms, so it shows in its CPU
+    # time), then sleeps and costs nothing while the server is idle.
+    r = server_factory(module_args=["WORKER_SPIN_US", str(spin_us)]).client(socket_timeout=60)
+    r.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", onnx_add())
+    tensorset(r, "a", np.array([1, 2], dtype=np.float32))
+    for _ in range(50):
+        assert modelexecute(r, "m", ["a", "a"], ["s", "p"]) == b"OK"
+    after_burst = worker_cpu_s(r)
+    time.sleep(0.5)
+    after_spin = worker_cpu_s(r)
+    time.sleep(0.5)
+    idle = worker_cpu_s(r) - after_spin
+    assert (after_spin - after_burst >= 0.02) == spins, after_spin - after_burst
+    assert idle < 0.02
+    np.testing.assert_array_equal(tensorget(r, "s"), [2, 4])
+
+
 def test_backends_load_lazily_and_show_in_info(server_factory: ServerFactory) -> None:
     server = server_factory()
     r = server.client(socket_timeout=60)

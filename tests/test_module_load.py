@@ -111,6 +111,8 @@ def test_default_backendspath_is_next_to_the_module(r):
      "ERR error processing argument: MODEL_EXECUTION_TIMEOUT 999"),
     (["BACKEND_MEMORY_LIMIT", "0"], "ERR error processing argument: BACKEND_MEMORY_LIMIT 0"),
     (["MODEL_CHUNK_SIZE", "0"], "ERR error processing argument: MODEL_CHUNK_SIZE 0"),
+    (["WORKER_SPIN_US", "-1"], "ERR error processing argument: WORKER_SPIN_US -1"),
+    (["WORKER_SPIN_US", "1000001"], "ERR error processing argument: WORKER_SPIN_US 1000001"),
     (["NO_SUCH_KEY", "1"], "ERR error processing argument: NO_SUCH_KEY 1"),
 ])
 def test_bad_load_arguments_fail_the_load_with_a_clear_line(tmp_path, args, logged):

@@ -125,6 +125,8 @@ static int ConfigGet(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         return RedisModule_ReplyWithLongLong(ctx, RAI_Cfg.model_sessions_memory);
     if (RAI_ArgIs(argv[2], "MODEL_SESSIONS_MAX"))
         return RedisModule_ReplyWithLongLong(ctx, RAI_Cfg.model_sessions_max);
+    if (RAI_ArgIs(argv[2], "WORKER_SPIN_US"))
+        return RedisModule_ReplyWithLongLong(ctx, __atomic_load_n(&RAI_Cfg.worker_spin_us, __ATOMIC_RELAXED));
     return RedisModule_ReplyWithNull(ctx);
 }
 
@@ -155,7 +157,8 @@ static int ConfigSessionBudget(RedisModuleCtx *ctx, RedisModuleString **argv, in
 
 /* AI.CONFIG BACKENDSPATH <path> | LOADBACKEND <backend> <path> |
  *           MODEL_CHUNK_SIZE <bytes> | CACHE_MEMORY <bytes> | CACHE_FLUSH |
- *           MODEL_SESSIONS_MEMORY <bytes> | MODEL_SESSIONS_MAX <count> | GET <name> */
+ *           MODEL_SESSIONS_MEMORY <bytes> | MODEL_SESSIONS_MAX <count> |
+ *           WORKER_SPIN_US <microseconds> | GET <name> */
 int RAI_Config_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc < 2) return RAI_ReplyWrongArity(ctx, argv[0]);
     RedisModuleString *sub = argv[1];
@@ -182,6 +185,12 @@ int RAI_Config_RedisCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int a
     }
     if (RAI_ArgIs(sub, "MODEL_SESSIONS_MEMORY") || RAI_ArgIs(sub, "MODEL_SESSIONS_MAX"))
         return ConfigSessionBudget(ctx, argv, argc);
+    if (RAI_ArgIs(sub, "WORKER_SPIN_US")) {
+        if (argc != 3) return RedisModule_ReplyWithError(ctx, "ERR WORKER_SPIN_US: missing value");
+        const char *err = RAI_ConfigSetWorkerSpin(argv[2]);
+        if (err) return RedisModule_ReplyWithError(ctx, err);
+        return RedisModule_ReplyWithSimpleString(ctx, "OK");
+    }
     return RedisModule_ReplyWithError(ctx, "ERR unsupported subcommand");
 }
 

@@ -461,6 +461,7 @@ static const RedisModuleCommandArg CONFIG_NAMES[] = {
     TOKEN("backendspath", "BACKENDSPATH"), TOKEN("model_chunk_size", "MODEL_CHUNK_SIZE"),
     TOKEN("cache_memory", "CACHE_MEMORY"),
     TOKEN("model_sessions_memory", "MODEL_SESSIONS_MEMORY"), TOKEN("model_sessions_max", "MODEL_SESSIONS_MAX"),
+    TOKEN("worker_spin_us", "WORKER_SPIN_US"),
     END,
 };
 static const RedisModuleCommandArg CONFIG_ACTIONS[] = {
@@ -474,6 +475,8 @@ static const RedisModuleCommandArg CONFIG_ACTIONS[] = {
         .summary = "redisai_py: bytes of loaded model sessions, 0 for no limit"),
     ARG("sessions_max", INTEGER, .token = "MODEL_SESSIONS_MAX",
         .summary = "redisai_py: loaded model sessions, 0 for no limit"),
+    ARG("worker_spin_us", INTEGER, .token = "WORKER_SPIN_US",
+        .summary = "redisai_py: how long an idle worker polls its queue before it sleeps, 0 to 1000000"),
     ARG("name", ONEOF, .token = "GET", .subargs = CONFIG_NAMES),
     END,
 };
@@ -482,8 +485,8 @@ static const RedisModuleCommandArg CONFIG_ARGS[] = {
     END,
 };
 static const RAI_CommandDoc CONFIG = {
-    .summary = "Sets or reads BACKENDSPATH, MODEL_CHUNK_SIZE, CACHE_MEMORY and the model session budget, "
-               "loads a backend, or empties the inference cache",
+    .summary = "Sets or reads BACKENDSPATH, MODEL_CHUNK_SIZE, CACHE_MEMORY, the model session budget and "
+               "WORKER_SPIN_US, loads a backend, or empties the inference cache",
     .complexity = "O(1); LOADBACKEND loads the backend on a thread of its own",
     .since = "0.4.0",
     .args = CONFIG_ARGS,

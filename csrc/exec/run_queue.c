@@ -3,11 +3,16 @@
  * Workers are plain pthreads: they wait on the queue's condition variable
  * without the GIL, take a job (or a batch of jobs of one model), and only
  * then enter Python. The batch is chosen here in C from the tensors' shapes
- * so no Python runs while the queue mutex is held. */
+ * so no Python runs while the queue mutex is held.
+ *
+ * A worker whose jobs keep arriving soon after it runs out polls the queue
+ * for WORKER_SPIN_US before it sleeps: waking a sleeping thread costs tens
+ * of microseconds on a VM, more than a small model's run. */
 #include "exec/run_queue.h"
 
 #include <ctype.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -31,7 +36,10 @@ struct RAI_RunQueue {
     pthread_t *threads;
     int running;  /* workers inside a batch (under lock) */
     int stopping; /* set at server shutdown: take no more jobs */
-    int background; /* the loader: its workers always run niced */
+    int background; /* the loader: its workers always run niced, and never spin */
+    int sleepers;   /* workers in WaitForWork (under lock) */
+    int spinning;   /* a worker polls `pushes` outside the lock (set under lock) */
+    uint64_t pushes; /* jobs ever pushed (written under lock, polled by the spinner) */
     RAI_RunQueue *next; /* the list of device queues (main thread only) */
     /* For AI.METRICS, read by any thread with relaxed atomics: */
     int length;             /* jobs waiting (written under lock) */
@@ -231,20 +239,77 @@ static void LowerPriorityIfCoresAreFull(void) {
  * thread's wake-ups, whatever the core count. */
 static void LowerPriority(void) { setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), RAI_WORKER_NICE); }
 
+/* ---------------------------------------------------------------- spinning */
+
+/* Polls, outside the lock, until a job is pushed after `seen` or spin_us
+ * pass. Yielding on each turn lets the main thread or a client that shares
+ * this core run first. Returns whether a push came. */
+static int PollForPush(RAI_RunQueue *q, uint64_t seen, uint64_t spin_us) {
+    uint64_t until = RedisModule_MonotonicMicroseconds() + spin_us;
+    for (;;) {
+        if (__atomic_load_n(&q->pushes, __ATOMIC_ACQUIRE) != seen) return 1;
+        if (__atomic_load_n(&q->stopping, __ATOMIC_RELAXED)) return 0;
+        if (RedisModule_MonotonicMicroseconds() >= until) return 0;
+        sched_yield();
+    }
+}
+
+/* Whether a worker that just found nothing runnable should poll rather than
+ * sleep: only while jobs came within the spin time of running out last time
+ * (`armed`), one spinner per queue, and not while a batch waits for
+ * MINBATCHSIZE (that wait has its own timeout). */
+static int ShouldSpin(const RAI_RunQueue *q, int armed, uint64_t wait_us) {
+    return armed && !q->background && !q->spinning && wait_us == UINT64_MAX &&
+           __atomic_load_n(&RAI_Cfg.worker_spin_us, __ATOMIC_RELAXED) > 0;
+}
+
+/* Lock held on entry and on return; released while polling. Returns whether
+ * a job was pushed meanwhile. */
+static int Spin(RAI_RunQueue *q) {
+    q->spinning = 1;
+    uint64_t seen = q->pushes;
+    uint64_t spin_us = (uint64_t)__atomic_load_n(&RAI_Cfg.worker_spin_us, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&q->lock);
+    int pushed = PollForPush(q, seen, spin_us);
+    pthread_mutex_lock(&q->lock);
+    q->spinning = 0;
+    return pushed;
+}
+
+/* Lock held. Takes the next runnable job or batch, spinning or sleeping
+ * until there is one; returns 0 when the queue stops instead. */
+static int TakeNext(RAI_RunQueue *q, Batch *batch, int *armed) {
+    uint64_t wait_us = UINT64_MAX;
+    uint64_t idle_from = 0;
+    while (!q->stopping && !TakeRunnable(q, batch, &wait_us)) {
+        if (idle_from == 0) idle_from = RedisModule_MonotonicMicroseconds();
+        if (ShouldSpin(q, *armed, wait_us)) {
+            *armed = Spin(q);
+            continue;
+        }
+        q->sleepers++;
+        WaitForWork(q, wait_us);
+        q->sleepers--;
+        wait_us = UINT64_MAX;
+    }
+    /* Armed again when this job came within a spin of the queue running dry. */
+    if (idle_from != 0) {
+        uint64_t idle_us = RedisModule_MonotonicMicroseconds() - idle_from;
+        *armed = idle_us <= (uint64_t)__atomic_load_n(&RAI_Cfg.worker_spin_us, __ATOMIC_RELAXED);
+    }
+    return !q->stopping;
+}
+
 static void *WorkerMain(void *arg) {
     RAI_RunQueue *q = arg;
     on_worker_thread = 1;
     if (q->background) LowerPriority();
     else LowerPriorityIfCoresAreFull();
     Batch batch = {0};
+    int armed = 1;
     for (;;) {
         pthread_mutex_lock(&q->lock);
-        uint64_t wait_us = UINT64_MAX;
-        while (!q->stopping && !TakeRunnable(q, &batch, &wait_us)) {
-            WaitForWork(q, wait_us);
-            wait_us = UINT64_MAX;
-        }
-        if (q->stopping) break;
+        if (!TakeNext(q, &batch, &armed)) break;
         q->running++;
         pthread_mutex_unlock(&q->lock);
 
@@ -339,7 +404,10 @@ void RAI_RunQueuePush(RAI_RunQueue *q, RAI_Job *job) {
     else q->head = job;
     q->tail = job;
     __atomic_store_n(&q->length, q->length + 1, __ATOMIC_RELAXED);
-    pthread_cond_signal(&q->cond);
+    __atomic_store_n(&q->pushes, q->pushes + 1, __ATOMIC_RELEASE);
+    /* A spinner takes the lock and looks again once it sees the push, so a
+     * sleeper is woken only for a job the spinner will not be taking. */
+    if (q->sleepers > 0 && (!q->spinning || q->length > 1)) pthread_cond_signal(&q->cond);
     pthread_mutex_unlock(&q->lock);
 }
 

@@ -24,6 +24,7 @@ RAI_Config RAI_Cfg = {
     .function_timeout = 5000, /* Redis's busy-reply-threshold */
     .model_sessions_memory = 0,
     .model_sessions_max = 0,
+    .worker_spin_us = 1000,
 };
 
 /* An integer argument with a lower bound; 0 when it parses and fits. */
@@ -78,6 +79,7 @@ static int ApplyPair(RedisModuleString *key, RedisModuleString *value) {
     if (RAI_ArgIs(key, "FUNCTION_THREADS"))
         return ParseBounded(value, 1, &RAI_Cfg.function_threads) && RAI_Cfg.function_threads <= 64;
     if (RAI_ArgIs(key, "FUNCTION_TIMEOUT")) return ParseBounded(value, 0, &RAI_Cfg.function_timeout);
+    if (RAI_ArgIs(key, "WORKER_SPIN_US")) return RAI_ConfigSetWorkerSpin(value) == NULL;
     if (RAI_ArgIs(key, "MODEL_SESSIONS_MEMORY"))
         return ParseBounded(value, 0, &RAI_Cfg.model_sessions_memory);
     if (RAI_ArgIs(key, "MODEL_SESSIONS_MAX")) return ParseBounded(value, 0, &RAI_Cfg.model_sessions_max);
@@ -125,6 +127,16 @@ const char *RAI_ConfigSetBackendsPath(RedisModuleString *path) {
 const char *RAI_ConfigSetChunkSize(RedisModuleString *value) {
     if (!ParseBounded(value, 1, &RAI_Cfg.model_chunk_size))
         return "ERR MODEL_CHUNK_SIZE: invalid chunk size";
+    return NULL;
+}
+
+/* WORKER_SPIN_US: how long an idle worker polls its queue before it sleeps,
+ * 0 (never) to a second. Workers read it on every idle turn. */
+const char *RAI_ConfigSetWorkerSpin(RedisModuleString *value) {
+    long long us;
+    if (!ParseBounded(value, 0, &us) || us > 1000000)
+        return "ERR WORKER_SPIN_US: microseconds, 0 to 1000000";
+    __atomic_store_n(&RAI_Cfg.worker_spin_us, us, __ATOMIC_RELAXED);
     return NULL;
 }
 

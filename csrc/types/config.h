@@ -23,6 +23,7 @@ typedef struct {
     /* The loaded-session budget (exec/session_budget.h); 0: no limit. */
     long long model_sessions_memory;   /* bytes of loaded sessions (their estimates) */
     long long model_sessions_max;      /* loaded sessions */
+    long long worker_spin_us;          /* an idle worker's poll before it sleeps (exec/run_queue.c) */
 } RAI_Config;
 
 extern RAI_Config RAI_Cfg;
@@ -36,6 +37,7 @@ int RAI_ConfigFromArgs(RedisModuleString **argv, int argc, const char *module_di
 const char *RAI_ConfigSetBackendsPath(RedisModuleString *path);
 const char *RAI_ConfigSetChunkSize(RedisModuleString *value);
 const char *RAI_ConfigSetCacheMemory(RedisModuleString *value);
+const char *RAI_ConfigSetWorkerSpin(RedisModuleString *value);
 
 /* AI.CONFIG MODEL_SESSIONS_MEMORY <bytes> / MODEL_SESSIONS_MAX <count>:
  * 0 (no limit) up to 2^63-1; NULL on success, else the reply error. The
