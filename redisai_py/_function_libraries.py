@@ -31,6 +31,7 @@ import asyncio
 import contextvars
 import inspect
 import re
+import selectors
 import sys
 import threading
 import types
@@ -225,11 +226,25 @@ _loops = threading.local()
 _MAX_DEPTH = 64  # the shim's own limit too (py_functions.c)
 
 
+class _RunPortSelector(selectors.DefaultSelector):
+    """The loop's selector: before the loop sleeps, the shim polls this
+    thread's port of awaited runs for a while (WORKER_SPIN_US, without the
+    GIL), so a model run that ends soon resumes its coroutine without the
+    wake-up of a sleeping thread."""
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None or timeout > 0:
+            import _redisai_shim  # type: ignore[import-not-found]  # built into the shim
+
+            _redisai_shim.run_port_poll()
+        return super().select(timeout)
+
+
 def _run_coroutine(coro: Any) -> Any:
     """To completion on this worker's own event loop (made once per thread)."""
     loop = getattr(_loops, "loop", None)
     if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
+        loop = asyncio.SelectorEventLoop(_RunPortSelector())
         _loops.loop = loop
     return loop.run_until_complete(coro)
 

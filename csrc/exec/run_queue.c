@@ -12,7 +12,6 @@
 
 #include <ctype.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -22,6 +21,7 @@
 
 #include "types/config.h"
 #include "base/histogram.h"
+#include "base/spin.h"
 #include "base/log.h"
 
 #define RAI_QUEUE_NAME_MAX 32
@@ -241,17 +241,15 @@ static void LowerPriority(void) { setpriority(PRIO_PROCESS, (id_t)syscall(SYS_ge
 
 /* ---------------------------------------------------------------- spinning */
 
-/* Polls, outside the lock, until a job is pushed after `seen` or spin_us
- * pass. Yielding on each turn lets the main thread or a client that shares
- * this core run first. Returns whether a push came. */
-static int PollForPush(RAI_RunQueue *q, uint64_t seen, uint64_t spin_us) {
-    uint64_t until = RedisModule_MonotonicMicroseconds() + spin_us;
-    for (;;) {
-        if (__atomic_load_n(&q->pushes, __ATOMIC_ACQUIRE) != seen) return 1;
-        if (__atomic_load_n(&q->stopping, __ATOMIC_RELAXED)) return 0;
-        if (RedisModule_MonotonicMicroseconds() >= until) return 0;
-        sched_yield();
-    }
+typedef struct {
+    const RAI_RunQueue *q;
+    uint64_t seen; /* pushes when the worker found nothing runnable */
+} PushWatch;
+
+static int PushedOrStopping(const void *arg) {
+    const PushWatch *w = arg;
+    return __atomic_load_n(&w->q->pushes, __ATOMIC_ACQUIRE) != w->seen ||
+           __atomic_load_n(&w->q->stopping, __ATOMIC_RELAXED);
 }
 
 /* Whether a worker that just found nothing runnable should poll rather than
@@ -259,18 +257,16 @@ static int PollForPush(RAI_RunQueue *q, uint64_t seen, uint64_t spin_us) {
  * (`armed`), one spinner per queue, and not while a batch waits for
  * MINBATCHSIZE (that wait has its own timeout). */
 static int ShouldSpin(const RAI_RunQueue *q, int armed, uint64_t wait_us) {
-    return armed && !q->background && !q->spinning && wait_us == UINT64_MAX &&
-           __atomic_load_n(&RAI_Cfg.worker_spin_us, __ATOMIC_RELAXED) > 0;
+    return armed && !q->background && !q->spinning && wait_us == UINT64_MAX && RAI_WorkerSpinUs() > 0;
 }
 
 /* Lock held on entry and on return; released while polling. Returns whether
  * a job was pushed meanwhile. */
 static int Spin(RAI_RunQueue *q) {
     q->spinning = 1;
-    uint64_t seen = q->pushes;
-    uint64_t spin_us = (uint64_t)__atomic_load_n(&RAI_Cfg.worker_spin_us, __ATOMIC_RELAXED);
+    PushWatch watch = {q, q->pushes};
     pthread_mutex_unlock(&q->lock);
-    int pushed = PollForPush(q, seen, spin_us);
+    int pushed = RAI_SpinUntil(PushedOrStopping, &watch, RAI_WorkerSpinUs());
     pthread_mutex_lock(&q->lock);
     q->spinning = 0;
     return pushed;
@@ -295,7 +291,7 @@ static int TakeNext(RAI_RunQueue *q, Batch *batch, int *armed) {
     /* Armed again when this job came within a spin of the queue running dry. */
     if (idle_from != 0) {
         uint64_t idle_us = RedisModule_MonotonicMicroseconds() - idle_from;
-        *armed = idle_us <= (uint64_t)__atomic_load_n(&RAI_Cfg.worker_spin_us, __ATOMIC_RELAXED);
+        *armed = idle_us <= RAI_WorkerSpinUs();
     }
     return !q->stopping;
 }

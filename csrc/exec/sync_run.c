@@ -2,13 +2,16 @@
  * a main thread waiting for jobs.
  *
  * One mutex and one condition variable serve both: a worker posts work and
- * waits for it to be done; the main thread does posted work in a one-shot
- * event-loop callback, or, while it waits for a job, in that wait. */
+ * waits for it to be done (polling for WORKER_SPIN_US first, then asleep);
+ * the main thread does posted work in a one-shot event-loop callback, or,
+ * while it waits for a job, in that wait. */
 #include "exec/sync_run.h"
 
 #include <pthread.h>
 
+#include "base/spin.h"
 #include "exec/run_queue.h"
+#include "types/config.h"
 
 /* One piece of Redis work a worker hands over: on that worker's stack while
  * it waits, or allocated for work nobody waits for (RAI_PostToMainThread). */
@@ -55,7 +58,7 @@ static void DrainLocked(RedisModuleCtx *ctx) {
             RedisModule_Free(h);
             continue;
         }
-        h->done = 1;
+        __atomic_store_n(&h->done, 1, __ATOMIC_RELEASE); /* a poster may be polling */
         pthread_cond_broadcast(&changed);
     }
 }
@@ -128,10 +131,19 @@ void RAI_DoPostedWork(RedisModuleCtx *ctx) {
     pthread_mutex_unlock(&lock);
 }
 
+static int HandoverDone(const void *arg) {
+    return __atomic_load_n(&((const Handover *)arg)->done, __ATOMIC_ACQUIRE);
+}
+
 int RAI_OnMainThread(RAI_RedisWork work, void *arg) {
     Handover h = {work, arg, 0, poster_tag, 0, NULL};
     pthread_mutex_lock(&lock);
     AppendLocked(&h);
+    pthread_mutex_unlock(&lock);
+    /* An idle main thread does it within tens of microseconds: poll for it
+     * rather than sleep (the main thread touches h no more once done is set). */
+    if (RAI_SpinUntil(HandoverDone, &h, RAI_WorkerSpinUs())) return 1;
+    pthread_mutex_lock(&lock);
     /* At shutdown the main thread stops serving events: give up rather than
      * wait for ever (a timed wait, so the flag is seen). */
     while (!h.done) {

@@ -30,12 +30,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "base/spin.h"
 #include "exec/run_queue.h"
 #include "exec/session_budget.h"
 #include "exec/sync_run.h"
 #include "python/py_bridge.h"
 #include "python/py_gil.h"
 #include "python/py_jobs.h"
+#include "types/config.h"
 
 #define ERR_FN_SHUTDOWN "ERR the server is shutting down, the run was not queued"
 #define ERR_FN_NO_QUEUE "ERR Could not initialize queue on requested device"
@@ -58,7 +60,7 @@ typedef struct FnWait {
 static void WakeFunction(RAI_Job *job) {
     FnWait *w = job->payload;
     pthread_mutex_lock(&w->lock);
-    w->done = 1;
+    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE); /* the function thread may be polling */
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
 }
@@ -93,6 +95,7 @@ typedef struct RunPort {
     pthread_mutex_t lock;
     EndedRun *ended; /* the newest first */
     uint64_t next_token; /* this thread's only */
+    uint64_t in_flight;  /* this thread's only: started, not yet taken */
 } RunPort;
 
 /* The payload of an awaited run's job. */
@@ -190,6 +193,8 @@ static void CountAndFreeOnMain(RedisModuleCtx *ctx, void *arg) {
     RAI_SessionSettle();
 }
 
+static int FnWaitDone(const void *arg) { return __atomic_load_n(&((const FnWait *)arg)->done, __ATOMIC_ACQUIRE); }
+
 /* No GIL: queues the job, waits for it, and keeps its outputs (retained in
  * outs) or its error (copied into *err, to be freed). The job is gone after. */
 static void RunAndWait(RAI_Job *job, RAI_Tensor **outs, char **err) {
@@ -201,6 +206,8 @@ static void RunAndWait(RAI_Job *job, RAI_Tensor **outs, char **err) {
         RAI_JobFree(job);
         return;
     }
+    /* The lock below also waits for the worker to let go of w after it set done. */
+    RAI_SpinUntil(FnWaitDone, &w, RAI_WorkerSpinUs());
     pthread_mutex_lock(&w.lock);
     while (!w.done) pthread_cond_wait(&w.cond, &w.lock);
     pthread_mutex_unlock(&w.lock);
@@ -355,6 +362,7 @@ static PyObject *ShimRunJobStart(PyObject *self, PyObject *args) {
         RAI_JobFree(job);
         return PyErr_Format(PyExc_RuntimeError, ERR_FN_SHUTDOWN);
     }
+    port->in_flight++;
     return PyLong_FromUnsignedLongLong(token);
 }
 
@@ -364,6 +372,25 @@ static PyObject *ShimRunPortFd(PyObject *self, PyObject *unused) {
     (void)unused;
     RunPort *port = ThisThreadsPort();
     return port ? PyLong_FromLong(port->fd) : PyErr_SetFromErrno(PyExc_OSError);
+}
+
+static int PortHasEnded(const void *arg) {
+    return __atomic_load_n(&((const RunPort *)arg)->ended, __ATOMIC_ACQUIRE) != NULL;
+}
+
+/* run_port_poll(): called by the loop before it sleeps. While this thread
+ * awaits runs, polls its port without the GIL for up to WORKER_SPIN_US, so
+ * a run that ends meanwhile costs no wake-up of a sleeping thread. Whether
+ * one has ended. */
+static PyObject *ShimRunPortPoll(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    RunPort *port = thread_port;
+    if (port == NULL || port->in_flight == 0) Py_RETURN_FALSE;
+    void *gil = RAI_GilSuspend();
+    int ended = RAI_SpinUntil(PortHasEnded, port, RAI_WorkerSpinUs());
+    RAI_GilResume(gil);
+    return PyBool_FromLong(ended);
 }
 
 /* (token, True, [Tensor, ...]) or (token, False, error text). */
@@ -404,6 +431,7 @@ static PyObject *ShimRunPortTake(PyObject *self, PyObject *unused) {
         if (item == NULL || PyList_Append(result, item) != 0) Py_CLEAR(result);
         Py_XDECREF(item);
         EndedRunFree(e);
+        port->in_flight--;
     }
     return result;
 }
@@ -414,6 +442,8 @@ static PyMethodDef FnRunMethods[] = {
     {"run_job_start", ShimRunJobStart, METH_VARARGS,
      "Queue a model or script run for an awaiting function: its token (see run_port_take)."},
     {"run_port_fd", ShimRunPortFd, METH_NOARGS, "The eventfd this thread's awaited runs signal when they end."},
+    {"run_port_poll", ShimRunPortPoll, METH_NOARGS,
+     "Before the loop sleeps: poll this thread's port for a while without the GIL; whether a run ended."},
     {"run_port_take", ShimRunPortTake, METH_NOARGS,
      "This thread's ended awaited runs: [(token, True, outputs) or (token, False, error), ...]."},
     {NULL, NULL, 0, NULL},

@@ -2,6 +2,8 @@
 #ifndef RAI_CONFIG_H
 #define RAI_CONFIG_H
 
+#include <stdint.h>
+
 #include "types/backends.h"
 #include "rm_api.h"
 
@@ -27,6 +29,11 @@ typedef struct {
 } RAI_Config;
 
 extern RAI_Config RAI_Cfg;
+
+/* WORKER_SPIN_US, read by any thread (AI.CONFIG may change it meanwhile). */
+static inline uint64_t RAI_WorkerSpinUs(void) {
+    return (uint64_t)__atomic_load_n(&RAI_Cfg.worker_spin_us, __ATOMIC_RELAXED);
+}
 
 /* Applies `KEY VALUE ...` module arguments: BACKENDSPATH first, the rest in
  * order. On a bad pair writes the log line into err and returns ERR. */

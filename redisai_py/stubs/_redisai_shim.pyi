@@ -99,6 +99,11 @@ def run_port_fd() -> int:
     """The eventfd this thread's awaited runs signal when they end (made on
     first use, kept for the thread's life)."""
 
+def run_port_poll() -> bool:
+    """Called by a function thread's event loop before it sleeps: while this
+    thread awaits runs, polls its port without the GIL for up to
+    WORKER_SPIN_US; whether a run has ended."""
+
 def run_port_take() -> list[tuple[int, bool, object]]:
     """This thread's awaited runs that ended since the last call, oldest
     first: (token, True, [Tensor, ...]) or (token, False, error text)."""
