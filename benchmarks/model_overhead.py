@@ -18,6 +18,10 @@ What it measures
 
     added overhead = p50(MODELEXECUTE) - p50(PING) - p50(raw backend call)
 
+    The loop runs twice: with the server's WORKER_SPIN_US (idle workers poll their queue
+    before they sleep), then with WORKER_SPIN_US 0; the report's main tables are the first,
+    and a table sets the two side by side with the worker threads' CPU per MODELEXECUTE.
+
     (PING carries the network round trip, redis-py and the main thread's command dispatch;
     raw carries the framework's own work.) The project's goal is <= 40 us, aim 15 us; RedisAI
     1.2.7 adds about 55-60 us on this machine.
@@ -337,8 +341,17 @@ def draw_chart(plt: Any, stats: dict[str, dict[str, float]], rows: list[Split],
 # --------------------------------------------------------------------------- main
 
 
-Measured = tuple[dict[str, dict[str, float]], dict[str, common.RunInfo],
-                 dict[str, dict[str, float]], dict[str, str], int, list[WorkerCost]]
+@dataclass
+class Loop:
+    """One interleaved loop's figures."""
+
+    stats: dict[str, dict[str, float]]
+    infos: dict[str, common.RunInfo]
+    n: int
+    worker_cpu_us: float  # worker threads' CPU per MODELEXECUTE over the loop
+
+
+Measured = tuple[dict[int, Loop], int, dict[str, dict[str, float]], dict[str, str], list[WorkerCost]]
 
 
 def measure() -> Measured:
@@ -356,21 +369,49 @@ def measure() -> Measured:
             "raw ONNX": onnx_raw_call(blobs["ONNX"]),
         }
 
-        def reset() -> None:
-            for key in MODEL_KEYS.values():
-                common.reset_run_info(client, key)
-
-        samples = common.interleaved(steps, N_CALLS, WARMUP_CALLS, reset, LOOP_TIME_LIMIT_S)
-        infos = {b: common.run_info(client, k) for b, k in MODEL_KEYS.items()}
-        n = len(samples["PING"])
-        for backend, info in infos.items():
-            if info.calls != n or info.errors:
-                raise RuntimeError(f"AI.INFO {MODEL_KEYS[backend]}: expected {n} clean calls, "
-                                   f"got {info}")
+        spin_us = int(client.execute_command("AI.CONFIG", "GET", "WORKER_SPIN_US"))
+        loops = {}
+        for spin in (spin_us, 0):  # as configured, then with workers that sleep at once
+            client.execute_command("AI.CONFIG", "WORKER_SPIN_US", spin)
+            loops[spin] = interleaved_loop(client, steps)
+        client.execute_command("AI.CONFIG", "WORKER_SPIN_US", spin_us)
         hot = {b: common.percentiles_us(hot_loop(steps[f"raw {b}"], HOT_CALLS)) for b in MODEL_KEYS}
         costs = worker_costs(client, {b: steps[f"raw {b}"] for b in MODEL_KEYS})
         client.close()
-    return {k: common.percentiles_us(v) for k, v in samples.items()}, infos, hot, env, n, costs
+    return loops, spin_us, hot, env, costs
+
+
+def interleaved_loop(client: redis.Redis, steps: dict[str, Callable[[], object]]) -> Loop:
+    """The interleaved loop once: percentiles, AI.INFO per backend, and the worker threads'
+    CPU per MODELEXECUTE over the whole loop (idle time and warm-up included)."""
+
+    def reset() -> None:
+        for key in MODEL_KEYS.values():
+            common.reset_run_info(client, key)
+
+    cpu0 = worker_thread_cpu_s(client)
+    samples = common.interleaved(steps, N_CALLS, WARMUP_CALLS, reset, LOOP_TIME_LIMIT_S)
+    worker_cpu = worker_thread_cpu_s(client) - cpu0
+    infos = {b: common.run_info(client, k) for b, k in MODEL_KEYS.items()}
+    n = len(samples["PING"])
+    for backend, info in infos.items():
+        if info.calls != n or info.errors:
+            raise RuntimeError(f"AI.INFO {MODEL_KEYS[backend]}: expected {n} clean calls, "
+                               f"got {info}")
+    executes = (n + WARMUP_CALLS) * len(MODEL_KEYS)
+    return Loop({k: common.percentiles_us(v) for k, v in samples.items()}, infos, n,
+                worker_cpu * 1e6 / executes)
+
+
+def polling_table(loops: dict[int, Loop], hot: dict[str, dict[str, float]]) -> list[str]:
+    lines = ["| WORKER_SPIN_US | backend | EXECUTE p50 - PING p50 | worker mean (AI.INFO) | "
+             "rest | PING p50 | worker CPU per EXECUTE, idle included |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    for spin, loop in loops.items():
+        for r in splits(loop.stats, loop.infos, hot):
+            lines.append(f"| {spin} | {r.backend} | {r.in_server:.1f} | {r.worker_mean:.1f} | "
+                         f"{r.rest:.1f} | {r.ping_p50:.1f} | {loop.worker_cpu_us:.0f} |")
+    return lines
 
 
 def main() -> int:
@@ -379,13 +420,15 @@ def main() -> int:
     if args.quick:
         N_CALLS, WARMUP_CALLS, HOT_CALLS = 500, 100, 300
     watch = common.Watch()
-    stats, infos, hot, env, n, costs = measure()
+    loops, spin_us, hot, env, costs = measure()
     env.update(watch.fields())
+    stats, infos, n = loops[spin_us].stats, loops[spin_us].infos, loops[spin_us].n
     rows = splits(stats, infos, hot)
     lat = latency_table(stats)
     ovh = overhead_table(rows)
     wrk = worker_table(costs)
-    common.show(lat, "", ovh, verdict(rows), "", wrk)
+    polling = polling_table(loops, hot)
+    common.show(lat, "", ovh, verdict(rows), "", polling, "", wrk)
     common.write_report(
         NAME, title="AI.MODELEXECUTE overhead (fraud MLP, TorchScript and ONNX)", env=env,
         about=[
@@ -413,6 +456,17 @@ def main() -> int:
             "",
             verdict(rows),
             "",
+            "## Polling workers (WORKER_SPIN_US)",
+            "",
+            f"The tables above are the server as configured (WORKER_SPIN_US {spin_us}: a worker "
+            "whose queue runs dry polls it that long before it sleeps). The same loop again "
+            "right after with WORKER_SPIN_US 0, workers sleeping as soon as the queue is empty:",
+            "",
+            *polling,
+            "",
+            "worker CPU per EXECUTE = the worker threads' CPU over the whole loop (warm-up and "
+            "the time between requests included) / EXECUTEs: what polling costs.",
+            "",
             "## Worker time per call, back to back (microseconds)",
             "",
             *wrk,
@@ -428,7 +482,10 @@ def main() -> int:
         data={"n_calls": n, "warmup_calls": WARMUP_CALLS, "goal_us": GOAL_US, "aim_us": AIM_US,
               "redisai_1_2_7_us": REDISAI_127_US, "latency_us": stats,
               "raw_back_to_back_us": hot, "ai_info": {b: asdict(i) for b, i in infos.items()},
-              "split_us": [asdict(r) for r in rows],
+              "split_us": [asdict(r) for r in rows], "worker_spin_us": spin_us,
+              "polling": {spin: {"latency_us": loop.stats, "worker_cpu_us_per_execute": loop.worker_cpu_us,
+                                 "split_us": [asdict(r) for r in splits(loop.stats, loop.infos, hot)]}
+                          for spin, loop in loops.items()},
               "worker_per_call_us": [asdict(c) for c in costs]},
         charts={"": lambda plt: draw_chart(plt, stats, rows, env)})
     return 0
