@@ -351,7 +351,8 @@ class Loop:
     worker_cpu_us: float  # worker threads' CPU per MODELEXECUTE over the loop
 
 
-Measured = tuple[dict[int, Loop], int, dict[str, dict[str, float]], dict[str, str], list[WorkerCost]]
+Measured = tuple[dict[int, Loop], int, dict[str, dict[str, float]], dict[str, str],
+                 dict[int, list[WorkerCost]]]
 
 
 def measure() -> Measured:
@@ -374,9 +375,13 @@ def measure() -> Measured:
         for spin in (spin_us, 0):  # as configured, then with workers that sleep at once
             client.execute_command("AI.CONFIG", "WORKER_SPIN_US", spin)
             loops[spin] = interleaved_loop(client, steps)
-        client.execute_command("AI.CONFIG", "WORKER_SPIN_US", spin_us)
         hot = {b: common.percentiles_us(hot_loop(steps[f"raw {b}"], HOT_CALLS)) for b in MODEL_KEYS}
-        costs = worker_costs(client, {b: steps[f"raw {b}"] for b in MODEL_KEYS})
+        raws = {b: steps[f"raw {b}"] for b in MODEL_KEYS}
+        # With WORKER_SPIN_US 0 the worker's CPU is its work and wake-ups; as configured it
+        # also holds its polling between two pipelines, but the calls find it awake.
+        costs = {0: worker_costs(client, raws)}
+        client.execute_command("AI.CONFIG", "WORKER_SPIN_US", spin_us)
+        costs[spin_us] = worker_costs(client, raws)
         client.close()
     return loops, spin_us, hot, env, costs
 
@@ -426,7 +431,7 @@ def main() -> int:
     rows = splits(stats, infos, hot)
     lat = latency_table(stats)
     ovh = overhead_table(rows)
-    wrk = worker_table(costs)
+    wrk = [line for spin, c in costs.items() for line in (f"WORKER_SPIN_US {spin}:", "", *worker_table(c), "")]
     polling = polling_table(loops, hot)
     common.show(lat, "", ovh, verdict(rows), "", polling, "", wrk)
     common.write_report(
@@ -473,7 +478,8 @@ def main() -> int:
             "",
             f"{WORKER_CALLS} MODELEXECUTEs of one backend in pipelines of {PIPELINE_DEPTH}, then "
             f"{WORKER_CALLS} raw calls back to back in this process, {WORKER_ROUNDS} rounds "
-            "alternating backends; median round shown. worker CPU = the worker thread's CPU time "
+            "alternating backends, first with WORKER_SPIN_US 0, then as configured (where the "
+            "worker's CPU also holds its polling between two pipelines); median round shown. worker CPU = the worker thread's CPU time "
             "(INFO ai_cpu) / calls: waking, the Python call, the output tensors, handing the job "
             "back. Python call = AI.INFO duration / calls. raw CPU = the raw call's thread CPU "
             "time / calls.",
@@ -486,7 +492,7 @@ def main() -> int:
               "polling": {spin: {"latency_us": loop.stats, "worker_cpu_us_per_execute": loop.worker_cpu_us,
                                  "split_us": [asdict(r) for r in splits(loop.stats, loop.infos, hot)]}
                           for spin, loop in loops.items()},
-              "worker_per_call_us": [asdict(c) for c in costs]},
+              "worker_per_call_us": {spin: [asdict(x) for x in c] for spin, c in costs.items()}},
         charts={"": lambda plt: draw_chart(plt, stats, rows, env)})
     return 0
 
