@@ -38,6 +38,9 @@ What it measures
     The speed goals of issue 15 for ours: every throughput figure >= 1.15x the original's, and
     single-client in-server time <= 0.65x the original's, for both backends.
 
+    Batching across clients: the same DAG loop on models stored with BATCHSIZE 16, at 32
+    clients, against GET at 32 clients on the same server (issue 15: ours >= 0.65x GET).
+
 How to run
     REDISAI_PEER_DIR=/tmp/redisai-peer/install .venv/bin/python benchmarks/vs_redisai.py [--quick]
 
@@ -83,6 +86,11 @@ RATE_GOAL = 1.15       # ours / original, every throughput figure
 LATENCY_GOAL = 0.65    # ours / original, in-server single-client time
 SATURATED = 0.85       # a thread busier than this share of one core limits the figure
 MODEL_KEYS = {"TORCH": "fraud", "ONNX": "fraud_onnx"}
+BATCHED_KEYS = {"TORCH": "fraud_b16", "ONNX": "fraud_onnx_b16"}
+BATCH_SIZE = 16
+BATCH_CLIENTS = 32
+BATCH_REQUESTS = 60_000
+BATCH_GOAL = 0.65      # ours x GET, the fraud DAG loop with BATCHSIZE 16 at 32 clients
 REF_STRING = "ref_bytes"
 WORKER_FIELD = "ai_queue_CPU_bthread_n1_used_cpu_total"
 SIDES = ("ours", "original")
@@ -246,6 +254,54 @@ def throughput(sides: dict[str, Side]) -> dict[tuple[str, str], list[dict[str, A
             f"{runs[('original', label)][-1]['rps']:,.0f}" for label in LABELS)
             + "  (ours / original req/s)", flush=True)
     return runs
+
+
+def batched_dag_loops(sides: dict[str, Side]) -> dict[str, dict[str, Any]]:
+    """The fraud DAG loop at BATCH_CLIENTS clients on models stored with BATCHSIZE
+    BATCH_SIZE, as a ratio of GET at as many clients on the same server (issue 15's goal for
+    ours: >= BATCH_GOAL x GET). Per backend and side: req/s and x GET per repeat, and medians."""
+    blobs = {"TORCH": common.model_builders.torch_mlp(), "ONNX": common.model_builders.onnx_mlp()}
+    for side in sides.values():
+        for backend, key in BATCHED_KEYS.items():
+            reply = side.client.execute_command("AI.MODELSTORE", key, backend, "CPU", "BATCHSIZE",
+                                                BATCH_SIZE, "BLOB", blobs[backend])
+            assert common.ok(reply), f"{side.name}: AI.MODELSTORE {key}: {reply!r}"
+    get = [b"GET", REF_STRING.encode()]
+    loops = {backend: common.dag_loop_args(key, TX.tobytes()) for backend, key in BATCHED_KEYS.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for repeat in range(REPEATS):
+        for name in SIDES if repeat % 2 == 0 else SIDES[::-1]:
+            side = sides[name]
+            get_rps = common.checked_benchmark(side.client, side.server.port, BATCH_CLIENTS,
+                                               BATCH_REQUESTS, get).rps
+            for backend, command in loops.items():
+                before = common.run_info(side.client, BATCHED_KEYS[backend])
+                rps = common.checked_benchmark(side.client, side.server.port, BATCH_CLIENTS,
+                                               BATCH_REQUESTS, command).rps
+                after = common.run_info(side.client, BATCHED_KEYS[backend])
+                if after.calls - before.calls != BATCH_REQUESTS or after.errors != before.errors:
+                    raise RuntimeError(f"{name} {backend} batched DAG: AI.INFO went from "
+                                       f"{before} to {after}")
+                row = out.setdefault(f"{name} {backend}", {"rps": [], "vs_get": []})
+                row["rps"].append(rps)
+                row["vs_get"].append(rps / get_rps)
+    for row in out.values():
+        row["median_rps"] = statistics.median(row["rps"])
+        row["median_vs_get"] = statistics.median(row["vs_get"])
+    return out
+
+
+def batched_lines(batched: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [f"| DAG loop, BATCHSIZE {BATCH_SIZE}, {BATCH_CLIENTS} clients | ours req/s | ours x GET "
+             f"| original req/s | original x GET | ours / original | goal ours x GET >= {BATCH_GOAL} |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for backend in BATCHED_KEYS:
+        o, p = batched[f"ours {backend}"], batched[f"original {backend}"]
+        lines.append(f"| {backend} | {o['median_rps']:,.0f} | {o['median_vs_get']:.3f} | "
+                     f"{p['median_rps']:,.0f} | {p['median_vs_get']:.3f} | "
+                     f"{o['median_rps'] / p['median_rps']:.2f} | "
+                     f"{'met' if o['median_vs_get'] >= BATCH_GOAL else 'NOT met'} |")
+    return lines
 
 
 def limit_of(busy: dict[str, float], label: str) -> str:
@@ -486,7 +542,8 @@ def ping_line(stats: dict[str, dict[str, float]]) -> str:
         f"{side} {stats[f'{side} PING']['p50']:.1f} us" for side in SIDES))
 
 
-def verdicts(ratios: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> list[str]:
+def verdicts(ratios: dict[str, dict[str, Any]], rows: list[dict[str, Any]],
+             batched: dict[str, dict[str, Any]]) -> list[str]:
     rates = [f"{label} {ratios[label]['median']:.2f}" for label in LABELS if label != "GET"]
     met = all(ratios[label]["median"] >= RATE_GOAL for label in LABELS if label != "GET")
     lat_met = all(r["ratio"] <= LATENCY_GOAL for r in rows)
@@ -494,7 +551,12 @@ def verdicts(ratios: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> l
             f"{'met' if met else 'NOT met'} ({'; '.join(rates)})",
             f"- single-client in-server time, ours / original <= {LATENCY_GOAL}: "
             f"{'met' if lat_met else 'NOT met'} ("
-            + "; ".join(f"{r['backend']} {r['ratio']:.2f}" for r in rows) + ")"]
+            + "; ".join(f"{r['backend']} {r['ratio']:.2f}" for r in rows) + ")",
+            f"- DAG loop with BATCHSIZE {BATCH_SIZE} at {BATCH_CLIENTS} clients, ours >= "
+            f"{BATCH_GOAL}x GET: " + "; ".join(
+                f"{b} {batched[f'ours {b}']['median_vs_get']:.2f} "
+                f"({'met' if batched[f'ours {b}']['median_vs_get'] >= BATCH_GOAL else 'NOT met'})"
+                for b in BATCHED_KEYS)]
 
 
 def draw_chart(plt: Any, figs: list[Figure], ratios: dict[str, dict[str, Any]],
@@ -563,6 +625,8 @@ def main() -> int:
               f"127.0.0.1:{sides['original'].server.port}; {CLIENTS} clients, "
               f"THREADS_PER_QUEUE {THREADS_PER_QUEUE}", flush=True)
         runs = throughput(sides)
+        print(f"  DAG loops with BATCHSIZE {BATCH_SIZE} at {BATCH_CLIENTS} clients ...", flush=True)
+        batched = batched_dag_loops(sides)
         print("  single-client latency ...", flush=True)
         ours = sides["ours"].client
         spin_us = int(ours.execute_command("AI.CONFIG", "GET", "WORKER_SPIN_US"))
@@ -581,8 +645,9 @@ def main() -> int:
     rows = latency_rows(stats, workers)
     rows_still = latency_rows(stats_still, workers_still)
     common.show(throughput_table(figs, ratios), "", cpu_table(figs), worker_lines(figs, raw),
+                "", batched_lines(batched),
                 glue_free_lines(figs, raw), "", latency_table(rows), ping_line(stats), "",
-                latency_table(rows_still), ping_line(stats_still), verdicts(ratios, rows))
+                latency_table(rows_still), ping_line(stats_still), verdicts(ratios, rows, batched))
     common.write_report(
         NAME, title="redisai_py vs the original RedisAI 1.2.7, side by side (fraud MLP)",
         env=env,
@@ -643,6 +708,18 @@ def main() -> int:
             "",
             *glue_free_lines(figs, raw),
             "",
+            f"## Batching across clients: the fraud DAG loop, BATCHSIZE {BATCH_SIZE}, "
+            f"{BATCH_CLIENTS} clients",
+            "",
+            *batched_lines(batched),
+            "",
+            f"The same DAG loop as above on models stored with BATCHSIZE {BATCH_SIZE} "
+            f"(`fraud_b16`, `fraud_onnx_b16`), `redis-benchmark -c {BATCH_CLIENTS} -P 1 -n "
+            f"{BATCH_REQUESTS:,}`; x GET = against GET at {BATCH_CLIENTS} clients on the same "
+            f"server in the same repeat; medians of {REPEATS} repeats (the servers' order "
+            "alternating). Per repeat, x GET: " + "; ".join(
+                f"{k}: {[round(x, 3) for x in v['vs_get']]}" for k, v in batched.items()),
+            "",
             "## Single-client latency (microseconds)",
             "",
             f"Ours as configured (WORKER_SPIN_US {spin_us}: the worker polls its queue that long "
@@ -667,14 +744,14 @@ def main() -> int:
             "",
             "## Goals (issue 15)",
             "",
-            *verdicts(ratios, rows),
+            *verdicts(ratios, rows, batched),
             "",
         ],
         data={"clients": CLIENTS, "threads_per_queue": THREADS_PER_QUEUE, "repeats": REPEATS,
               "run_seconds": RUN_SECONDS, "rate_goal": RATE_GOAL, "latency_goal": LATENCY_GOAL,
               "ours_over_original": ratios,
               "figures": [f.__dict__ for f in figs],
-              "worker_spin_us": spin_us, "latency_us": stats, "latency": rows,
+              "batched_dag_loops": batched, "worker_spin_us": spin_us, "latency_us": stats, "latency": rows,
               "latency_us_spin_0": stats_still, "latency_spin_0": rows_still,
               "raw_back_to_back_p50_us": raw,
               "runs": {f"{side} {label}": rs for (side, label), rs in runs.items()}},
