@@ -126,7 +126,7 @@ static int ConfigGet(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (RAI_ArgIs(argv[2], "MODEL_SESSIONS_MAX"))
         return RedisModule_ReplyWithLongLong(ctx, RAI_Cfg.model_sessions_max);
     if (RAI_ArgIs(argv[2], "WORKER_SPIN_US"))
-        return RedisModule_ReplyWithLongLong(ctx, __atomic_load_n(&RAI_Cfg.worker_spin_us, __ATOMIC_RELAXED));
+        return RedisModule_ReplyWithLongLong(ctx, (long long)RAI_WorkerSpinUs());
     return RedisModule_ReplyWithNull(ctx);
 }
 

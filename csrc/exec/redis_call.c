@@ -81,12 +81,16 @@ static void FreeArgs(RedisModuleCtx *ctx, RedisModuleString **args, int argc) {
     RedisModule_Free(args);
 }
 
-/* Cluster mode: the refusal if `key` is outside the call's slot, else NULL.
- * A function must name its keys in AI.FCALL (so the client reached the node
- * that serves them), as Redis Functions require. */
-static const char *KeyOutsideTheSlot(RedisModuleCtx *ctx, const char *key, size_t len, int slot) {
-    if (slot == RAI_CALL_ANY_SLOT || !(RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_CLUSTER))
-        return NULL;
+/* Whether a call's keys must be in its slot: a function's call (not a
+ * script's, RAI_CALL_ANY_SLOT) in cluster mode. A function must name its
+ * keys in AI.FCALL (so the client reached the node that serves them), as
+ * Redis Functions require. */
+static int SlotRuleApplies(RedisModuleCtx *ctx, int slot) {
+    return slot != RAI_CALL_ANY_SLOT && (RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_CLUSTER);
+}
+
+/* Where the slot rule applies: the refusal if `key` is outside the call's slot, else NULL. */
+static const char *KeyOutsideTheSlot(const char *key, size_t len, int slot) {
     if (slot < 0) return "ERR execute() may touch keys only when AI.FCALL names keys (cluster mode)";
     if (RAI_KeySlot(key, len) != slot)
         return "ERR execute() may only touch keys in the slot of the keys AI.FCALL names (cluster mode)";
@@ -96,15 +100,14 @@ static const char *KeyOutsideTheSlot(RedisModuleCtx *ctx, const char *key, size_
 /* Cluster mode: NULL if every key of the command hashes to the call's slot,
  * else the refusal. */
 static const char *OutsideTheSlot(RedisModuleCtx *ctx, RedisModuleString **args, int argc, int slot) {
-    if (slot == RAI_CALL_ANY_SLOT || !(RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_CLUSTER))
-        return NULL;
+    if (!SlotRuleApplies(ctx, slot)) return NULL;
     int nkeys = 0;
     int *positions = RedisModule_GetCommandKeys(ctx, args, argc, &nkeys);
     const char *refusal = NULL;
     for (int i = 0; positions && i < nkeys && refusal == NULL; i++) {
         size_t len;
         const char *key = RedisModule_StringPtrLen(args[positions[i]], &len);
-        refusal = KeyOutsideTheSlot(ctx, key, len, slot);
+        refusal = KeyOutsideTheSlot(key, len, slot);
     }
     RedisModule_Free(positions);
     return refusal;
@@ -270,7 +273,8 @@ static int MayRead(RedisModuleString *key, const char *name) {
 static void DoLookup(RedisModuleCtx *ctx, void *arg) {
     Lookup *l = arg;
     RedisModuleString *name = RedisModule_CreateString(ctx, l->key, l->keylen);
-    l->refusal = !MayRead(name, l->user) ? l->noperm : KeyOutsideTheSlot(ctx, l->key, l->keylen, l->slot);
+    if (!MayRead(name, l->user)) l->refusal = l->noperm;
+    else if (SlotRuleApplies(ctx, l->slot)) l->refusal = KeyOutsideTheSlot(l->key, l->keylen, l->slot);
     RedisModuleKey *k = l->refusal ? NULL : RedisModule_OpenKey(ctx, name, REDISMODULE_READ);
     l->type = k ? RedisModule_KeyType(k) : REDISMODULE_KEYTYPE_EMPTY;
     if (l->type == REDISMODULE_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(k) == l->want) {

@@ -221,7 +221,7 @@ void RAI_PyCallEnter(RAI_RunningCall *r) {
     pthread_mutex_unlock(&running_lock);
 }
 
-/* GIL held, as at Enter: a kill delivered from here on cannot find the
+/* GIL held, as at RAI_PyCallEnter: a kill delivered from here on cannot find the
  * entry, and one delivered before but not yet raised is withdrawn, so it
  * never reaches the worker's next call. */
 void RAI_PyCallLeave(RAI_RunningCall *r) {
